@@ -1,0 +1,29 @@
+# syntax=docker/dockerfile:1
+# Huddle server image: build with the pinned toolchain, run on a slim Debian with only CA
+# certificates added. The builder uses the bookworm variant so the binary links against the
+# same glibc as the runtime image.
+
+FROM rust:1.95-bookworm AS builder
+WORKDIR /build
+# Only what the build reads, so a local target/ or data/ never enters the build context copy.
+COPY Cargo.toml Cargo.lock ./
+COPY src ./src
+COPY sfu ./sfu
+COPY signaling ./signaling
+RUN --mount=type=cache,target=/usr/local/cargo/registry \
+    --mount=type=cache,target=/build/target \
+    cargo build --release --locked --bin huddle \
+    && install -m 0755 target/release/huddle /usr/local/bin/huddle
+
+FROM debian:bookworm-slim
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends ca-certificates \
+    && rm -rf /var/lib/apt/lists/* \
+    && useradd --system --uid 10001 --user-group --home-dir /var/lib/huddle --create-home huddle
+COPY --from=builder /usr/local/bin/huddle /usr/local/bin/huddle
+USER huddle
+WORKDIR /var/lib/huddle
+ENV HUDDLE_HTTP_ADDR=0.0.0.0:3000 \
+    HUDDLE_DATA_DIR=/var/lib/huddle
+EXPOSE 3000
+ENTRYPOINT ["/usr/local/bin/huddle"]

@@ -1,0 +1,37 @@
+//! The one error type at the SFU crate's boundary.
+
+use crate::{ParticipantId, TrackId};
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SfuError {
+    #[error("participant {0} is already in the room")]
+    AlreadyJoined(ParticipantId),
+    #[error("participant {0} is not in the room")]
+    UnknownParticipant(ParticipantId),
+    #[error("track {0} does not exist in the room")]
+    UnknownTrack(TrackId),
+    #[error("track {track} is not published by participant {participant}")]
+    NotTrackOwner { track: TrackId, participant: ParticipantId },
+    #[error("the room is full ({max} participants)")]
+    RoomFull { max: usize },
+    #[error("participant {participant} already publishes {max} tracks")]
+    TooManyTracks { participant: ParticipantId, max: usize },
+    #[error("invalid room configuration: {0}")]
+    InvalidConfig(&'static str),
+}
+
+impl SfuError {
+    /// A stable snake_case code clients can match on; the display text may change.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::AlreadyJoined(_) => "already_joined",
+            Self::UnknownParticipant(_) => "unknown_participant",
+            Self::UnknownTrack(_) => "unknown_track",
+            Self::NotTrackOwner { .. } => "not_track_owner",
+            Self::RoomFull { .. } => "room_full",
+            Self::TooManyTracks { .. } => "too_many_tracks",
+            Self::InvalidConfig(_) => "invalid_config",
+        }
+    }
+}

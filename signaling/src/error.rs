@@ -1,0 +1,66 @@
+//! The one error type at the signaling crate's boundary, with a stable machine-readable code
+//! per variant for the server's `{ "error": { "code", "message" } }` body.
+
+/// Everything signaling can refuse. Messages never include SDP, secrets or credentials.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SignalingError {
+    #[error("`{field}` must not be empty")]
+    EmptyField { field: &'static str },
+    #[error("`{field}` is not a valid id")]
+    InvalidId { field: &'static str },
+    #[error("SDP is {len} bytes; at most {max} are allowed")]
+    SdpTooLarge { len: usize, max: usize },
+    #[error("SDP must start with `v=0`")]
+    MalformedSdp,
+    #[error("ICE candidate is {len} bytes; at most {max} are allowed")]
+    CandidateTooLarge { len: usize, max: usize },
+    #[error("a call needs at least one invitee besides its initiator")]
+    NoInvitees,
+    #[error("only an invitee can answer this call")]
+    NotInvitee,
+    #[error("only the initiator can cancel this call")]
+    NotInitiator,
+    #[error("not a member of this call")]
+    NotMember,
+    #[error("this invitation was already answered")]
+    AlreadyAnswered,
+    #[error("already in this call")]
+    AlreadyJoined,
+    #[error("not in this call")]
+    NotJoined,
+    #[error("this call or invitation is no longer ringing")]
+    NotRinging,
+    #[error("this call has ended")]
+    CallEnded,
+    #[error("invalid signaling configuration: {0}")]
+    InvalidConfig(&'static str),
+}
+
+impl SignalingError {
+    /// A stable snake_case code clients can match on; the display text may change.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::EmptyField { .. } => "empty_field",
+            Self::InvalidId { .. } => "invalid_id",
+            Self::SdpTooLarge { .. } => "sdp_too_large",
+            Self::MalformedSdp => "malformed_sdp",
+            Self::CandidateTooLarge { .. } => "candidate_too_large",
+            Self::NoInvitees => "no_invitees",
+            Self::NotInvitee => "not_invitee",
+            Self::NotInitiator => "not_initiator",
+            Self::NotMember => "not_member",
+            Self::AlreadyAnswered => "already_answered",
+            Self::AlreadyJoined => "already_joined",
+            Self::NotJoined => "not_joined",
+            Self::NotRinging => "not_ringing",
+            Self::CallEnded => "call_ended",
+            Self::InvalidConfig(_) => "invalid_config",
+        }
+    }
+
+    /// True when the request itself was at fault (a 4xx); false for server misconfiguration.
+    pub fn is_client_error(&self) -> bool {
+        !matches!(self, Self::InvalidConfig(_))
+    }
+}

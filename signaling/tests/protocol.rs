@@ -1,0 +1,162 @@
+//! Wire-shape tests for call messages: camelCase JSON, unknown fields refused, limits enforced.
+
+use huddle_signaling::protocol::{
+    CallAccept, CallEnded, CallIncoming, CallJoin, CallLeave, CallStart, IceCandidate, MAX_ICE_CANDIDATE_BYTES,
+    MAX_SDP_BYTES, SdpAnswer, SdpOffer, SocketEvent, Validate,
+};
+use huddle_signaling::{CallKind, CallStatus, EndReason, SignalingError};
+
+const CALL: &str = "65a1f0c2e4b0a1b2c3d4e5f6";
+
+fn sdp_of_len(len: usize) -> String {
+    let mut sdp = String::from("v=0\r\n");
+    sdp.push_str(&"a".repeat(len - sdp.len()));
+    sdp
+}
+
+#[test]
+fn call_start_parses_camel_case_and_refuses_unknown_fields() {
+    let start: CallStart = serde_json::from_str(r#"{"chatId":"65a1f0c2e4b0a1b2c3d4e5f7","kind":"video"}"#).unwrap();
+    assert_eq!(start.kind, CallKind::Video);
+    assert_eq!(start.validate(), Ok(()));
+
+    // A client cannot smuggle its own invitee list or a Mongo operator in.
+    let extra = r#"{"chatId":"x","kind":"audio","invitees":["y"]}"#;
+    assert!(serde_json::from_str::<CallStart>(extra).is_err());
+    let operator = r#"{"chatId":{"$ne":null},"kind":"audio"}"#;
+    assert!(serde_json::from_str::<CallStart>(operator).is_err());
+    let snake = r#"{"chat_id":"x","kind":"audio"}"#;
+    assert!(serde_json::from_str::<CallStart>(snake).is_err());
+    let kind = r#"{"chatId":"x","kind":"hologram"}"#;
+    assert!(serde_json::from_str::<CallStart>(kind).is_err());
+}
+
+#[test]
+fn empty_or_odd_ids_are_refused() {
+    let empty = CallAccept { call_id: String::new() };
+    assert_eq!(empty.validate(), Err(SignalingError::EmptyField { field: "callId" }));
+    assert_eq!(empty.validate().unwrap_err().code(), "empty_field");
+
+    let spaced = CallJoin { call_id: "a b".into() };
+    assert_eq!(spaced.validate(), Err(SignalingError::InvalidId { field: "callId" }));
+
+    let chat = CallStart {
+        chat_id: String::new(),
+        kind: CallKind::Audio,
+    };
+    assert_eq!(chat.validate(), Err(SignalingError::EmptyField { field: "chatId" }));
+
+    assert_eq!(CallLeave { call_id: CALL.into() }.validate(), Ok(()));
+}
+
+#[test]
+fn oversize_sdp_is_refused() {
+    let ok = SdpOffer {
+        call_id: CALL.into(),
+        sdp: sdp_of_len(MAX_SDP_BYTES),
+    };
+    assert_eq!(ok.validate(), Ok(()), "exactly the limit is fine");
+
+    let big = SdpOffer {
+        call_id: CALL.into(),
+        sdp: sdp_of_len(MAX_SDP_BYTES + 1),
+    };
+    let err = big.validate().unwrap_err();
+    assert_eq!(
+        err,
+        SignalingError::SdpTooLarge {
+            len: MAX_SDP_BYTES + 1,
+            max: MAX_SDP_BYTES
+        }
+    );
+    assert_eq!(err.code(), "sdp_too_large");
+
+    let answer = SdpAnswer {
+        call_id: CALL.into(),
+        sdp: sdp_of_len(100 * 1024),
+    };
+    assert!(matches!(answer.validate(), Err(SignalingError::SdpTooLarge { .. })));
+}
+
+#[test]
+fn sdp_must_look_like_sdp() {
+    let empty = SdpAnswer {
+        call_id: CALL.into(),
+        sdp: String::new(),
+    };
+    assert_eq!(empty.validate(), Err(SignalingError::EmptyField { field: "sdp" }));
+    let junk = SdpOffer {
+        call_id: CALL.into(),
+        sdp: "<script>".into(),
+    };
+    assert_eq!(junk.validate(), Err(SignalingError::MalformedSdp));
+    let no_call = SdpOffer {
+        call_id: String::new(),
+        sdp: sdp_of_len(10),
+    };
+    assert_eq!(no_call.validate(), Err(SignalingError::EmptyField { field: "callId" }));
+}
+
+#[test]
+fn ice_candidates_are_bounded_and_end_of_candidates_is_allowed() {
+    let json = r#"{"callId":"c1","candidate":"candidate:1 1 udp 2122260223 192.0.2.1 54400 typ host","sdpMid":"0","sdpMLineIndex":0}"#;
+    let cand: IceCandidate = serde_json::from_str(json).unwrap();
+    assert_eq!(cand.sdp_m_line_index, Some(0));
+    assert_eq!(cand.validate(), Ok(()));
+
+    let end: IceCandidate = serde_json::from_str(r#"{"callId":"c1","candidate":""}"#).unwrap();
+    assert_eq!(end.validate(), Ok(()));
+
+    let big = IceCandidate {
+        call_id: "c1".into(),
+        candidate: "a".repeat(MAX_ICE_CANDIDATE_BYTES + 1),
+        sdp_mid: None,
+        sdp_m_line_index: None,
+    };
+    assert!(matches!(big.validate(), Err(SignalingError::CandidateTooLarge { .. })));
+}
+
+#[test]
+fn server_events_serialize_camel_case() {
+    let ended = CallEnded {
+        call_id: "c1".into(),
+        status: CallStatus::Missed,
+        reason: EndReason::Timeout,
+    };
+    assert_eq!(
+        serde_json::to_value(&ended).unwrap(),
+        serde_json::json!({ "callId": "c1", "status": "missed", "reason": "timeout" })
+    );
+    let incoming = CallIncoming {
+        call_id: "c1".into(),
+        chat_id: "chat".into(),
+        kind: CallKind::Audio,
+        initiator: "alice".into(),
+    };
+    assert_eq!(
+        serde_json::to_value(&incoming).unwrap(),
+        serde_json::json!({ "callId": "c1", "chatId": "chat", "kind": "audio", "initiator": "alice" })
+    );
+}
+
+#[test]
+fn events_are_named_entity_verb() {
+    let names = [
+        CallStart::EVENT,
+        CallAccept::EVENT,
+        CallJoin::EVENT,
+        CallLeave::EVENT,
+        SdpOffer::EVENT,
+        SdpAnswer::EVENT,
+        IceCandidate::EVENT,
+        CallIncoming::EVENT,
+        CallEnded::EVENT,
+    ];
+    for name in names {
+        assert!(name.starts_with("call:") && name.len() > 5, "{name}");
+    }
+    let mut unique = names.to_vec();
+    unique.sort_unstable();
+    unique.dedup();
+    assert_eq!(unique.len(), names.len(), "no two messages share an event name");
+}

@@ -1,0 +1,442 @@
+//! Server configuration: defaults < `huddle.toml` < environment, checked once at start-up.
+//!
+//! Every setting has one environment name (listed in the README); a bad value stops the
+//! server with an error that names that setting.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// A secret string: usable by the code, never printed by `Debug` or logs.
+#[derive(Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// The whole configuration. Field names are the `huddle.toml` keys.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub http_addr: SocketAddr,
+    pub data_dir: PathBuf,
+    /// External MongoDB; `None` starts the embedded `secantusd-rs`.
+    pub mongodb_uri: Option<Secret>,
+    pub mongodb_db: String,
+    /// Path to the `secantusd-rs` binary for the embedded database; `None` searches PATH.
+    pub secantusd_bin: Option<PathBuf>,
+    /// External S3 bucket; `None` starts the embedded S3-compatible store.
+    pub s3_bucket: Option<String>,
+    pub s3_endpoint: Option<String>,
+    pub s3_region: String,
+    pub s3_force_path_style: bool,
+    pub sendgrid_api_key: Option<Secret>,
+    pub sendgrid_base_url: String,
+    pub mail_from: String,
+    pub mail_from_name: String,
+    /// HMAC key for access tokens; `None` generates one kept in the data dir.
+    pub jwt_secret: Option<Secret>,
+    pub jwt_issuer: String,
+    pub jwt_audience: String,
+    pub cors_origins: Vec<String>,
+    pub access_token_ttl_secs: u64,
+    pub refresh_token_ttl_secs: u64,
+    pub otp_ttl_secs: u64,
+    /// Attempts per client IP per window on the sensitive auth routes.
+    pub rate_limit_per_ip: u32,
+    /// Attempts per account (email) per window on login, OTP and reset routes.
+    pub rate_limit_per_account: u32,
+    pub rate_limit_window_secs: u64,
+    pub cookie_secure: bool,
+    pub hsts: bool,
+    /// Take the client IP from `X-Forwarded-For` (only behind a trusted proxy).
+    pub trust_proxy: bool,
+    pub body_limit_bytes: usize,
+    pub log_format: LogFormat,
+    pub openai_api_key: Option<Secret>,
+    pub openai_base_url: Option<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            http_addr: SocketAddr::from(([127, 0, 0, 1], 3000)),
+            data_dir: PathBuf::from("./data"),
+            mongodb_uri: None,
+            mongodb_db: "huddle".into(),
+            secantusd_bin: None,
+            s3_bucket: None,
+            s3_endpoint: None,
+            s3_region: "us-east-1".into(),
+            s3_force_path_style: false,
+            sendgrid_api_key: None,
+            sendgrid_base_url: "https://api.sendgrid.com".into(),
+            mail_from: "no-reply@huddle.local".into(),
+            mail_from_name: "Huddle".into(),
+            jwt_secret: None,
+            jwt_issuer: "huddle".into(),
+            jwt_audience: "huddle-api".into(),
+            cors_origins: vec![
+                "http://localhost:3000".into(),
+                "http://127.0.0.1:3000".into(),
+                "http://localhost:5173".into(),
+            ],
+            access_token_ttl_secs: 15 * 60,
+            refresh_token_ttl_secs: 30 * 24 * 3600,
+            otp_ttl_secs: 10 * 60,
+            rate_limit_per_ip: 30,
+            rate_limit_per_account: 10,
+            rate_limit_window_secs: 15 * 60,
+            cookie_secure: true,
+            hsts: false,
+            trust_proxy: false,
+            body_limit_bytes: 64 * 1024,
+            log_format: LogFormat::Text,
+            openai_api_key: None,
+            openai_base_url: None,
+        }
+    }
+}
+
+/// A configuration error that names the offending setting.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid setting {setting}: {message}")]
+pub struct ConfigError {
+    pub setting: String,
+    pub message: String,
+}
+
+impl ConfigError {
+    fn new(setting: impl Into<String>, message: impl fmt::Display) -> Self {
+        Self {
+            setting: setting.into(),
+            message: message.to_string(),
+        }
+    }
+}
+
+type Setter = fn(&mut Config, &str) -> Result<(), String>;
+
+fn parse<T: std::str::FromStr>(raw: &str) -> Result<T, String>
+where
+    T::Err: fmt::Display,
+{
+    raw.trim().parse::<T>().map_err(|e| format!("{e} (got {raw:?})"))
+}
+
+fn parse_bool(raw: &str) -> Result<bool, String> {
+    match raw.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err(format!("expected true or false (got {raw:?})")),
+    }
+}
+
+fn non_empty(raw: &str) -> Option<String> {
+    let raw = raw.trim();
+    (!raw.is_empty()).then(|| raw.to_string())
+}
+
+/// Environment names and how each one sets its field. The README's table mirrors this list.
+const ENV: &[(&str, Setter)] = &[
+    ("HUDDLE_HTTP_ADDR", |c, v| Ok(c.http_addr = parse(v)?)),
+    ("HUDDLE_DATA_DIR", |c, v| Ok(c.data_dir = PathBuf::from(v))),
+    ("MONGODB_URI", |c, v| Ok(c.mongodb_uri = non_empty(v).map(Secret))),
+    ("HUDDLE_MONGODB_DB", |c, v| Ok(c.mongodb_db = v.trim().into())),
+    ("HUDDLE_SECANTUSD_BIN", |c, v| {
+        Ok(c.secantusd_bin = non_empty(v).map(PathBuf::from))
+    }),
+    ("HUDDLE_S3_BUCKET", |c, v| Ok(c.s3_bucket = non_empty(v))),
+    ("HUDDLE_S3_ENDPOINT", |c, v| Ok(c.s3_endpoint = non_empty(v))),
+    ("AWS_REGION", |c, v| Ok(c.s3_region = v.trim().into())),
+    ("HUDDLE_S3_REGION", |c, v| Ok(c.s3_region = v.trim().into())),
+    ("HUDDLE_S3_FORCE_PATH_STYLE", |c, v| {
+        Ok(c.s3_force_path_style = parse_bool(v)?)
+    }),
+    ("SENDGRID_API_KEY", |c, v| {
+        Ok(c.sendgrid_api_key = non_empty(v).map(Secret))
+    }),
+    ("SENDGRID_BASE_URL", |c, v| Ok(c.sendgrid_base_url = v.trim().into())),
+    ("HUDDLE_MAIL_FROM", |c, v| Ok(c.mail_from = v.trim().into())),
+    ("HUDDLE_MAIL_FROM_NAME", |c, v| Ok(c.mail_from_name = v.trim().into())),
+    ("HUDDLE_JWT_SECRET", |c, v| Ok(c.jwt_secret = non_empty(v).map(Secret))),
+    ("HUDDLE_JWT_ISSUER", |c, v| Ok(c.jwt_issuer = v.trim().into())),
+    ("HUDDLE_JWT_AUDIENCE", |c, v| Ok(c.jwt_audience = v.trim().into())),
+    ("HUDDLE_CORS_ORIGINS", |c, v| {
+        c.cors_origins = v.split(',').filter_map(non_empty).collect();
+        Ok(())
+    }),
+    (
+        "HUDDLE_ACCESS_TOKEN_TTL",
+        |c, v| Ok(c.access_token_ttl_secs = parse(v)?),
+    ),
+    ("HUDDLE_REFRESH_TOKEN_TTL", |c, v| {
+        Ok(c.refresh_token_ttl_secs = parse(v)?)
+    }),
+    ("HUDDLE_OTP_TTL", |c, v| Ok(c.otp_ttl_secs = parse(v)?)),
+    ("HUDDLE_RATE_LIMIT_PER_IP", |c, v| Ok(c.rate_limit_per_ip = parse(v)?)),
+    ("HUDDLE_RATE_LIMIT_PER_ACCOUNT", |c, v| {
+        Ok(c.rate_limit_per_account = parse(v)?)
+    }),
+    ("HUDDLE_RATE_LIMIT_WINDOW", |c, v| {
+        Ok(c.rate_limit_window_secs = parse(v)?)
+    }),
+    ("HUDDLE_COOKIE_SECURE", |c, v| Ok(c.cookie_secure = parse_bool(v)?)),
+    ("HUDDLE_HSTS", |c, v| Ok(c.hsts = parse_bool(v)?)),
+    ("HUDDLE_TRUST_PROXY", |c, v| Ok(c.trust_proxy = parse_bool(v)?)),
+    ("HUDDLE_BODY_LIMIT", |c, v| Ok(c.body_limit_bytes = parse(v)?)),
+    ("HUDDLE_LOG_FORMAT", |c, v| {
+        c.log_format = match v.trim() {
+            "text" => LogFormat::Text,
+            "json" => LogFormat::Json,
+            other => return Err(format!("expected text or json (got {other:?})")),
+        };
+        Ok(())
+    }),
+    ("OPENAI_API_KEY", |c, v| Ok(c.openai_api_key = non_empty(v).map(Secret))),
+    ("OPENAI_BASE_URL", |c, v| Ok(c.openai_base_url = non_empty(v))),
+];
+
+/// The environment names the server reads, for documentation and tests.
+pub fn env_names() -> impl Iterator<Item = &'static str> {
+    ENV.iter().map(|(name, _)| *name)
+}
+
+impl Config {
+    /// Loads from the process environment and `HUDDLE_CONFIG` (default `./huddle.toml`).
+    pub fn load() -> Result<Self, ConfigError> {
+        let explicit = std::env::var_os("HUDDLE_CONFIG").map(PathBuf::from);
+        let file = explicit.clone().unwrap_or_else(|| PathBuf::from("huddle.toml"));
+        let file = (explicit.is_some() || file.exists()).then_some(file);
+        Self::load_from(file.as_deref(), |name| std::env::var(name).ok())
+    }
+
+    /// Loads from an optional TOML file and an environment lookup, then validates.
+    pub fn load_from(file: Option<&Path>, env: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let mut config = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| ConfigError::new("HUDDLE_CONFIG", format!("{}: {e}", path.display())))?;
+                toml::from_str::<Config>(&text)
+                    .map_err(|e| ConfigError::new(format!("{} (huddle.toml)", path.display()), e.message()))?
+            }
+            None => Config::default(),
+        };
+        for (name, set) in ENV {
+            if let Some(value) = env(name) {
+                set(&mut config, &value).map_err(|m| ConfigError::new(*name, m))?;
+            }
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks values that parse but make no sense.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        fn err(setting: &str, message: impl fmt::Display) -> ConfigError {
+            ConfigError::new(setting, message)
+        }
+        if self.mongodb_db.is_empty() || self.mongodb_db.contains(['/', '.', ' ', '$']) {
+            return Err(err("HUDDLE_MONGODB_DB", "must be a plain database name"));
+        }
+        if let Some(uri) = &self.mongodb_uri
+            && !(uri.0.starts_with("mongodb://") || uri.0.starts_with("mongodb+srv://"))
+        {
+            return Err(err("MONGODB_URI", "must start with mongodb:// or mongodb+srv://"));
+        }
+        if let Some(bucket) = &self.s3_bucket
+            && !valid_bucket(bucket)
+        {
+            return Err(err(
+                "HUDDLE_S3_BUCKET",
+                "must be 3-63 lowercase letters, digits, '-' or '.'",
+            ));
+        }
+        if let Some(endpoint) = &self.s3_endpoint
+            && !is_http_url(endpoint)
+        {
+            return Err(err("HUDDLE_S3_ENDPOINT", "must be an http:// or https:// URL"));
+        }
+        if self.s3_endpoint.is_some() && self.s3_bucket.is_none() {
+            return Err(err("HUDDLE_S3_BUCKET", "is required when HUDDLE_S3_ENDPOINT is set"));
+        }
+        if !is_http_url(&self.sendgrid_base_url) {
+            return Err(err("SENDGRID_BASE_URL", "must be an http:// or https:// URL"));
+        }
+        if !looks_like_email(&self.mail_from) {
+            return Err(err("HUDDLE_MAIL_FROM", "must be an email address"));
+        }
+        if let Some(secret) = &self.jwt_secret
+            && secret.0.len() < 32
+        {
+            return Err(err("HUDDLE_JWT_SECRET", "must be at least 32 characters"));
+        }
+        for origin in &self.cors_origins {
+            if origin == "*" {
+                return Err(err(
+                    "HUDDLE_CORS_ORIGINS",
+                    "'*' is not allowed: cookies are sent with credentials",
+                ));
+            }
+            if !is_http_url(origin) || origin.ends_with('/') {
+                return Err(err(
+                    "HUDDLE_CORS_ORIGINS",
+                    format!("{origin:?} is not an origin like https://app.example.com"),
+                ));
+            }
+        }
+        let ttl_checks = [
+            ("HUDDLE_ACCESS_TOKEN_TTL", self.access_token_ttl_secs, 30, 24 * 3600),
+            (
+                "HUDDLE_REFRESH_TOKEN_TTL",
+                self.refresh_token_ttl_secs,
+                300,
+                365 * 24 * 3600,
+            ),
+            ("HUDDLE_OTP_TTL", self.otp_ttl_secs, 30, 3600),
+            ("HUDDLE_RATE_LIMIT_WINDOW", self.rate_limit_window_secs, 1, 24 * 3600),
+        ];
+        for (name, value, min, max) in ttl_checks {
+            if !(min..=max).contains(&value) {
+                return Err(err(
+                    name,
+                    format!("must be between {min} and {max} seconds (got {value})"),
+                ));
+            }
+        }
+        if self.refresh_token_ttl_secs <= self.access_token_ttl_secs {
+            return Err(err(
+                "HUDDLE_REFRESH_TOKEN_TTL",
+                "must be longer than HUDDLE_ACCESS_TOKEN_TTL",
+            ));
+        }
+        if self.rate_limit_per_ip == 0 {
+            return Err(err("HUDDLE_RATE_LIMIT_PER_IP", "must be at least 1"));
+        }
+        if self.rate_limit_per_account == 0 {
+            return Err(err("HUDDLE_RATE_LIMIT_PER_ACCOUNT", "must be at least 1"));
+        }
+        if !(1024..=64 * 1024 * 1024).contains(&self.body_limit_bytes) {
+            return Err(err("HUDDLE_BODY_LIMIT", "must be between 1024 and 67108864 bytes"));
+        }
+        if let Some(url) = &self.openai_base_url
+            && !is_http_url(url)
+        {
+            return Err(err("OPENAI_BASE_URL", "must be an http:// or https:// URL"));
+        }
+        Ok(())
+    }
+
+    pub fn access_token_ttl(&self) -> Duration {
+        Duration::from_secs(self.access_token_ttl_secs)
+    }
+
+    pub fn refresh_token_ttl(&self) -> Duration {
+        Duration::from_secs(self.refresh_token_ttl_secs)
+    }
+
+    pub fn otp_ttl(&self) -> Duration {
+        Duration::from_secs(self.otp_ttl_secs)
+    }
+}
+
+fn is_http_url(s: &str) -> bool {
+    let rest = s.strip_prefix("https://").or_else(|| s.strip_prefix("http://"));
+    rest.is_some_and(|r| !r.is_empty() && !r.contains(char::is_whitespace))
+}
+
+fn looks_like_email(s: &str) -> bool {
+    s.split_once('@')
+        .is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.') && !s.contains(char::is_whitespace))
+}
+
+fn valid_bucket(s: &str) -> bool {
+    (3..=63).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn load(file: Option<&str>, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let env: HashMap<String, String> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("huddle.toml");
+        if let Some(text) = file {
+            std::fs::write(&path, text).unwrap();
+        }
+        Config::load_from(file.map(|_| path.as_path()), |k| env.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_are_valid_and_local() {
+        let c = load(None, &[]).unwrap();
+        assert_eq!(c.http_addr.to_string(), "127.0.0.1:3000");
+        assert_eq!(c.data_dir, PathBuf::from("./data"));
+        assert!(c.mongodb_uri.is_none() && c.s3_bucket.is_none() && c.sendgrid_api_key.is_none());
+    }
+
+    #[test]
+    fn environment_overrides_file_which_overrides_defaults() {
+        let file = "http_addr = \"127.0.0.1:4000\"\nmongodb_db = \"fromfile\"\n";
+        let c = load(Some(file), &[("HUDDLE_HTTP_ADDR", "127.0.0.1:5000")]).unwrap();
+        assert_eq!(c.http_addr.port(), 5000);
+        assert_eq!(c.mongodb_db, "fromfile");
+        assert_eq!(c.access_token_ttl_secs, 900);
+    }
+
+    #[test]
+    fn errors_name_the_setting() {
+        let e = load(None, &[("HUDDLE_HTTP_ADDR", "not an address")]).unwrap_err();
+        assert_eq!(e.setting, "HUDDLE_HTTP_ADDR");
+        let e = load(None, &[("HUDDLE_CORS_ORIGINS", "*")]).unwrap_err();
+        assert_eq!(e.setting, "HUDDLE_CORS_ORIGINS");
+        let e = load(None, &[("HUDDLE_JWT_SECRET", "short")]).unwrap_err();
+        assert_eq!(e.setting, "HUDDLE_JWT_SECRET");
+        let e = load(None, &[("MONGODB_URI", "postgres://x")]).unwrap_err();
+        assert_eq!(e.setting, "MONGODB_URI");
+        let e = load(None, &[("HUDDLE_HSTS", "maybe")]).unwrap_err();
+        assert_eq!(e.setting, "HUDDLE_HSTS");
+        let e = load(Some("no_such_key = 1\n"), &[]).unwrap_err();
+        assert!(e.setting.ends_with("(huddle.toml)"), "{e}");
+        assert!(e.message.contains("no_such_key"), "{e}");
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        let c = load(
+            None,
+            &[("HUDDLE_JWT_SECRET", "0123456789abcdef0123456789abcdef-very-secret")],
+        )
+        .unwrap();
+        assert!(!format!("{c:?}").contains("very-secret"));
+    }
+}

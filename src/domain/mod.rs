@@ -1,0 +1,3 @@
+//! Plain types and rules of the product, free of HTTP and database concerns.
+
+pub mod user;

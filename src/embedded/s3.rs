@@ -1,0 +1,90 @@
+//! The embedded S3-compatible store: `s3s-fs` served on a loopback port inside this process,
+//! with storage in `<data dir>/media`. The server talks to it through the same `aws-sdk-s3`
+//! client as to AWS, with credentials minted for this run.
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use anyhow::Context;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto::Builder as ConnBuilder;
+use hyper_util::server::graceful::GracefulShutdown;
+use rand::distr::{Alphanumeric, SampleString};
+use s3s::auth::SimpleAuth;
+use s3s::service::S3ServiceBuilder;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// A running embedded S3 endpoint. Dropping it stops the listener.
+#[derive(Debug)]
+pub struct EmbeddedS3 {
+    pub endpoint: String,
+    pub access_key: String,
+    pub secret_key: String,
+    stop: watch::Sender<bool>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl EmbeddedS3 {
+    pub async fn start(data_dir: &Path) -> anyhow::Result<Self> {
+        let root = data_dir.join("media");
+        std::fs::create_dir_all(&root).with_context(|| format!("cannot create {}", root.display()))?;
+        let fs = s3s_fs::FileSystem::new(&root)
+            .map_err(|e| anyhow::anyhow!("cannot open S3 storage at {}: {e:?}", root.display()))?;
+        let mut rng = rand::rng();
+        let access_key = format!("huddle{}", Alphanumeric.sample_string(&mut rng, 14));
+        let secret_key = Alphanumeric.sample_string(&mut rng, 40);
+        let service = {
+            let mut builder = S3ServiceBuilder::new(fs);
+            builder.set_auth(SimpleAuth::from_single(access_key.clone(), secret_key.clone()));
+            builder.build()
+        };
+        let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
+        let endpoint = format!("http://{}", listener.local_addr()?);
+        let (stop, mut stopped) = watch::channel(false);
+        let task = tokio::spawn(async move {
+            let http = ConnBuilder::new(TokioExecutor::new());
+            let graceful = GracefulShutdown::new();
+            loop {
+                let socket = tokio::select! {
+                    accepted = listener.accept() => match accepted {
+                        Ok((socket, _)) => socket,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "embedded S3: accept failed");
+                            continue;
+                        }
+                    },
+                    _ = stopped.changed() => break,
+                };
+                let conn = http.serve_connection(TokioIo::new(socket), service.clone());
+                let conn = graceful.watch(conn.into_owned());
+                tokio::spawn(async move {
+                    let _ = conn.await;
+                });
+            }
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), graceful.shutdown()).await;
+        });
+        Ok(Self {
+            endpoint,
+            access_key,
+            secret_key,
+            stop,
+            task: Some(task),
+        })
+    }
+
+    /// Stops accepting and waits (briefly) for open requests to finish.
+    pub async fn stop(mut self) {
+        let _ = self.stop.send(true);
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for EmbeddedS3 {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}

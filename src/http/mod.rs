@@ -1,0 +1,170 @@
+//! The HTTP surface: one router file per resource, the operational endpoints, the OpenAPI
+//! document, and the middleware every response passes through.
+
+pub mod auth;
+pub mod extract;
+pub mod ops;
+pub mod users;
+
+use std::time::Instant;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::http::{HeaderName, HeaderValue, Method, Response, header};
+use axum::middleware::{self, Next};
+use axum::response::IntoResponse;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::error::AppError;
+use crate::state::AppState;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Huddle API", description = "Accounts, chat and calls for Huddle clients. Errors share one body: `{ \"error\": { \"code\", \"message\" } }`."),
+    tags((name = "auth", description = "Registration, sign-in, tokens, passwords"),
+         (name = "users", description = "Profiles and search"),
+         (name = "ops", description = "Health, readiness, metrics")),
+    modifiers(&BearerAuth)
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        let mut scheme = Http::new(HttpAuthScheme::Bearer);
+        scheme.bearer_format = Some("JWT".into());
+        components.add_security_scheme("bearer", SecurityScheme::Http(scheme));
+    }
+}
+
+/// The OpenAPI document, generated from the route annotations.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api_routes().split_for_parts().1
+}
+
+fn api_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .nest("/api/v1/auth", auth::router())
+        .nest("/api/v1/users", users::router())
+        .merge(ops::router())
+}
+
+/// The whole application with its middleware.
+pub fn app(state: AppState) -> Router {
+    let (api, openapi) = api_routes().split_for_parts();
+    let docs_csp = HeaderValue::from_static(
+        "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'",
+    );
+    let docs: Router<AppState> = Router::from(SwaggerUi::new("/docs").url("/api/v1/openapi.json", openapi)).layer(
+        SetResponseHeaderLayer::overriding(header::CONTENT_SECURITY_POLICY, docs_csp),
+    );
+    let routes = Router::new()
+        .merge(api)
+        .merge(docs)
+        .fallback(|| async { AppError::NotFound });
+    with_middleware(routes, state)
+}
+
+/// Wraps routes in the middleware every response passes through: panic catching, request
+/// logs and metrics, security headers, CORS and the body limit.
+pub fn with_middleware(routes: Router<AppState>, state: AppState) -> Router {
+    let hsts = state.config.hsts;
+    routes
+        .layer(DefaultBodyLimit::max(state.config.body_limit_bytes))
+        .layer(cors(&state.config.cors_origins))
+        .layer(middleware::from_fn(move |req, next| security_headers(hsts, req, next)))
+        .layer(middleware::from_fn(record_metrics))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|req: &Request| {
+                    // The path only: query strings can carry secrets.
+                    tracing::info_span!("http", method = %req.method(), path = %req.uri().path())
+                })
+                .on_request(())
+                .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
+        )
+        .layer(CatchPanicLayer::custom(panic_response))
+        .with_state(state)
+}
+
+fn cors(origins: &[String]) -> CorsLayer {
+    let origins: Vec<HeaderValue> = origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()).collect();
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::list(origins))
+        .allow_credentials(true)
+        .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::PUT, Method::DELETE])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+        .max_age(std::time::Duration::from_secs(600))
+}
+
+/// The helmet set, on every response (handlers may set a stricter or looser CSP first).
+async fn security_headers(hsts: bool, req: Request, next: Next) -> impl IntoResponse {
+    let is_auth = req.uri().path().starts_with("/api/v1/auth");
+    let mut response = next.run(req).await;
+    let headers = response.headers_mut();
+    let defaults: [(HeaderName, &'static str); 7] = [
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+        ),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (HeaderName::from_static("cross-origin-opener-policy"), "same-origin"),
+        (HeaderName::from_static("cross-origin-resource-policy"), "same-origin"),
+        (
+            HeaderName::from_static("permissions-policy"),
+            "camera=(), microphone=(), geolocation=()",
+        ),
+    ];
+    for (name, value) in defaults {
+        headers.entry(name).or_insert(HeaderValue::from_static(value));
+    }
+    if hsts {
+        headers.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=63072000; includeSubDomains"),
+        );
+    }
+    if is_auth {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    response
+}
+
+async fn record_metrics(req: Request, next: Next) -> impl IntoResponse {
+    let started = Instant::now();
+    let method = req.method().to_string();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
+    let response = next.run(req).await;
+    let status = response.status().as_u16().to_string();
+    metrics::counter!("huddle_http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status)
+        .increment(1);
+    metrics::histogram!("huddle_http_request_duration_seconds", "method" => method, "route" => route)
+        .record(started.elapsed().as_secs_f64());
+    response
+}
+
+fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Response<Body> {
+    let detail = panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("unknown panic");
+    metrics::counter!("huddle_handler_panics_total").increment(1);
+    AppError::Internal(anyhow::anyhow!("handler panicked: {detail}")).into_response()
+}

@@ -1,0 +1,192 @@
+//! `AppState`: a `Clone` struct of handles every handler receives, and how it is built from
+//! the configuration (starting the embedded backends when nothing else is configured).
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use metrics_exporter_prometheus::PrometheusHandle;
+
+use crate::auth::otp::OtpKey;
+use crate::auth::password::Passwords;
+use crate::auth::rate_limit::RateLimiter;
+use crate::auth::tokens::Tokens;
+use crate::config::{Config, Secret};
+use crate::embedded::db::{self, EmbeddedDb};
+use crate::embedded::lock::DataDirLock;
+use crate::embedded::s3::EmbeddedS3;
+use crate::mail::{Mailer, outbox::Outbox, sendgrid::SendGrid};
+use crate::store::Store;
+use crate::store::s3::MediaStore;
+
+#[derive(Clone, Debug)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub store: Store,
+    pub media: MediaStore,
+    pub mailer: Mailer,
+    pub passwords: Passwords,
+    pub tokens: Tokens,
+    pub otp_key: OtpKey,
+    pub limiter: RateLimiter,
+    pub metrics: PrometheusHandle,
+}
+
+/// What the server started for itself; stopped when this is shut down or dropped.
+#[derive(Debug)]
+pub struct Backends {
+    db: Option<EmbeddedDb>,
+    s3: Option<EmbeddedS3>,
+    _lock: DataDirLock,
+}
+
+impl Backends {
+    /// Stops the embedded S3 endpoint and database (cleanly, with SIGTERM).
+    pub async fn shutdown(mut self) {
+        if let Some(s3) = self.s3.take() {
+            s3.stop().await;
+        }
+        if let Some(mut db) = self.db.take() {
+            tokio::task::spawn_blocking(move || db.stop(Duration::from_secs(10)))
+                .await
+                .ok();
+        }
+    }
+}
+
+impl AppState {
+    /// Builds every handle. Starts the embedded database and S3 store when the
+    /// configuration names none, and logs one line per component saying which it uses.
+    pub async fn build(config: Config) -> anyhow::Result<(Self, Backends)> {
+        let lock = DataDirLock::acquire(&config.data_dir)?;
+        let data_dir = config.data_dir.clone();
+
+        let mut embedded_db = None;
+        let store = match &config.mongodb_uri {
+            Some(uri) => {
+                let store = Store::connect(uri.expose(), &config.mongodb_db).await?;
+                tracing::info!(component = "database", backend = "mongodb", db = %config.mongodb_db, "database: external MongoDB (MONGODB_URI)");
+                store
+            }
+            None => {
+                let binary = db::find_binary(config.secantusd_bin.as_deref())?;
+                let started = EmbeddedDb::start(&binary, &data_dir)?;
+                let client = started.wait_ready(Duration::from_secs(60)).await?;
+                let uri = started.uri();
+                drop(client);
+                let store = Store::connect(&uri, &config.mongodb_db).await?;
+                tracing::info!(component = "database", backend = "embedded", binary = %binary.display(), %uri, storage = %data_dir.join("db").display(), "database: embedded secantusd-rs");
+                embedded_db = Some(started);
+                store
+            }
+        };
+        store.ensure_indexes().await.context("cannot create database indexes")?;
+
+        let mut embedded_s3 = None;
+        let media = match &config.s3_bucket {
+            Some(bucket) => {
+                let media = MediaStore::external(&config, bucket).await;
+                tracing::info!(component = "media", backend = "s3", %bucket, endpoint = config.s3_endpoint.as_deref().unwrap_or("aws"), "media: external S3");
+                media
+            }
+            None => {
+                let s3 = EmbeddedS3::start(&data_dir).await?;
+                let media = MediaStore::embedded(&config, &s3).await?;
+                tracing::info!(component = "media", backend = "embedded", endpoint = %s3.endpoint, storage = %data_dir.join("media").display(), "media: embedded S3-compatible store (s3s-fs)");
+                embedded_s3 = Some(s3);
+                media
+            }
+        };
+
+        let mailer = match &config.sendgrid_api_key {
+            Some(key) => {
+                let mailer = Mailer::SendGrid(SendGrid::new(
+                    &config.sendgrid_base_url,
+                    key.clone(),
+                    &config.mail_from,
+                    &config.mail_from_name,
+                )?);
+                tracing::info!(component = "email", backend = "sendgrid", base_url = %config.sendgrid_base_url, "email: SendGrid");
+                mailer
+            }
+            None => {
+                let outbox = Outbox::new(data_dir.join("outbox"))?;
+                tracing::info!(component = "email", backend = "outbox", dir = %outbox.dir().display(), "email: written to the outbox folder");
+                Mailer::Outbox(outbox)
+            }
+        };
+        match &config.openai_base_url {
+            Some(url) if config.openai_api_key.is_some() => {
+                tracing::info!(component = "assistant", backend = "openai", base_url = %url, "assistant: OpenAI-compatible endpoint")
+            }
+            _ if config.openai_api_key.is_some() => {
+                tracing::info!(component = "assistant", backend = "openai", "assistant: OpenAI")
+            }
+            _ => tracing::info!(
+                component = "assistant",
+                backend = "disabled",
+                "assistant: off (set OPENAI_API_KEY)"
+            ),
+        }
+
+        let master = match &config.jwt_secret {
+            Some(secret) => secret.clone(),
+            None => load_or_create_secret(&data_dir.join("jwt-secret"))?,
+        };
+        let tokens = Tokens::new(
+            master.expose().as_bytes(),
+            &config.jwt_issuer,
+            &config.jwt_audience,
+            config.access_token_ttl(),
+        );
+        let state = Self {
+            store,
+            media,
+            mailer,
+            passwords: Passwords::new(hash_parallelism())?,
+            tokens,
+            otp_key: OtpKey::derive(master.expose().as_bytes()),
+            limiter: RateLimiter::new(Duration::from_secs(config.rate_limit_window_secs)),
+            metrics: crate::telemetry::metrics_handle(),
+            config: Arc::new(config),
+        };
+        let backends = Backends {
+            db: embedded_db,
+            s3: embedded_s3,
+            _lock: lock,
+        };
+        Ok((state, backends))
+    }
+}
+
+/// Concurrent password hashes allowed: two per core, each takes 19 MiB.
+fn hash_parallelism() -> usize {
+    std::thread::available_parallelism().map(|n| n.get() * 2).unwrap_or(4)
+}
+
+/// Reads the generated signing secret, creating it (mode 0600) on first start so tokens
+/// survive restarts.
+fn load_or_create_secret(path: &Path) -> anyhow::Result<Secret> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Ok(existing) = std::fs::read_to_string(path) {
+        let existing = existing.trim();
+        anyhow::ensure!(
+            existing.len() >= 32,
+            "{} is too short; delete it to generate a new one",
+            path.display()
+        );
+        return Ok(Secret::new(existing));
+    }
+    let secret = hex::encode(rand::random::<[u8; 32]>());
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    file.write_all(secret.as_bytes())?;
+    file.sync_all()?;
+    Ok(Secret::new(secret))
+}

@@ -1,0 +1,84 @@
+//! MongoDB repositories (one file per collection), index creation, transactions, and the S3
+//! media store.
+
+pub mod otps;
+pub mod s3;
+pub mod sessions;
+pub mod tx;
+pub mod users;
+
+use std::time::Duration;
+
+use mongodb::bson::doc;
+use mongodb::options::{ClientOptions, WriteConcern};
+use mongodb::{Client, Database};
+
+pub use otps::{OtpPurpose, OtpStore};
+pub use sessions::SessionStore;
+pub use users::UserStore;
+
+/// Handles to every repository; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pub client: Client,
+    pub db: Database,
+    pub users: UserStore,
+    pub sessions: SessionStore,
+    pub otps: OtpStore,
+}
+
+impl Store {
+    /// Connects with majority write concern, so an acknowledged write survives failover.
+    pub async fn connect(uri: &str, db_name: &str) -> anyhow::Result<Self> {
+        let mut options = ClientOptions::parse(uri).await?;
+        options.app_name = Some("huddle".into());
+        options.write_concern = Some(WriteConcern::majority());
+        if options.server_selection_timeout.is_none() {
+            options.server_selection_timeout = Some(Duration::from_secs(10));
+        }
+        let client = Client::with_options(options)?;
+        Ok(Self::from_client(client, db_name))
+    }
+
+    pub fn from_client(client: Client, db_name: &str) -> Self {
+        let db = client.database(db_name);
+        Self {
+            users: UserStore::new(&db),
+            sessions: SessionStore::new(&db),
+            otps: OtpStore::new(&db),
+            client,
+            db,
+        }
+    }
+
+    /// Creates the indexes every query relies on; safe to run at every start.
+    pub async fn ensure_indexes(&self) -> anyhow::Result<()> {
+        self.users.ensure_indexes().await?;
+        self.sessions.ensure_indexes().await?;
+        self.otps.ensure_indexes().await?;
+        Ok(())
+    }
+
+    pub async fn ping(&self) -> mongodb::error::Result<()> {
+        self.db.run_command(doc! { "ping": 1 }).await.map(|_| ())
+    }
+}
+
+/// True when a write failed on a unique index.
+pub fn is_duplicate_key(error: &mongodb::error::Error) -> bool {
+    use mongodb::error::{ErrorKind, WriteFailure};
+    match error.kind.as_ref() {
+        ErrorKind::Write(WriteFailure::WriteError(e)) => e.code == 11000,
+        ErrorKind::Command(e) => e.code == 11000,
+        ErrorKind::InsertMany(e) => e
+            .write_errors
+            .as_ref()
+            .is_some_and(|errs| errs.iter().any(|e| e.code == 11000)),
+        _ => error.to_string().contains("E11000"),
+    }
+}
+
+/// Now as a BSON date, truncated to milliseconds like everything MongoDB stores.
+pub fn now() -> mongodb::bson::DateTime {
+    mongodb::bson::DateTime::now()
+}

@@ -1,0 +1,42 @@
+//! Multi-document transactions with the retry rules MongoDB drivers document: the whole
+//! transaction again on `TransientTransactionError`, the commit again on
+//! `UnknownTransactionCommitResult`.
+
+use futures::future::BoxFuture;
+use mongodb::error::{Result, TRANSIENT_TRANSACTION_ERROR, UNKNOWN_TRANSACTION_COMMIT_RESULT};
+use mongodb::{Client, ClientSession};
+
+const MAX_ATTEMPTS: usize = 5;
+
+/// Runs `body` in a transaction. `body` may run more than once, so it clones what it needs.
+pub async fn transaction<T, F>(client: &Client, mut body: F) -> Result<T>
+where
+    F: for<'s> FnMut(&'s mut ClientSession) -> BoxFuture<'s, Result<T>>,
+{
+    let mut session = client.start_session().await?;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        session.start_transaction().await?;
+        let value = match body(&mut session).await {
+            Ok(value) => value,
+            Err(e) => {
+                let _ = session.abort_transaction().await;
+                if e.contains_label(TRANSIENT_TRANSACTION_ERROR) && attempt < MAX_ATTEMPTS {
+                    continue;
+                }
+                return Err(e);
+            }
+        };
+        let mut commits = 0;
+        loop {
+            commits += 1;
+            match session.commit_transaction().await {
+                Ok(()) => return Ok(value),
+                Err(e) if e.contains_label(UNKNOWN_TRANSACTION_COMMIT_RESULT) && commits < MAX_ATTEMPTS => {}
+                Err(e) if e.contains_label(TRANSIENT_TRANSACTION_ERROR) && attempt < MAX_ATTEMPTS => break,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}

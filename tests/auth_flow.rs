@@ -1,0 +1,302 @@
+//! Whole-server account flows over HTTP: register, mail, verify, sign-in, profile, refresh
+//! rotation with reuse detection, sign-out, password change and reset.
+
+mod common;
+
+use common::{PASSWORD, TestServer, register_body};
+use serde_json::json;
+
+#[tokio::test]
+async fn register_verify_login_refresh_reuse_logout() {
+    let server = TestServer::start().await;
+    let client = server.client();
+    let email = "ada@example.com";
+
+    let r = client
+        .post("/api/v1/auth/register", &register_body("ada", "Ada@Example.com"))
+        .await;
+    assert_eq!(r.status, 202, "{r:?}");
+
+    // Unverified accounts cannot sign in, even with the right password.
+    let r = client
+        .post("/api/v1/auth/login", &json!({ "email": email, "password": PASSWORD }))
+        .await;
+    assert_eq!((r.status, r.code()), (403, "email_not_verified"), "{r:?}");
+
+    let mail = server.wait_mail(email, 1).await;
+    assert_eq!(mail["subject"], "Verify your Huddle email");
+    let otp = mail["otp"].as_str().unwrap().to_string();
+    assert!(mail["text"].as_str().unwrap().contains(&otp));
+
+    let r = client
+        .post("/api/v1/auth/verify", &json!({ "email": email, "otp": otp }))
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert!(r.body["accessToken"].is_string());
+    assert_eq!(r.body["tokenType"], "Bearer");
+    assert_eq!(r.body["expiresIn"], 900);
+    assert!(r.body.get("refreshToken").is_none(), "not asked for in the body");
+    assert_eq!(r.body["user"]["emailVerified"], true);
+    let cookie = r.headers.get("set-cookie").unwrap().to_str().unwrap().to_string();
+    assert!(cookie.starts_with("huddle_refresh="), "{cookie}");
+    for attribute in ["HttpOnly", "SameSite=Strict", "Path=/api/v1/auth"] {
+        assert!(cookie.contains(attribute), "{cookie} lacks {attribute}");
+    }
+    let user = &r.body["user"];
+    for secret in [
+        "password",
+        "otp",
+        "otpExpiryTime",
+        "passwordResetToken",
+        "passwordResetExpires",
+    ] {
+        assert!(user.get(secret).is_none(), "{secret} leaked: {user}");
+    }
+
+    // Sign in as a non-browser client (its own cookie jar), refresh token in the body.
+    let app = server.client();
+    let r = app
+        .post(
+            "/api/v1/auth/login",
+            &json!({ "email": email, "password": PASSWORD, "includeRefreshToken": true }),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let access = r.body["accessToken"].as_str().unwrap().to_string();
+    let refresh1 = r.body["refreshToken"].as_str().unwrap().to_string();
+
+    let me = app.get("/api/v1/users/me", Some(&access)).await;
+    assert_eq!(me.status, 200, "{me:?}");
+    assert_eq!(me.body["username"], "ada");
+    assert_eq!(me.body["email"], email);
+    assert_eq!(me.body["firstName"], "Ada");
+    assert_eq!(me.body["_id"].as_str().unwrap().len(), 24);
+    assert!(me.body.get("password").is_none());
+
+    // Rotation: the first refresh works and spends refresh1.
+    let r = app
+        .post("/api/v1/auth/refresh", &json!({ "refreshToken": refresh1 }))
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let refresh2 = r.body["refreshToken"].as_str().unwrap().to_string();
+    let access2 = r.body["accessToken"].as_str().unwrap().to_string();
+    assert_ne!(refresh1, refresh2);
+    assert_eq!(app.get("/api/v1/users/me", Some(&access2)).await.status, 200);
+
+    // Reuse of the spent token revokes the whole family: refresh2 and its access token die.
+    let r = app
+        .post("/api/v1/auth/refresh", &json!({ "refreshToken": refresh1 }))
+        .await;
+    assert_eq!(r.status, 401, "{r:?}");
+    let r = app
+        .post("/api/v1/auth/refresh", &json!({ "refreshToken": refresh2 }))
+        .await;
+    assert_eq!(r.status, 401, "family must be revoked: {r:?}");
+    assert_eq!(app.get("/api/v1/users/me", Some(&access2)).await.status, 401);
+
+    // The cookie session from verify is a different family and still works.
+    let r = client.post("/api/v1/auth/refresh", &json!({})).await;
+    assert_eq!(r.status, 200, "cookie refresh: {r:?}");
+    assert!(
+        r.body.get("refreshToken").is_none(),
+        "cookie clients get the token as a cookie only"
+    );
+    let cookie_access = r.body["accessToken"].as_str().unwrap().to_string();
+
+    // Logout ends the session and clears the cookie.
+    let r = client
+        .post_auth("/api/v1/auth/logout", &cookie_access, &json!({}))
+        .await;
+    assert_eq!(r.status, 204, "{r:?}");
+    let cleared = r.headers.get("set-cookie").unwrap().to_str().unwrap();
+    assert!(cleared.contains("Max-Age=0"), "{cleared}");
+    assert_eq!(client.get("/api/v1/users/me", Some(&cookie_access)).await.status, 401);
+    assert_eq!(client.post("/api/v1/auth/refresh", &json!({})).await.status, 401);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn cookie_refresh_from_a_foreign_origin_is_refused() {
+    let server = TestServer::start().await;
+    let session = server.signed_up("grace").await;
+    let client = &session.client;
+    let foreign = client
+        .send(
+            client
+                .http
+                .post(client.url("/api/v1/auth/refresh"))
+                .header("origin", "https://evil.example")
+                .json(&json!({})),
+        )
+        .await;
+    assert_eq!(
+        (foreign.status, foreign.code()),
+        (403, "origin_not_allowed"),
+        "{foreign:?}"
+    );
+    let allowed = client
+        .send(
+            client
+                .http
+                .post(client.url("/api/v1/auth/refresh"))
+                .header("origin", "http://localhost:5173")
+                .json(&json!({})),
+        )
+        .await;
+    assert_eq!(allowed.status, 200, "{allowed:?}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn profile_update_lookup_and_search() {
+    let server = TestServer::start().await;
+    let ada = server.signed_up("ada").await;
+    let bob = server.signed_up("bob").await;
+    let c = &ada.client;
+
+    let r = c
+        .patch_auth(
+            "/api/v1/users/me",
+            &ada.access,
+            &json!({ "about": "<b>maths</b>", "username": "Ada.L" }),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.body["username"], "ada.l");
+    assert_eq!(r.body["about"], "<b>maths</b>");
+
+    let r = c
+        .patch_auth("/api/v1/users/me", &ada.access, &json!({ "username": "bob" }))
+        .await;
+    assert_eq!((r.status, r.code()), (409, "conflict"), "{r:?}");
+    let r = c
+        .patch_auth("/api/v1/users/me", &ada.access, &json!({ "emailVerified": false }))
+        .await;
+    assert_eq!(r.status, 400, "mass assignment must be refused: {r:?}");
+
+    let r = c
+        .get(&format!("/api/v1/users/{}", bob.user_id), Some(&ada.access))
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.body["username"], "bob");
+    assert!(r.body.get("email").is_none(), "other users' emails stay private");
+    let r = c.get("/api/v1/users/0123456789abcdef01234567", Some(&ada.access)).await;
+    assert_eq!(r.status, 404);
+    assert_eq!(c.get(&format!("/api/v1/users/{}", bob.user_id), None).await.status, 401);
+
+    for extra in ["bobby", "bobcat", "bobo"] {
+        server.signed_up(extra).await;
+    }
+    let r = c.get("/api/v1/users/search?q=BOB&limit=2", Some(&ada.access)).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let first: Vec<&str> = r.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["username"].as_str().unwrap())
+        .collect();
+    assert_eq!(first, ["bob", "bobby"]);
+    let cursor = r.body["nextCursor"].as_str().unwrap();
+    let r = c
+        .get(
+            &format!("/api/v1/users/search?q=bob&limit=2&cursor={cursor}"),
+            Some(&ada.access),
+        )
+        .await;
+    let second: Vec<&str> = r.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["username"].as_str().unwrap())
+        .collect();
+    assert_eq!(second, ["bobcat", "bobo"]);
+    let r = c
+        .get("/api/v1/users/search?q=bob&limit=2&cursor=bobo", Some(&ada.access))
+        .await;
+    assert_eq!(r.body["data"].as_array().unwrap().len(), 0);
+    assert!(r.body.get("nextCursor").is_none());
+    // Searching never finds the caller.
+    let r = c.get("/api/v1/users/search?q=ada", Some(&ada.access)).await;
+    assert_eq!(r.body["data"].as_array().unwrap().len(), 0, "{r:?}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn password_change_revokes_sessions_and_reset_works() {
+    let server = TestServer::start().await;
+    let ada = server.signed_up("ada").await;
+    let c = &ada.client;
+    let login = |password: &'static str| {
+        let c = c.clone();
+        let email = ada.email.clone();
+        async move {
+            c.post("/api/v1/auth/login", &json!({ "email": email, "password": password }))
+                .await
+        }
+    };
+    let other_device = login(PASSWORD).await;
+    let other_access = other_device.body["accessToken"].as_str().unwrap().to_string();
+
+    let r = c
+        .patch_auth(
+            "/api/v1/auth/password",
+            &ada.access,
+            &json!({ "currentPassword": "wrong password!", "password": "new password 1", "passwordConfirm": "new password 1" }),
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (403, "invalid_credentials"), "{r:?}");
+
+    let r = c
+        .patch_auth(
+            "/api/v1/auth/password",
+            &ada.access,
+            &json!({ "currentPassword": PASSWORD, "password": "new password 1", "passwordConfirm": "new password 1" }),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let fresh = r.body["accessToken"].as_str().unwrap().to_string();
+    assert_eq!(
+        c.get("/api/v1/users/me", Some(&ada.access)).await.status,
+        401,
+        "old session revoked"
+    );
+    assert_eq!(
+        c.get("/api/v1/users/me", Some(&other_access)).await.status,
+        401,
+        "other device revoked"
+    );
+    assert_eq!(c.get("/api/v1/users/me", Some(&fresh)).await.status, 200);
+    assert_eq!(login(PASSWORD).await.status, 401);
+    assert_eq!(login("new password 1").await.status, 200);
+
+    // Forgot and reset: the code arrives as mail #2 (after the verification mail).
+    let r = c
+        .post("/api/v1/auth/forgot-password", &json!({ "email": ada.email }))
+        .await;
+    assert_eq!(r.status, 202);
+    let mail = server.wait_mail(&ada.email, 2).await;
+    assert_eq!(mail["subject"], "Reset your Huddle password");
+    let otp = mail["otp"].as_str().unwrap();
+    let r = c
+        .post(
+            "/api/v1/auth/reset-password",
+            &json!({ "email": ada.email, "otp": otp, "password": "short", "passwordConfirm": "short" }),
+        )
+        .await;
+    assert_eq!(r.status, 400, "{r:?}");
+    let r = c
+        .post(
+            "/api/v1/auth/reset-password",
+            &json!({ "email": ada.email, "otp": otp, "password": "new password 2", "passwordConfirm": "new password 2" }),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(
+        c.get("/api/v1/users/me", Some(&fresh)).await.status,
+        401,
+        "reset revokes every session"
+    );
+    assert_eq!(login("new password 1").await.status, 401);
+    assert_eq!(login("new password 2").await.status, 200);
+    server.stop().await;
+}

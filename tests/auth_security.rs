@@ -1,0 +1,379 @@
+//! Each rejection of SECURITY.md's account section, through the real server: one-time code
+//! rules, JWT checks, no account enumeration, rate limits, and NoSQL-operator injection.
+
+mod common;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use common::{PASSWORD, TestServer, register_body};
+use huddle::auth::tokens::{ACCESS_TYP, AccessClaims, unix_now};
+use mongodb::bson::doc;
+use serde_json::json;
+
+async fn registered(server: &TestServer, username: &str) -> (common::Client, String) {
+    let client = server.client();
+    let email = format!("{username}@example.com");
+    let r = client
+        .post("/api/v1/auth/register", &register_body(username, &email))
+        .await;
+    assert_eq!(r.status, 202, "{r:?}");
+    (client, email)
+}
+
+#[tokio::test]
+async fn otp_reused_expired_wrong_purpose_and_sixth_try_are_refused() {
+    let server = TestServer::start().await;
+
+    // Wrong purpose: a reset code does not verify an email, and a verify code does not
+    // reset a password.
+    let (c, email) = registered(&server, "wrongpurpose").await;
+    let verify_code = server.otp(&email, 1).await;
+    assert_eq!(
+        c.post("/api/v1/auth/forgot-password", &json!({ "email": email }))
+            .await
+            .status,
+        202
+    );
+    let reset_code = server.otp(&email, 2).await;
+    let r = c
+        .post("/api/v1/auth/verify", &json!({ "email": email, "otp": reset_code }))
+        .await;
+    assert_eq!((r.status, r.code()), (403, "invalid_code"), "{r:?}");
+    let r = c
+        .post(
+            "/api/v1/auth/reset-password",
+            &json!({ "email": email, "otp": verify_code, "password": "another pass", "passwordConfirm": "another pass" }),
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (403, "invalid_code"), "{r:?}");
+
+    // Reused: the right code works once.
+    let r = c
+        .post("/api/v1/auth/verify", &json!({ "email": email, "otp": verify_code }))
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let r = c
+        .post("/api/v1/auth/verify", &json!({ "email": email, "otp": verify_code }))
+        .await;
+    assert_eq!((r.status, r.code()), (403, "invalid_code"), "{r:?}");
+
+    // Sixth try: five wrong guesses use the code up; the right code then fails too.
+    let (c, email) = registered(&server, "sixthtry").await;
+    let code = server.otp(&email, 1).await;
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    for attempt in 1..=5 {
+        let r = c
+            .post("/api/v1/auth/verify", &json!({ "email": email, "otp": wrong }))
+            .await;
+        assert_eq!(r.status, 403, "attempt {attempt}: {r:?}");
+    }
+    let r = c
+        .post("/api/v1/auth/verify", &json!({ "email": email, "otp": code }))
+        .await;
+    assert_eq!(
+        (r.status, r.code()),
+        (403, "invalid_code"),
+        "sixth try must fail: {r:?}"
+    );
+    // A new code (resend) works again.
+    assert_eq!(
+        c.post("/api/v1/auth/send-otp", &json!({ "email": email })).await.status,
+        202
+    );
+    let fresh = server.otp(&email, 2).await;
+    let r = c
+        .post("/api/v1/auth/verify", &json!({ "email": email, "otp": fresh }))
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+
+    // Expired: the code's ten minutes pass (moved in the database, not waited for).
+    let (c, email) = registered(&server, "expired").await;
+    let code = server.otp(&email, 1).await;
+    let past = mongodb::bson::DateTime::from_millis(mongodb::bson::DateTime::now().timestamp_millis() - 1000);
+    let moved = server
+        .state
+        .store
+        .db
+        .collection::<mongodb::bson::Document>("one_time_codes")
+        .update_many(doc! {}, doc! { "$set": { "expiresAt": past } })
+        .await
+        .unwrap();
+    assert!(moved.matched_count >= 1);
+    let r = c
+        .post("/api/v1/auth/verify", &json!({ "email": email, "otp": code }))
+        .await;
+    assert_eq!((r.status, r.code()), (403, "invalid_code"), "{r:?}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn otp_is_stored_hashed_and_expires_in_ten_minutes() {
+    let server = TestServer::start().await;
+    let (_c, email) = registered(&server, "hashed").await;
+    let code = server.otp(&email, 1).await;
+    let stored = server
+        .state
+        .store
+        .db
+        .collection::<mongodb::bson::Document>("one_time_codes")
+        .find_one(doc! {})
+        .await
+        .unwrap()
+        .unwrap();
+    let text = stored.to_string();
+    assert!(!text.contains(&code), "plain code stored: {text}");
+    let life = stored.get_datetime("expiresAt").unwrap().timestamp_millis()
+        - stored.get_datetime("createdAt").unwrap().timestamp_millis();
+    assert_eq!(life, 600_000);
+    let user = server
+        .state
+        .store
+        .db
+        .collection::<mongodb::bson::Document>("users")
+        .find_one(doc! { "email": &email })
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        user.get_str("password")
+            .unwrap()
+            .starts_with("$argon2id$v=19$m=19456,t=2,p=1$")
+    );
+    server.stop().await;
+}
+
+fn claims_for(user: &str, session: &str) -> AccessClaims {
+    let now = unix_now();
+    AccessClaims {
+        sub: user.into(),
+        sid: session.into(),
+        iss: "huddle".into(),
+        aud: "huddle-api".into(),
+        iat: now,
+        nbf: now,
+        exp: now + 600,
+        jti: "test".into(),
+    }
+}
+
+#[tokio::test]
+async fn tampered_expired_alg_none_and_wrong_type_tokens_are_refused() {
+    let server = TestServer::start().await;
+    let ada = server.signed_up("ada").await;
+    let c = &ada.client;
+    assert_eq!(c.get("/api/v1/users/me", Some(&ada.access)).await.status, 200);
+    let payload = ada.access.split('.').nth(1).unwrap();
+    let claims: serde_json::Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
+    let session = claims["sid"].as_str().unwrap().to_string();
+
+    let refused = |token: String, why: &'static str| {
+        let c = c.clone();
+        async move {
+            let r = c.get("/api/v1/users/me", Some(&token)).await;
+            assert_eq!((r.status, r.code()), (401, "unauthorized"), "{why}: {r:?}");
+        }
+    };
+
+    // Tampered: another user id in the payload, signature unchanged.
+    let mut forged = claims.clone();
+    forged["sub"] = json!("0123456789abcdef01234567");
+    let parts: Vec<&str> = ada.access.split('.').collect();
+    let tampered = format!(
+        "{}.{}.{}",
+        parts[0],
+        URL_SAFE_NO_PAD.encode(forged.to_string()),
+        parts[2]
+    );
+    refused(tampered, "tampered payload").await;
+
+    // Expired.
+    let mut expired = claims_for(&ada.user_id, &session);
+    expired.iat -= 3600;
+    expired.nbf -= 3600;
+    expired.exp = unix_now() - 60;
+    refused(server.state.tokens.sign(&expired, ACCESS_TYP).unwrap(), "expired").await;
+
+    // alg: none, no signature.
+    let header = URL_SAFE_NO_PAD.encode(json!({ "alg": "none", "typ": ACCESS_TYP }).to_string());
+    let body = URL_SAFE_NO_PAD.encode(serde_json::to_string(&claims_for(&ada.user_id, &session)).unwrap());
+    refused(format!("{header}.{body}."), "alg none").await;
+
+    // Right key, wrong token type.
+    refused(
+        server
+            .state
+            .tokens
+            .sign(&claims_for(&ada.user_id, &session), "JWT")
+            .unwrap(),
+        "typ JWT",
+    )
+    .await;
+    // Wrong audience and issuer.
+    let mut aud = claims_for(&ada.user_id, &session);
+    aud.aud = "another-service".into();
+    refused(server.state.tokens.sign(&aud, ACCESS_TYP).unwrap(), "audience").await;
+    // A refresh token is not an access token, and the reverse.
+    refused(ada.refresh.clone(), "refresh as access").await;
+    let r = c
+        .post("/api/v1/auth/refresh", &json!({ "refreshToken": ada.access }))
+        .await;
+    assert_eq!(r.status, 401, "access as refresh: {r:?}");
+    // Garbage and a missing scheme.
+    refused("not.a.jwt".into(), "garbage").await;
+    let r = c
+        .send(
+            c.http
+                .get(c.url("/api/v1/users/me"))
+                .header("authorization", ada.access.clone()),
+        )
+        .await;
+    assert_eq!(r.status, 401, "no Bearer scheme");
+
+    // The genuine token still works: nothing above broke the session.
+    assert_eq!(c.get("/api/v1/users/me", Some(&ada.access)).await.status, 200);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn unknown_and_known_emails_get_the_same_answers() {
+    let server = TestServer::start().await;
+    let known = server.signed_up("known").await;
+    let c = server.client();
+
+    let new = c
+        .post("/api/v1/auth/register", &register_body("fresh", "fresh@example.com"))
+        .await;
+    let again = c
+        .post("/api/v1/auth/register", &register_body("another", &known.email))
+        .await;
+    assert_eq!((new.status, &new.body), (again.status, &again.body));
+    // The owner of the known address hears about it; nobody else learns anything.
+    let notice = server.wait_mail(&known.email, 2).await;
+    assert_eq!(notice["subject"], "Your Huddle account");
+    assert!(notice.get("otp").is_none());
+
+    for path in ["/api/v1/auth/forgot-password", "/api/v1/auth/send-otp"] {
+        let unknown = c.post(path, &json!({ "email": "nobody@example.com" })).await;
+        let existing = c.post(path, &json!({ "email": known.email })).await;
+        assert_eq!(unknown.status, 202, "{path}");
+        assert_eq!(
+            (unknown.status, &unknown.body),
+            (existing.status, &existing.body),
+            "{path}"
+        );
+    }
+
+    let unknown = c
+        .post(
+            "/api/v1/auth/login",
+            &json!({ "email": "nobody@example.com", "password": PASSWORD }),
+        )
+        .await;
+    let wrong = c
+        .post(
+            "/api/v1/auth/login",
+            &json!({ "email": known.email, "password": "not the password" }),
+        )
+        .await;
+    assert_eq!(unknown.status, 401);
+    assert_eq!((unknown.status, &unknown.body), (wrong.status, &wrong.body));
+
+    let unknown = c
+        .post(
+            "/api/v1/auth/verify",
+            &json!({ "email": "nobody@example.com", "otp": "123456" }),
+        )
+        .await;
+    let verified = c
+        .post("/api/v1/auth/verify", &json!({ "email": known.email, "otp": "123456" }))
+        .await;
+    assert_eq!((unknown.status, &unknown.body), (verified.status, &verified.body));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn rate_limits_answer_429_with_retry_after() {
+    let server = TestServer::start_with(|c| {
+        c.rate_limit_per_account = 3;
+        c.rate_limit_per_ip = 6;
+        c.rate_limit_window_secs = 120;
+    })
+    .await;
+    let c = server.client();
+    let login = |email: &'static str| {
+        let c = c.clone();
+        async move {
+            c.post(
+                "/api/v1/auth/login",
+                &json!({ "email": email, "password": "wrong password" }),
+            )
+            .await
+        }
+    };
+    for _ in 0..3 {
+        assert_eq!(login("victim@example.com").await.status, 401);
+    }
+    let r = login("victim@example.com").await;
+    assert_eq!((r.status, r.code()), (429, "rate_limited"), "{r:?}");
+    let retry: u64 = r.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=120).contains(&retry), "Retry-After {retry}");
+
+    // Per IP: other accounts from the same address run into the IP limit.
+    for email in ["a@example.com", "b@example.com"] {
+        assert_eq!(login(email).await.status, 401);
+    }
+    let r = login("c@example.com").await;
+    assert_eq!(r.status, 429, "{r:?}");
+    assert!(r.headers.contains_key("retry-after"));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn query_operators_in_bodies_queries_and_ids_are_400() {
+    let server = TestServer::start().await;
+    let ada = server.signed_up("ada").await;
+    let c = &ada.client;
+    let bodies = [
+        (
+            "/api/v1/auth/login",
+            json!({ "email": { "$ne": null }, "password": PASSWORD }),
+        ),
+        (
+            "/api/v1/auth/login",
+            json!({ "email": ada.email, "password": { "$ne": null } }),
+        ),
+        (
+            "/api/v1/auth/verify",
+            json!({ "email": ada.email, "otp": { "$ne": null } }),
+        ),
+        ("/api/v1/auth/forgot-password", json!({ "email": { "$regex": ".*" } })),
+        (
+            "/api/v1/auth/register",
+            json!({ "firstName": "A", "lastName": "B", "username": "x1", "email": { "$ne": null }, "password": PASSWORD, "passwordConfirm": PASSWORD }),
+        ),
+        ("/api/v1/auth/refresh", json!({ "refreshToken": { "$ne": null } })),
+    ];
+    for (path, body) in bodies {
+        let r = c.post(path, &body).await;
+        assert_eq!((r.status, r.code()), (400, "bad_request"), "{path} {body}: {r:?}");
+    }
+    let r = c
+        .patch_auth("/api/v1/users/me", &ada.access, &json!({ "username": { "$ne": null } }))
+        .await;
+    assert_eq!(r.status, 400, "{r:?}");
+    for path in [
+        "/api/v1/users/search?q[$ne]=x",
+        "/api/v1/users/search?q=a&limit[$gt]=1",
+        "/api/v1/users/%7B%22%24ne%22%3Anull%7D",
+        "/api/v1/users/$ne",
+    ] {
+        let r = c.get(path, Some(&ada.access)).await;
+        assert_eq!(r.status, 400, "{path}: {r:?}");
+    }
+    // Operator-looking text in a query is matched literally, never as a pattern.
+    server.signed_up("bob").await;
+    let r = c.get("/api/v1/users/search?q=.*", Some(&ada.access)).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body["data"].as_array().unwrap().len(), 0, "{r:?}");
+    server.stop().await;
+}

@@ -1,0 +1,284 @@
+//! Whole-server test harness: starts Huddle on `127.0.0.1:0` against a real MongoDB-wire
+//! server (one `secantusd-rs` per test binary, or `MONGODB_URI`) and the embedded S3 store,
+//! each test in its own database and data directory.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use huddle::embedded::db::{self, EmbeddedDb};
+use huddle::{AppState, Backends, Config};
+use serde_json::{Value, json};
+use tokio::sync::{OnceCell, oneshot};
+use tokio::task::JoinHandle;
+
+/// The MongoDB every test of this binary shares: `MONGODB_URI`, or a `secantusd-rs`
+/// started once and ended with the test process.
+pub async fn mongo_uri() -> String {
+    static URI: OnceCell<String> = OnceCell::const_new();
+    URI.get_or_init(|| async {
+        if let Ok(uri) = std::env::var("MONGODB_URI") {
+            return uri;
+        }
+        let binary = db::find_binary(None).expect("secantusd-rs is installed (run `make bootstrap`)");
+        let dir = std::env::temp_dir().join(format!("huddle-test-db-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir is writable");
+        let db = EmbeddedDb::start(&binary, &dir).expect("secantusd-rs starts");
+        db.wait_ready(Duration::from_secs(60))
+            .await
+            .expect("secantusd-rs answers");
+        let uri = db.uri();
+        // Lives until the test process ends; the child is tied to its launcher thread,
+        // which lives as long as the child does.
+        std::mem::forget(db);
+        uri
+    })
+    .await
+    .clone()
+}
+
+pub const PASSWORD: &str = "correct horse battery staple";
+
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub state: AppState,
+    pub data_dir: PathBuf,
+    _tmp: Option<tempfile::TempDir>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+    backends: Option<Backends>,
+}
+
+/// A test configuration: its own database, data dir, relaxed limits, no `Secure` cookie
+/// (tests speak plain HTTP).
+pub async fn test_config(data_dir: &Path) -> Config {
+    Config {
+        data_dir: data_dir.to_path_buf(),
+        mongodb_uri: Some(huddle::config::Secret::new(mongo_uri().await)),
+        mongodb_db: format!("t{}", mongodb::bson::oid::ObjectId::new().to_hex()),
+        jwt_secret: Some(huddle::config::Secret::new("test-secret-test-secret-test-secret-0123")),
+        cookie_secure: false,
+        rate_limit_per_ip: 1000,
+        rate_limit_per_account: 1000,
+        ..Config::default()
+    }
+}
+
+impl TestServer {
+    pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> Self {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let mut config = test_config(tmp.path()).await;
+        adjust(&mut config);
+        let mut server = Self::start_config(config).await.expect("server starts");
+        server._tmp = Some(tmp);
+        server
+    }
+
+    /// Starts with exactly `config` (the data dir is the caller's to keep).
+    pub async fn start_config(config: Config) -> anyhow::Result<Self> {
+        let data_dir = config.data_dir.clone();
+        let (state, backends) = AppState::build(config).await?;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let (stop, stopped) = oneshot::channel::<()>();
+        let served = state.clone();
+        let task = tokio::spawn(async move {
+            huddle::serve(listener, served, async {
+                let _ = stopped.await;
+            })
+            .await
+            .expect("server runs");
+        });
+        Ok(Self {
+            addr,
+            state,
+            data_dir,
+            _tmp: None,
+            stop: Some(stop),
+            task: Some(task),
+            backends: Some(backends),
+        })
+    }
+
+    /// Graceful stop: drain HTTP, then stop the embedded backends.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+        if let Some(backends) = self.backends.take() {
+            backends.shutdown().await;
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub fn client(&self) -> Client {
+        Client::new(self.url(""))
+    }
+
+    fn outbox(&self) -> PathBuf {
+        self.data_dir.join("outbox")
+    }
+
+    /// Every mail written to the outbox for `to`, oldest first.
+    pub fn mails_to(&self, to: &str) -> Vec<Value> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(self.outbox())
+            .map(|dir| dir.filter_map(|e| e.ok().map(|e| e.path())).collect())
+            .unwrap_or_default();
+        files.retain(|p| p.extension().is_some_and(|e| e == "json"));
+        files.sort();
+        files
+            .iter()
+            .filter_map(|p| serde_json::from_slice::<Value>(&std::fs::read(p).ok()?).ok())
+            .filter(|m| m["to"] == to)
+            .collect()
+    }
+
+    /// Waits for the `n`th (1-based) mail to `to`.
+    pub async fn wait_mail(&self, to: &str, n: usize) -> Value {
+        for _ in 0..200 {
+            let mails = self.mails_to(to);
+            if mails.len() >= n {
+                return mails[n - 1].clone();
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("mail #{n} to {to} never arrived; have {:?}", self.mails_to(to));
+    }
+
+    /// The code in the `n`th mail to `to`.
+    pub async fn otp(&self, to: &str, n: usize) -> String {
+        let mail = self.wait_mail(to, n).await;
+        mail["otp"].as_str().expect("mail carries an otp").to_string()
+    }
+
+    /// Registers and verifies `username`; returns the signed-in session.
+    pub async fn signed_up(&self, username: &str) -> Session {
+        let client = self.client();
+        let email = format!("{username}@example.com");
+        let r = client
+            .post("/api/v1/auth/register", &register_body(username, &email))
+            .await;
+        assert_eq!(r.status, 202, "{r:?}");
+        let otp = self.otp(&email, 1).await;
+        let r = client
+            .post(
+                "/api/v1/auth/verify",
+                &json!({ "email": email, "otp": otp, "includeRefreshToken": true }),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{r:?}");
+        Session::from_auth(client, email, &r.body)
+    }
+}
+
+pub fn register_body(username: &str, email: &str) -> Value {
+    json!({
+        "firstName": "Ada",
+        "lastName": "Lovelace",
+        "username": username,
+        "email": email,
+        "password": PASSWORD,
+        "passwordConfirm": PASSWORD,
+    })
+}
+
+/// A signed-in user of a test.
+pub struct Session {
+    pub client: Client,
+    pub email: String,
+    pub user_id: String,
+    pub access: String,
+    pub refresh: String,
+}
+
+impl Session {
+    pub fn from_auth(client: Client, email: String, body: &Value) -> Self {
+        Self {
+            client,
+            email,
+            user_id: body["user"]["_id"].as_str().expect("user id").to_string(),
+            access: body["accessToken"].as_str().expect("access token").to_string(),
+            refresh: body["refreshToken"].as_str().unwrap_or_default().to_string(),
+        }
+    }
+}
+
+/// A response read whole.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl Reply {
+    pub fn code(&self) -> &str {
+        self.body["error"]["code"].as_str().unwrap_or("")
+    }
+}
+
+/// A small JSON client with a cookie jar, like a browser tab or a mobile app.
+#[derive(Clone)]
+pub struct Client {
+    pub http: reqwest::Client,
+    base: String,
+}
+
+impl Client {
+    pub fn new(base: String) -> Self {
+        let http = reqwest::Client::builder()
+            .cookie_store(true)
+            .build()
+            .expect("http client");
+        Self { http, base }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn send(&self, request: reqwest::RequestBuilder) -> Reply {
+        let response = request.send().await.expect("request is sent");
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let bytes = response.bytes().await.expect("body is read");
+        let body = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+        Reply { status, headers, body }
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Reply {
+        let mut request = self.http.get(self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        self.send(request).await
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> Reply {
+        self.send(self.http.post(self.url(path)).json(body)).await
+    }
+
+    pub async fn post_auth(&self, path: &str, token: &str, body: &Value) -> Reply {
+        self.send(self.http.post(self.url(path)).bearer_auth(token).json(body))
+            .await
+    }
+
+    pub async fn patch_auth(&self, path: &str, token: &str, body: &Value) -> Reply {
+        self.send(self.http.patch(self.url(path)).bearer_auth(token).json(body))
+            .await
+    }
+}

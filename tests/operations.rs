@@ -1,0 +1,444 @@
+//! Operations baseline: health, readiness, metrics, security headers, CORS, body limits,
+//! panics, API docs, SendGrid delivery, restarts on the same data dir, and the binary's
+//! start-up, logs and graceful shutdown.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use axum::routing::get;
+use common::{PASSWORD, TestServer, register_body, test_config};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+use wiremock::matchers::{header, method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+#[tokio::test]
+async fn health_ready_metrics_and_headers() {
+    let server = TestServer::start().await;
+    let c = server.client();
+    let r = c.get("/health", None).await;
+    assert_eq!((r.status, &r.body), (200, &json!({ "status": "ok" })));
+    let r = c.get("/ready", None).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.body, json!({ "status": "ready", "mongodb": "ok", "s3": "ok" }));
+
+    for (name, expected) in [
+        ("x-content-type-options", "nosniff"),
+        ("x-frame-options", "DENY"),
+        ("referrer-policy", "no-referrer"),
+        ("cross-origin-opener-policy", "same-origin"),
+    ] {
+        assert_eq!(r.headers[name], expected, "{name}");
+    }
+    assert!(
+        r.headers["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("frame-ancestors 'none'")
+    );
+    assert!(
+        !r.headers.contains_key("strict-transport-security"),
+        "HSTS only when configured"
+    );
+
+    let r = c.get("/metrics", None).await;
+    assert_eq!(r.status, 200);
+    let text = r.body.as_str().unwrap();
+    assert!(text.contains("huddle_http_requests_total"), "{text}");
+    assert!(text.contains("route=\"/ready\""), "{text}");
+
+    let r = c.get("/no/such/route", None).await;
+    assert_eq!((r.status, r.code()), (404, "not_found"));
+    assert_eq!(r.headers["x-content-type-options"], "nosniff");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn hsts_cors_allowlist_and_body_limit() {
+    let server = TestServer::start_with(|c| c.hsts = true).await;
+    let c = server.client();
+    let r = c.get("/health", None).await;
+    assert!(
+        r.headers["strict-transport-security"]
+            .to_str()
+            .unwrap()
+            .starts_with("max-age=")
+    );
+
+    let preflight = |origin: &'static str| {
+        let c = c.clone();
+        async move {
+            c.send(
+                c.http
+                    .request(reqwest::Method::OPTIONS, c.url("/api/v1/auth/login"))
+                    .header("origin", origin)
+                    .header("access-control-request-method", "POST")
+                    .header("access-control-request-headers", "content-type"),
+            )
+            .await
+        }
+    };
+    let allowed = preflight("http://localhost:5173").await;
+    assert_eq!(allowed.headers["access-control-allow-origin"], "http://localhost:5173");
+    assert_eq!(allowed.headers["access-control-allow-credentials"], "true");
+    let denied = preflight("https://evil.example").await;
+    assert!(
+        !denied.headers.contains_key("access-control-allow-origin"),
+        "{denied:?}"
+    );
+
+    let big = "x".repeat(70 * 1024);
+    let r = c
+        .post("/api/v1/auth/login", &json!({ "email": big, "password": PASSWORD }))
+        .await;
+    assert_eq!((r.status, r.code()), (413, "payload_too_large"), "{r:?}");
+    let r = c
+        .send(
+            c.http
+                .post(c.url("/api/v1/auth/login"))
+                .header("content-type", "text/plain")
+                .body("hi"),
+        )
+        .await;
+    assert_eq!(r.status, 415);
+    server.stop().await;
+}
+
+async fn boom() -> &'static str {
+    panic!("deliberate test panic")
+}
+
+#[tokio::test]
+async fn a_panicking_handler_becomes_a_500_and_the_server_lives_on() {
+    let server = TestServer::start().await;
+    let router = huddle::http::with_middleware(axum::Router::new().route("/boom", get(boom)), server.state.clone());
+    let response = router
+        .oneshot(
+            axum::http::Request::get("/boom")
+                .body(axum::body::Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 500);
+    assert_eq!(response.headers()["x-content-type-options"], "nosniff");
+    let body = axum::body::to_bytes(response.into_body(), 1 << 16).await.unwrap();
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        body,
+        json!({ "error": { "code": "internal", "message": "internal server error" } })
+    );
+    assert_eq!(server.client().get("/health", None).await.status, 200);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn openapi_document_and_offline_docs_page() {
+    let server = TestServer::start().await;
+    let c = server.client();
+    let r = c.get("/api/v1/openapi.json", None).await;
+    assert_eq!(r.status, 200);
+    assert!(
+        r.body["openapi"].as_str().unwrap().starts_with("3.1"),
+        "{}",
+        r.body["openapi"]
+    );
+    let paths = r.body["paths"].as_object().unwrap();
+    let expected = [
+        ("/api/v1/auth/register", "post"),
+        ("/api/v1/auth/verify", "post"),
+        ("/api/v1/auth/send-otp", "post"),
+        ("/api/v1/auth/login", "post"),
+        ("/api/v1/auth/refresh", "post"),
+        ("/api/v1/auth/logout", "post"),
+        ("/api/v1/auth/forgot-password", "post"),
+        ("/api/v1/auth/reset-password", "post"),
+        ("/api/v1/auth/password", "patch"),
+        ("/api/v1/users/me", "get"),
+        ("/api/v1/users/me", "patch"),
+        ("/api/v1/users/{id}", "get"),
+        ("/api/v1/users/search", "get"),
+        ("/health", "get"),
+        ("/ready", "get"),
+        ("/metrics", "get"),
+    ];
+    for (p, m) in expected {
+        assert!(
+            paths.get(p).and_then(|item| item.get(m)).is_some(),
+            "{m} {p} missing from OpenAPI"
+        );
+    }
+    assert!(r.body["components"]["securitySchemes"]["bearer"].is_object());
+
+    let page = c.send(c.http.get(c.url("/docs/"))).await;
+    assert_eq!(page.status, 200);
+    let html = page.body.as_str().unwrap();
+    assert!(html.contains("swagger-ui"), "{html}");
+    // Everything the page loads is served locally.
+    for asset in [
+        "/docs/swagger-ui.css",
+        "/docs/swagger-ui-bundle.js",
+        "/docs/swagger-initializer.js",
+    ] {
+        let r = c.send(c.http.get(c.url(asset))).await;
+        assert_eq!(r.status, 200, "{asset}");
+    }
+    assert!(
+        !html.contains("https://"),
+        "the docs page must not load anything remote"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn sendgrid_receives_the_verification_mail_in_its_wire_format() {
+    let sendgrid = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v3/mail/send"))
+        .and(header("authorization", "Bearer SG.test-key"))
+        .respond_with(ResponseTemplate::new(202))
+        .mount(&sendgrid)
+        .await;
+    let uri = sendgrid.uri();
+    let server = TestServer::start_with(move |c| {
+        c.sendgrid_api_key = Some(huddle::config::Secret::new("SG.test-key"));
+        c.sendgrid_base_url = uri;
+        c.mail_from = "hello@huddle.example".into();
+    })
+    .await;
+    let c = server.client();
+    let email = "sg@example.com";
+    assert_eq!(
+        c.post("/api/v1/auth/register", &register_body("sguser", email))
+            .await
+            .status,
+        202
+    );
+
+    let mut request = None;
+    for _ in 0..200 {
+        if let Some(r) = sendgrid.received_requests().await.and_then(|r| r.into_iter().next()) {
+            request = Some(r);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let request = request.expect("SendGrid was called");
+    let body: Value = serde_json::from_slice(&request.body).unwrap();
+    assert_eq!(body["personalizations"][0]["to"][0]["email"], email);
+    assert_eq!(body["from"]["email"], "hello@huddle.example");
+    assert_eq!(body["subject"], "Verify your Huddle email");
+    assert_eq!(body["content"][0]["type"], "text/plain");
+    assert_eq!(body["content"][1]["type"], "text/html");
+    let text = body["content"][0]["value"].as_str().unwrap();
+    let otp: String = text
+        .split(|ch: char| !ch.is_ascii_digit())
+        .find(|w| w.len() == 6)
+        .expect("six-digit code in the text")
+        .to_string();
+    assert!(
+        server.mails_to(email).is_empty(),
+        "nothing goes to the outbox when SendGrid is set"
+    );
+
+    let r = c
+        .post("/api/v1/auth/verify", &json!({ "email": email, "otp": otp }))
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn accounts_and_sessions_survive_a_restart_on_the_embedded_default() {
+    let dir = tempfile::tempdir().unwrap();
+    // The real embedded default: no MONGODB_URI, no S3 bucket, a generated JWT secret.
+    let config = huddle::Config {
+        data_dir: dir.path().to_path_buf(),
+        cookie_secure: false,
+        ..huddle::Config::default()
+    };
+    let first = TestServer::start_config(config.clone()).await.expect("first start");
+    assert!(dir.path().join("db").is_dir() && dir.path().join("media").is_dir());
+    assert!(dir.path().join("jwt-secret").is_file());
+    let ada = first.signed_up("ada").await;
+
+    // A second server on the same data dir stops with a clear message.
+    let err = TestServer::start_config(config.clone())
+        .await
+        .err()
+        .expect("second server refused");
+    assert!(err.to_string().contains("in use by another Huddle server"), "{err}");
+    first.stop().await;
+
+    let second = TestServer::start_config(config).await.expect("restart");
+    let c = second.client();
+    let r = c.get("/ready", None).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    // The session (and the signing key) survived: the old access token and refresh work.
+    assert_eq!(c.get("/api/v1/users/me", Some(&ada.access)).await.status, 200);
+    let r = c
+        .post("/api/v1/auth/refresh", &json!({ "refreshToken": ada.refresh }))
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let r = c
+        .post(
+            "/api/v1/auth/login",
+            &json!({ "email": ada.email, "password": PASSWORD }),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.body["user"]["username"], "ada");
+    second.stop().await;
+}
+
+#[tokio::test]
+async fn the_binary_logs_json_without_secrets_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = test_config(dir.path()).await;
+    let port = huddle::embedded::free_loopback_port().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_huddle"))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", std::env::var("HOME").unwrap_or_default())
+        .env("HUDDLE_HTTP_ADDR", format!("127.0.0.1:{port}"))
+        .env("HUDDLE_DATA_DIR", dir.path())
+        .env("MONGODB_URI", config.mongodb_uri.as_ref().unwrap().expose())
+        .env("HUDDLE_MONGODB_DB", &config.mongodb_db)
+        .env("HUDDLE_COOKIE_SECURE", "false")
+        .env("HUDDLE_LOG_FORMAT", "json")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("huddle starts");
+    let stdout = child.stdout.take().unwrap();
+    let lines = std::thread::spawn(move || BufReader::new(stdout).lines().map_while(Result::ok).collect::<Vec<_>>());
+
+    let base = format!("http://127.0.0.1:{port}");
+    let c = common::Client::new(base);
+    let mut up = false;
+    for _ in 0..300 {
+        if c.http
+            .get(c.url("/health"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+        {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(up, "server never answered /health");
+    assert_eq!(c.get("/ready", None).await.status, 200);
+
+    let email = "logs@example.com";
+    assert_eq!(
+        c.post("/api/v1/auth/register", &register_body("logs", email))
+            .await
+            .status,
+        202
+    );
+    let outbox = dir.path().join("outbox");
+    let mut otp = None;
+    for _ in 0..200 {
+        if let Some(file) = std::fs::read_dir(&outbox).ok().and_then(|mut d| d.find_map(|e| e.ok())) {
+            let mail: Value = serde_json::from_slice(&std::fs::read(file.path()).unwrap()).unwrap_or_default();
+            otp = mail["otp"].as_str().map(str::to_string);
+            if otp.is_some() {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let otp = otp.expect("verification mail in the outbox");
+    let r = c
+        .post(
+            "/api/v1/auth/verify",
+            &json!({ "email": email, "otp": otp, "includeRefreshToken": true }),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let access = r.body["accessToken"].as_str().unwrap().to_string();
+    let refresh = r.body["refreshToken"].as_str().unwrap().to_string();
+    let r = c
+        .post("/api/v1/auth/login", &json!({ "email": email, "password": PASSWORD }))
+        .await;
+    assert_eq!(r.status, 200);
+    // Query strings stay out of the request log.
+    assert_eq!(
+        c.get(&format!("/api/v1/users/me?token={access}"), Some(&access))
+            .await
+            .status,
+        200
+    );
+
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "graceful shutdown exits 0, got {status}");
+    let lines = lines.join().unwrap();
+    assert!(!lines.is_empty());
+    for line in &lines {
+        let parsed: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert!(parsed.get("level").is_some(), "{line}");
+        for secret in [PASSWORD, otp.as_str(), access.as_str(), refresh.as_str()] {
+            assert!(!line.contains(secret), "secret in log line: {line}");
+        }
+    }
+    let components: Vec<String> = lines
+        .iter()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter_map(|v| v["component"].as_str().map(str::to_string))
+        .collect();
+    for component in ["database", "media", "email", "assistant"] {
+        assert!(
+            components.iter().any(|c| c == component),
+            "no start-up line for {component}: {lines:?}"
+        );
+    }
+    assert!(
+        lines.iter().any(|l| l.contains("/api/v1/users/me")),
+        "requests are logged: {lines:?}"
+    );
+    assert!(lines.iter().any(|l| l.contains("shutdown requested")), "{lines:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_answers_while_fifty_logins_hash() {
+    let server = TestServer::start().await;
+    let ada = server.signed_up("ada").await;
+    let c = server.client();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let logins: Vec<_> = (0..50)
+        .map(|_| {
+            let (c, email, done) = (c.clone(), ada.email.clone(), done.clone());
+            tokio::spawn(async move {
+                let r = c
+                    .post("/api/v1/auth/login", &json!({ "email": email, "password": PASSWORD }))
+                    .await;
+                done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                r.status
+            })
+        })
+        .collect();
+    // Wait until the first logins are hashing, then ask for /health.
+    while done.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(c.get("/health", None).await.status, 200);
+    let finished_before_health = done.load(std::sync::atomic::Ordering::SeqCst);
+    for login in logins {
+        assert_eq!(login.await.unwrap(), 200);
+    }
+    assert!(
+        finished_before_health < 50,
+        "/health waited for all 50 logins: hashing must not block the async workers"
+    );
+    server.stop().await;
+}
