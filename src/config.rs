@@ -157,6 +157,11 @@ fn parse_bool(raw: &str) -> Result<bool, String> {
     }
 }
 
+fn set<T>(slot: &mut T, value: Result<T, String>) -> Result<(), String> {
+    *slot = value?;
+    Ok(())
+}
+
 fn non_empty(raw: &str) -> Option<String> {
     let raw = raw.trim();
     (!raw.is_empty()).then(|| raw.to_string())
@@ -164,52 +169,63 @@ fn non_empty(raw: &str) -> Option<String> {
 
 /// Environment names and how each one sets its field. The README's table mirrors this list.
 const ENV: &[(&str, Setter)] = &[
-    ("HUDDLE_HTTP_ADDR", |c, v| Ok(c.http_addr = parse(v)?)),
-    ("HUDDLE_DATA_DIR", |c, v| Ok(c.data_dir = PathBuf::from(v))),
-    ("MONGODB_URI", |c, v| Ok(c.mongodb_uri = non_empty(v).map(Secret))),
-    ("HUDDLE_MONGODB_DB", |c, v| Ok(c.mongodb_db = v.trim().into())),
-    ("HUDDLE_SECANTUSD_BIN", |c, v| {
-        Ok(c.secantusd_bin = non_empty(v).map(PathBuf::from))
+    ("HUDDLE_HTTP_ADDR", |c, v| set(&mut c.http_addr, parse(v))),
+    ("HUDDLE_DATA_DIR", |c, v| set(&mut c.data_dir, Ok(PathBuf::from(v)))),
+    ("MONGODB_URI", |c, v| {
+        set(&mut c.mongodb_uri, Ok(non_empty(v).map(Secret)))
     }),
-    ("HUDDLE_S3_BUCKET", |c, v| Ok(c.s3_bucket = non_empty(v))),
-    ("HUDDLE_S3_ENDPOINT", |c, v| Ok(c.s3_endpoint = non_empty(v))),
-    ("AWS_REGION", |c, v| Ok(c.s3_region = v.trim().into())),
-    ("HUDDLE_S3_REGION", |c, v| Ok(c.s3_region = v.trim().into())),
+    ("HUDDLE_MONGODB_DB", |c, v| set(&mut c.mongodb_db, Ok(v.trim().into()))),
+    ("HUDDLE_SECANTUSD_BIN", |c, v| {
+        set(&mut c.secantusd_bin, Ok(non_empty(v).map(PathBuf::from)))
+    }),
+    ("HUDDLE_S3_BUCKET", |c, v| set(&mut c.s3_bucket, Ok(non_empty(v)))),
+    ("HUDDLE_S3_ENDPOINT", |c, v| set(&mut c.s3_endpoint, Ok(non_empty(v)))),
+    ("AWS_REGION", |c, v| set(&mut c.s3_region, Ok(v.trim().into()))),
+    ("HUDDLE_S3_REGION", |c, v| set(&mut c.s3_region, Ok(v.trim().into()))),
     ("HUDDLE_S3_FORCE_PATH_STYLE", |c, v| {
-        Ok(c.s3_force_path_style = parse_bool(v)?)
+        set(&mut c.s3_force_path_style, parse_bool(v))
     }),
     ("SENDGRID_API_KEY", |c, v| {
-        Ok(c.sendgrid_api_key = non_empty(v).map(Secret))
+        set(&mut c.sendgrid_api_key, Ok(non_empty(v).map(Secret)))
     }),
-    ("SENDGRID_BASE_URL", |c, v| Ok(c.sendgrid_base_url = v.trim().into())),
-    ("HUDDLE_MAIL_FROM", |c, v| Ok(c.mail_from = v.trim().into())),
-    ("HUDDLE_MAIL_FROM_NAME", |c, v| Ok(c.mail_from_name = v.trim().into())),
-    ("HUDDLE_JWT_SECRET", |c, v| Ok(c.jwt_secret = non_empty(v).map(Secret))),
-    ("HUDDLE_JWT_ISSUER", |c, v| Ok(c.jwt_issuer = v.trim().into())),
-    ("HUDDLE_JWT_AUDIENCE", |c, v| Ok(c.jwt_audience = v.trim().into())),
+    ("SENDGRID_BASE_URL", |c, v| {
+        set(&mut c.sendgrid_base_url, Ok(v.trim().into()))
+    }),
+    ("HUDDLE_MAIL_FROM", |c, v| set(&mut c.mail_from, Ok(v.trim().into()))),
+    ("HUDDLE_MAIL_FROM_NAME", |c, v| {
+        set(&mut c.mail_from_name, Ok(v.trim().into()))
+    }),
+    ("HUDDLE_JWT_SECRET", |c, v| {
+        set(&mut c.jwt_secret, Ok(non_empty(v).map(Secret)))
+    }),
+    ("HUDDLE_JWT_ISSUER", |c, v| set(&mut c.jwt_issuer, Ok(v.trim().into()))),
+    ("HUDDLE_JWT_AUDIENCE", |c, v| {
+        set(&mut c.jwt_audience, Ok(v.trim().into()))
+    }),
     ("HUDDLE_CORS_ORIGINS", |c, v| {
         c.cors_origins = v.split(',').filter_map(non_empty).collect();
         Ok(())
     }),
-    (
-        "HUDDLE_ACCESS_TOKEN_TTL",
-        |c, v| Ok(c.access_token_ttl_secs = parse(v)?),
-    ),
-    ("HUDDLE_REFRESH_TOKEN_TTL", |c, v| {
-        Ok(c.refresh_token_ttl_secs = parse(v)?)
+    ("HUDDLE_ACCESS_TOKEN_TTL", |c, v| {
+        set(&mut c.access_token_ttl_secs, parse(v))
     }),
-    ("HUDDLE_OTP_TTL", |c, v| Ok(c.otp_ttl_secs = parse(v)?)),
-    ("HUDDLE_RATE_LIMIT_PER_IP", |c, v| Ok(c.rate_limit_per_ip = parse(v)?)),
+    ("HUDDLE_REFRESH_TOKEN_TTL", |c, v| {
+        set(&mut c.refresh_token_ttl_secs, parse(v))
+    }),
+    ("HUDDLE_OTP_TTL", |c, v| set(&mut c.otp_ttl_secs, parse(v))),
+    ("HUDDLE_RATE_LIMIT_PER_IP", |c, v| {
+        set(&mut c.rate_limit_per_ip, parse(v))
+    }),
     ("HUDDLE_RATE_LIMIT_PER_ACCOUNT", |c, v| {
-        Ok(c.rate_limit_per_account = parse(v)?)
+        set(&mut c.rate_limit_per_account, parse(v))
     }),
     ("HUDDLE_RATE_LIMIT_WINDOW", |c, v| {
-        Ok(c.rate_limit_window_secs = parse(v)?)
+        set(&mut c.rate_limit_window_secs, parse(v))
     }),
-    ("HUDDLE_COOKIE_SECURE", |c, v| Ok(c.cookie_secure = parse_bool(v)?)),
-    ("HUDDLE_HSTS", |c, v| Ok(c.hsts = parse_bool(v)?)),
-    ("HUDDLE_TRUST_PROXY", |c, v| Ok(c.trust_proxy = parse_bool(v)?)),
-    ("HUDDLE_BODY_LIMIT", |c, v| Ok(c.body_limit_bytes = parse(v)?)),
+    ("HUDDLE_COOKIE_SECURE", |c, v| set(&mut c.cookie_secure, parse_bool(v))),
+    ("HUDDLE_HSTS", |c, v| set(&mut c.hsts, parse_bool(v))),
+    ("HUDDLE_TRUST_PROXY", |c, v| set(&mut c.trust_proxy, parse_bool(v))),
+    ("HUDDLE_BODY_LIMIT", |c, v| set(&mut c.body_limit_bytes, parse(v))),
     ("HUDDLE_LOG_FORMAT", |c, v| {
         c.log_format = match v.trim() {
             "text" => LogFormat::Text,
@@ -218,8 +234,10 @@ const ENV: &[(&str, Setter)] = &[
         };
         Ok(())
     }),
-    ("OPENAI_API_KEY", |c, v| Ok(c.openai_api_key = non_empty(v).map(Secret))),
-    ("OPENAI_BASE_URL", |c, v| Ok(c.openai_base_url = non_empty(v))),
+    ("OPENAI_API_KEY", |c, v| {
+        set(&mut c.openai_api_key, Ok(non_empty(v).map(Secret)))
+    }),
+    ("OPENAI_BASE_URL", |c, v| set(&mut c.openai_base_url, Ok(non_empty(v)))),
 ];
 
 /// The environment names the server reads, for documentation and tests.

@@ -81,6 +81,8 @@ pub fn with_middleware(routes: Router<AppState>, state: AppState) -> Router {
     let hsts = state.config.hsts;
     routes
         .layer(DefaultBodyLimit::max(state.config.body_limit_bytes))
+        // Inside the header, metrics and log layers, so a panic's 500 gets all of them.
+        .layer(CatchPanicLayer::custom(panic_response))
         .layer(cors(&state.config.cors_origins))
         .layer(middleware::from_fn(move |req, next| security_headers(hsts, req, next)))
         .layer(middleware::from_fn(record_metrics))
@@ -93,7 +95,6 @@ pub fn with_middleware(routes: Router<AppState>, state: AppState) -> Router {
                 .on_request(())
                 .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
         )
-        .layer(CatchPanicLayer::custom(panic_response))
         .with_state(state)
 }
 

@@ -76,15 +76,27 @@ impl OtpStore {
         Ok(())
     }
 
-    /// Replaces any earlier code of the same purpose: only the newest code works.
+    /// Replaces any earlier code of the same purpose: only the newest code works, and its
+    /// attempt count starts again.
     pub async fn replace(&self, otp: &Otp, tx: Option<&mut ClientSession>) -> mongodb::error::Result<()> {
-        let replace = self
+        let update = self
             .coll
-            .replace_one(doc! { "userId": otp.user_id, "purpose": otp.purpose.as_str() }, otp)
+            .update_one(
+                doc! { "userId": otp.user_id, "purpose": otp.purpose.as_str() },
+                doc! {
+                    "$set": {
+                        "codeHash": &otp.code_hash,
+                        "attempts": 0,
+                        "createdAt": otp.created_at,
+                        "expiresAt": otp.expires_at,
+                    },
+                    "$setOnInsert": { "_id": otp.id },
+                },
+            )
             .upsert(true);
         match tx {
-            Some(tx) => replace.session(tx).await,
-            None => replace.await,
+            Some(tx) => update.session(tx).await,
+            None => update.await,
         }
         .map(|_| ())
     }
