@@ -18,7 +18,6 @@ async fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");
-            eprintln!("huddle: {e:#}");
             ExitCode::FAILURE
         }
     }

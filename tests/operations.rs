@@ -341,19 +341,11 @@ async fn the_binary_logs_json_without_secrets_and_stops_on_sigterm() {
             .status,
         202
     );
-    let outbox = dir.path().join("outbox");
-    let mut otp = None;
-    for _ in 0..200 {
-        if let Some(file) = std::fs::read_dir(&outbox).ok().and_then(|mut d| d.find_map(|e| e.ok())) {
-            let mail: Value = serde_json::from_slice(&std::fs::read(file.path()).unwrap()).unwrap_or_default();
-            otp = mail["otp"].as_str().map(str::to_string);
-            if otp.is_some() {
-                break;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    let otp = otp.expect("verification mail in the outbox");
+    let mail = common::wait_mail_in(&dir.path().join("outbox"), email, 1).await;
+    let otp = mail["otp"]
+        .as_str()
+        .expect("verification mail carries the code")
+        .to_string();
     let r = c
         .post(
             "/api/v1/auth/verify",

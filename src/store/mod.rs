@@ -78,6 +78,19 @@ pub fn is_duplicate_key(error: &mongodb::error::Error) -> bool {
     }
 }
 
+/// An index that lets MongoDB delete a document once its `field` date has passed.
+pub fn expiry_index(field: &str) -> mongodb::IndexModel {
+    mongodb::IndexModel::builder()
+        .keys(doc! { field: 1 })
+        .options(
+            mongodb::options::IndexOptions::builder()
+                .name("expiry_ttl".to_string())
+                .expire_after(Duration::ZERO)
+                .build(),
+        )
+        .build()
+}
+
 /// Now as a BSON date, truncated to milliseconds like everything MongoDB stores.
 pub fn now() -> mongodb::bson::DateTime {
     mongodb::bson::DateTime::now()

@@ -62,15 +62,7 @@ impl OtpStore {
                             .build(),
                     )
                     .build(),
-                IndexModel::builder()
-                    .keys(doc! { "expiresAt": 1 })
-                    .options(
-                        IndexOptions::builder()
-                            .name("expiry_ttl".to_string())
-                            .expire_after(std::time::Duration::ZERO)
-                            .build(),
-                    )
-                    .build(),
+                super::expiry_index("expiresAt"),
             ])
             .await?;
         Ok(())

@@ -57,15 +57,7 @@ impl SessionStore {
                     .keys(doc! { "userId": 1 })
                     .options(IndexOptions::builder().name("user".to_string()).build())
                     .build(),
-                IndexModel::builder()
-                    .keys(doc! { "expiresAt": 1 })
-                    .options(
-                        IndexOptions::builder()
-                            .name("expiry_ttl".to_string())
-                            .expire_after(std::time::Duration::ZERO)
-                            .build(),
-                    )
-                    .build(),
+                super::expiry_index("expiresAt"),
             ])
             .await?;
         Ok(())

@@ -128,34 +128,14 @@ impl TestServer {
         Client::new(self.url(""))
     }
 
-    fn outbox(&self) -> PathBuf {
-        self.data_dir.join("outbox")
-    }
-
     /// Every mail written to the outbox for `to`, oldest first.
     pub fn mails_to(&self, to: &str) -> Vec<Value> {
-        let mut files: Vec<PathBuf> = std::fs::read_dir(self.outbox())
-            .map(|dir| dir.filter_map(|e| e.ok().map(|e| e.path())).collect())
-            .unwrap_or_default();
-        files.retain(|p| p.extension().is_some_and(|e| e == "json"));
-        files.sort();
-        files
-            .iter()
-            .filter_map(|p| serde_json::from_slice::<Value>(&std::fs::read(p).ok()?).ok())
-            .filter(|m| m["to"] == to)
-            .collect()
+        mails_in(&self.data_dir.join("outbox"), to)
     }
 
     /// Waits for the `n`th (1-based) mail to `to`.
     pub async fn wait_mail(&self, to: &str, n: usize) -> Value {
-        for _ in 0..200 {
-            let mails = self.mails_to(to);
-            if mails.len() >= n {
-                return mails[n - 1].clone();
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        panic!("mail #{n} to {to} never arrived; have {:?}", self.mails_to(to));
+        wait_mail_in(&self.data_dir.join("outbox"), to, n).await
     }
 
     /// The code in the `n`th mail to `to`.
@@ -182,6 +162,32 @@ impl TestServer {
         assert_eq!(r.status, 200, "{r:?}");
         Session::from_auth(client, email, &r.body)
     }
+}
+
+/// Every mail in `outbox` for `to`, oldest first.
+pub fn mails_in(outbox: &Path, to: &str) -> Vec<Value> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(outbox)
+        .map(|dir| dir.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default();
+    files.retain(|p| p.extension().is_some_and(|e| e == "json"));
+    files.sort();
+    files
+        .iter()
+        .filter_map(|p| serde_json::from_slice::<Value>(&std::fs::read(p).ok()?).ok())
+        .filter(|m| m["to"] == to)
+        .collect()
+}
+
+/// Waits for the `n`th (1-based) mail to `to` in `outbox`.
+pub async fn wait_mail_in(outbox: &Path, to: &str, n: usize) -> Value {
+    for _ in 0..200 {
+        let mails = mails_in(outbox, to);
+        if mails.len() >= n {
+            return mails[n - 1].clone();
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("mail #{n} to {to} never arrived; have {:?}", mails_in(outbox, to));
 }
 
 pub fn register_body(username: &str, email: &str) -> Value {
