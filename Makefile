@@ -5,12 +5,14 @@ CARGO ?= cargo
 export PATH := $(or $(CARGO_HOME),$(HOME)/.cargo)/bin:$(PATH)
 
 bootstrap:
-	@./scripts/bootstrap.sh
+	@./scripts/bootstrap.sh test
 
-run: bootstrap
+run:
+	@./scripts/bootstrap.sh run
 	$(CARGO) run --locked --bin huddle
 
-test: bootstrap
+test:
+	@./scripts/bootstrap.sh test
 	$(CARGO) test --workspace --locked
 
 lint:

@@ -1,12 +1,26 @@
 #!/usr/bin/env bash
-# Installs what `make run` and `make test` need and is missing; does nothing when all is
-# there. Needs only Rust (cargo) to begin with.
+# Installs what `make run` (`bootstrap.sh run`) and `make test` (`bootstrap.sh test`) need
+# and is missing; does nothing when all is there. Needs only Rust (cargo) to begin with.
 set -euo pipefail
+
+mode="${1:-run}"
 
 SECANTUS_CRATE=secantus-mdb
 SECANTUS_VERSION=0.5.3-beta.196
 
 say() { printf 'bootstrap: %s\n' "$*"; }
+
+apt_install() {
+  local sudo_cmd=()
+  [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
+  if ! command -v apt-get >/dev/null; then
+    say "$* missing and apt-get is not available: install $*, then run this again"
+    exit 1
+  fi
+  say "installing $* with apt"
+  "${sudo_cmd[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq "$@" >/dev/null
+}
 
 command -v cargo >/dev/null || { say "cargo not found: install Rust from https://rustup.rs"; exit 1; }
 cargo_bin="${CARGO_HOME:-$HOME/.cargo}/bin"
@@ -16,22 +30,19 @@ have_secantus() {
     { command -v secantusd-rs >/dev/null || [ -x "$cargo_bin/secantusd-rs" ]; }
 }
 
+# Tests only: the official socket.io-client the whole-server tests drive Socket.IO with.
+test_js="$(cd "$(dirname "$0")/.." && pwd)/tests/js"
+if [ "$mode" = test ] && [ ! -d "$test_js/node_modules/socket.io-client" ]; then
+  command -v node >/dev/null && command -v npm >/dev/null || apt_install nodejs npm
+  say "installing the test driver's npm packages into tests/js/node_modules"
+  npm ci --prefix "$test_js" --no-audit --no-fund
+fi
+
 if have_secantus; then
   exit 0
 fi
 
-if ! command -v cmake >/dev/null; then
-  say "installing cmake (needed to build secantusd-rs)"
-  sudo_cmd=()
-  [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
-  if command -v apt-get >/dev/null; then
-    "${sudo_cmd[@]}" apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq cmake >/dev/null
-  else
-    say "cmake is missing and apt-get is not available: install cmake, then run this again"
-    exit 1
-  fi
-fi
+command -v cmake >/dev/null || apt_install cmake
 
 say "installing ${SECANTUS_CRATE} ${SECANTUS_VERSION} (the embedded database; about 10 minutes, once)"
 cargo install "${SECANTUS_CRATE}" --version "=${SECANTUS_VERSION}" --ignore-rust-version --locked

@@ -10,6 +10,8 @@ pub mod embedded;
 pub mod error;
 pub mod http;
 pub mod mail;
+pub mod realtime;
+pub mod service;
 pub mod state;
 pub mod store;
 pub mod telemetry;

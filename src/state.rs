@@ -17,6 +17,7 @@ use crate::embedded::db::{self, EmbeddedDb};
 use crate::embedded::lock::DataDirLock;
 use crate::embedded::s3::EmbeddedS3;
 use crate::mail::{Mailer, outbox::Outbox, sendgrid::SendGrid};
+use crate::realtime::Realtime;
 use crate::store::Store;
 use crate::store::s3::MediaStore;
 
@@ -31,6 +32,7 @@ pub struct AppState {
     pub otp_key: OtpKey,
     pub limiter: RateLimiter,
     pub metrics: PrometheusHandle,
+    pub realtime: Realtime,
 }
 
 /// What the server started for itself; stopped when this is shut down or dropped.
@@ -149,8 +151,10 @@ impl AppState {
             otp_key: OtpKey::derive(master.expose().as_bytes()),
             limiter: RateLimiter::new(Duration::from_secs(config.rate_limit_window_secs)),
             metrics: crate::telemetry::metrics_handle(),
+            realtime: Realtime::new(),
             config: Arc::new(config),
         };
+        crate::realtime::register(state.clone());
         let backends = Backends {
             db: embedded_db,
             s3: embedded_s3,

@@ -325,6 +325,7 @@ async fn register(
         about: String::new(),
         email_verified: false,
         status: Presence::Offline,
+        friends: Vec::new(),
         created_at: now,
         updated_at: now,
     };
@@ -559,6 +560,7 @@ async fn logout(
     }
     if let Some(session) = session {
         state.store.sessions.revoke(session, "logout").await?;
+        state.realtime.end_session(session).await;
     }
     let jar = jar.add(removal_cookie(&state));
     Ok((StatusCode::NO_CONTENT, jar).into_response())
@@ -619,6 +621,7 @@ async fn reset_password(
     if !consumed {
         return Err(invalid_code());
     }
+    state.realtime.end_user(user_id).await;
     Ok(axum::Json(Done {
         message: "password changed; sign in again",
     })
@@ -664,5 +667,6 @@ async fn change_password(
         })
     })
     .await?;
+    state.realtime.end_user(user_id).await;
     Ok(signed_in(&state, jar, &user, issued, req.include_refresh_token))
 }

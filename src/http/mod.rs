@@ -2,7 +2,9 @@
 //! document, and the middleware every response passes through.
 
 pub mod auth;
+pub mod chats;
 pub mod extract;
+pub mod friends;
 pub mod ops;
 pub mod users;
 
@@ -31,6 +33,10 @@ use crate::state::AppState;
     info(title = "Huddle API", description = "Accounts, chat and calls for Huddle clients. Errors share one body: `{ \"error\": { \"code\", \"message\" } }`."),
     tags((name = "auth", description = "Registration, sign-in, tokens, passwords"),
          (name = "users", description = "Profiles and search"),
+         (name = "friends", description = "Friend requests and friendships"),
+         (name = "chats", description = "1:1 and group chats"),
+         (name = "messages", description = "Message history and writes"),
+         (name = "notifications", description = "The caller's notifications"),
          (name = "ops", description = "Health, readiness, metrics")),
     modifiers(&BearerAuth)
 )]
@@ -56,6 +62,10 @@ fn api_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest("/api/v1/auth", auth::router())
         .nest("/api/v1/users", users::router())
+        .nest("/api/v1/friends", friends::friend_router())
+        .nest("/api/v1/notifications", friends::notification_router())
+        .nest("/api/v1/chats", chats::chat_router())
+        .nest("/api/v1/messages", chats::message_router())
         .merge(ops::router())
 }
 
@@ -80,6 +90,7 @@ pub fn app(state: AppState) -> Router {
 pub fn with_middleware(routes: Router<AppState>, state: AppState) -> Router {
     let hsts = state.config.hsts;
     routes
+        .layer(state.realtime.layer())
         .layer(DefaultBodyLimit::max(state.config.body_limit_bytes))
         // Inside the header, metrics and log layers, so a panic's 500 gets all of them.
         .layer(CatchPanicLayer::custom(panic_response))

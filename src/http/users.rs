@@ -18,6 +18,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(me, update_me))
         .routes(routes!(search))
+        .routes(routes!(non_friends))
         .routes(routes!(by_id))
 }
 
@@ -187,19 +188,64 @@ async fn search(
         .map(rules::normalize_username)
         .transpose()
         .map_err(|_| AppError::bad_request("cursor: invalid"))?;
-    let mut users = state
+    let users = state
         .store
         .users
-        .search(q, auth.id, cursor.as_deref(), limit + 1)
+        .search(Some(q), &[auth.id], cursor.as_deref(), limit + 1)
         .await?;
-    let next_cursor = if users.len() as i64 > limit {
-        users.truncate(limit as usize);
-        users.last().map(|u| u.username.clone())
-    } else {
-        None
-    };
-    Ok(axum::Json(UserPage {
-        data: users.iter().map(UserView::public).collect(),
-        next_cursor,
-    }))
+    Ok(axum::Json(UserPage::new(users, limit)))
+}
+
+impl UserPage {
+    /// One page from `limit + 1` users fetched: the extra one only says there is more.
+    fn new(mut users: Vec<User>, limit: i64) -> Self {
+        let next_cursor = if users.len() as i64 > limit {
+            users.truncate(limit as usize);
+            users.last().map(|u| u.username.clone())
+        } else {
+            None
+        };
+        Self {
+            data: users.iter().map(UserView::public).collect(),
+            next_cursor,
+        }
+    }
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct PageQuery {
+    /// Page size, 1-50 (default 20).
+    limit: Option<i64>,
+    /// `nextCursor` of the previous page.
+    cursor: Option<String>,
+}
+
+/// Verified users who are not the caller's friends (people to invite), by username.
+#[utoipa::path(get, path = "/non-friends", tag = "users", security(("bearer" = [])), params(PageQuery),
+    responses((status = 200, body = UserPage), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+async fn non_friends(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    ApiQuery(query): ApiQuery<PageQuery>,
+) -> AppResult<axum::Json<UserPage>> {
+    let limit = query.limit.unwrap_or(20);
+    if !(1..=50).contains(&limit) {
+        return Err(AppError::bad_request("limit: must be between 1 and 50"));
+    }
+    let cursor = query
+        .cursor
+        .as_deref()
+        .map(rules::normalize_username)
+        .transpose()
+        .map_err(|_| AppError::bad_request("cursor: invalid"))?;
+    let mut exclude = state.store.friends.friend_ids(auth.id).await?;
+    exclude.push(auth.id);
+    let users = state
+        .store
+        .users
+        .search(None, &exclude, cursor.as_deref(), limit + 1)
+        .await?;
+    Ok(axum::Json(UserPage::new(users, limit)))
 }

@@ -1,6 +1,10 @@
 //! MongoDB repositories (one file per collection), index creation, transactions, and the S3
 //! media store.
 
+pub mod chats;
+pub mod friends;
+pub mod messages;
+pub mod notifications;
 pub mod otps;
 pub mod s3;
 pub mod sessions;
@@ -25,6 +29,10 @@ pub struct Store {
     pub users: UserStore,
     pub sessions: SessionStore,
     pub otps: OtpStore,
+    pub chats: chats::ChatStore,
+    pub messages: messages::MessageStore,
+    pub friends: friends::FriendStore,
+    pub notifications: notifications::NotificationStore,
 }
 
 impl Store {
@@ -46,6 +54,10 @@ impl Store {
             users: UserStore::new(&db),
             sessions: SessionStore::new(&db),
             otps: OtpStore::new(&db),
+            chats: chats::ChatStore::new(&db),
+            messages: messages::MessageStore::new(&db),
+            friends: friends::FriendStore::new(&db),
+            notifications: notifications::NotificationStore::new(&db),
             client,
             db,
         }
@@ -56,6 +68,10 @@ impl Store {
         self.users.ensure_indexes().await?;
         self.sessions.ensure_indexes().await?;
         self.otps.ensure_indexes().await?;
+        self.chats.ensure_indexes().await?;
+        self.messages.ensure_indexes().await?;
+        self.friends.ensure_indexes().await?;
+        self.notifications.ensure_indexes().await?;
         Ok(())
     }
 

@@ -33,6 +33,8 @@ pub struct User {
     pub about: String,
     pub email_verified: bool,
     pub status: Presence,
+    #[serde(default)]
+    pub friends: Vec<ObjectId>,
     pub created_at: DateTime,
     pub updated_at: DateTime,
 }
@@ -142,25 +144,27 @@ impl UserStore {
     /// excluding `exclude`, ordered by username, after the `after` username cursor.
     pub async fn search(
         &self,
-        prefix: &str,
-        exclude: ObjectId,
+        prefix: Option<&str>,
+        exclude: &[ObjectId],
         after: Option<&str>,
         limit: i64,
     ) -> mongodb::error::Result<Vec<User>> {
-        let pattern = format!("^{}", escape_regex(prefix));
-        let regex = bson::Regex {
-            pattern,
-            options: "i".into(),
-        };
-        let mut filter = doc! {
-            "_id": { "$ne": exclude },
-            "emailVerified": true,
-            "$or": [
-                { "username": regex.clone() },
-                { "firstName": regex.clone() },
-                { "lastName": regex },
-            ],
-        };
+        let mut filter = doc! { "_id": { "$nin": exclude }, "emailVerified": true };
+        if let Some(prefix) = prefix {
+            let pattern = format!("^{}", escape_regex(prefix));
+            let regex = bson::Regex {
+                pattern,
+                options: "i".into(),
+            };
+            filter.insert(
+                "$or",
+                vec![
+                    doc! { "username": regex.clone() },
+                    doc! { "firstName": regex.clone() },
+                    doc! { "lastName": regex },
+                ],
+            );
+        }
         if let Some(after) = after {
             filter.insert("username", doc! { "$gt": after });
         }

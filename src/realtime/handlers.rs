@@ -1,0 +1,281 @@
+//! The default namespace: handshake authentication, room membership, presence, and the
+//! client-to-server events (`message:*`, `typing:*`, `chat:sync`).
+
+use std::future::Future;
+
+use mongodb::bson::oid::ObjectId;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+use socketioxide::extract::{AckSender, SocketRef, TryData};
+use socketioxide::handler::ConnectHandler;
+
+use super::{Ack, chat_room, session_room, user_room};
+use crate::domain::chat::MessageType;
+use crate::error::{AppError, AppResult};
+use crate::http::extract::{AuthUser, authenticate, parse_id};
+use crate::service::messages::{self, MessageView, SendMessage, SyncRequest};
+use crate::state::AppState;
+
+#[derive(Deserialize)]
+struct Handshake {
+    token: Option<String>,
+}
+
+/// Why a handshake was refused; its text is the client's `connect_error` message.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct Refused(String);
+
+/// Installs the namespace handlers. Called once, when the state is built.
+pub fn register(state: AppState) {
+    let io = state.realtime.io.clone();
+    let on_connect = {
+        let state = state.clone();
+        move |socket: SocketRef| {
+            let state = state.clone();
+            async move { connected(state, socket).await }
+        }
+    };
+    let check = move |socket: SocketRef, TryData(auth): TryData<Handshake>| {
+        let state = state.clone();
+        async move { handshake(&state, &socket, auth.ok().and_then(|h| h.token)).await }
+    };
+    io.ns("/", on_connect.with(check));
+}
+
+/// Verifies `auth: { token }` with the REST token verifier before the socket joins.
+async fn handshake(state: &AppState, socket: &SocketRef, token: Option<String>) -> Result<(), Refused> {
+    let Some(token) = token else {
+        return Err(Refused("unauthorized: send auth: { token }".into()));
+    };
+    match authenticate(state, &token).await {
+        Ok(user) => {
+            socket.extensions.insert(user);
+            Ok(())
+        }
+        Err(AppError::Internal(e)) => {
+            tracing::error!(error = ?e, "socket handshake failed");
+            Err(Refused("internal error".into()))
+        }
+        Err(_) => Err(Refused("unauthorized: invalid or expired token".into())),
+    }
+}
+
+fn auth_of(socket: &SocketRef) -> Option<AuthUser> {
+    socket.extensions.get::<AuthUser>()
+}
+
+async fn connected(state: AppState, socket: SocketRef) {
+    let Some(auth) = auth_of(&socket) else {
+        socket.disconnect().ok();
+        return;
+    };
+    let chats = match state.store.chats.ids_of_member(auth.id).await {
+        Ok(chats) => chats,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot load chats for a socket");
+            socket.disconnect().ok();
+            return;
+        }
+    };
+    socket.join(user_room(auth.id));
+    socket.join(session_room(auth.session));
+    socket.join(chats.into_iter().map(chat_room).collect::<Vec<_>>());
+    if state.realtime.socket_opened(auth.id) {
+        presence(&state, auth.id, true).await;
+    }
+
+    on(
+        &socket,
+        &state,
+        "message:send",
+        |state, user, req: SendRequest| async move {
+            let chat = parse_id(&req.chat_id)?;
+            let message = SendMessage {
+                client_msg_id: Some(req.client_msg_id),
+                kind: req.kind,
+                content: req.content,
+                attachments: req.attachments,
+                reply_to: req.reply_to,
+            };
+            let stored = messages::send(&state, user.id, chat, message).await?;
+            Ok(MessageView::new(&stored, Some(user.id)))
+        },
+    );
+    on(
+        &socket,
+        &state,
+        "message:edit",
+        |state, user, req: EditRequest| async move {
+            let edited = messages::edit(&state, user.id, parse_id(&req.message_id)?, req.content).await?;
+            Ok(MessageView::new(&edited, Some(user.id)))
+        },
+    );
+    on(
+        &socket,
+        &state,
+        "message:delete",
+        |state, user, req: MessageRef| async move {
+            let deleted = messages::delete(&state, user.id, parse_id(&req.message_id)?).await?;
+            Ok(MessageView::new(&deleted, Some(user.id)))
+        },
+    );
+    on(
+        &socket,
+        &state,
+        "message:star",
+        |state, user, req: StarRequest| async move {
+            let starred =
+                messages::star(&state, user.id, parse_id(&req.message_id)?, req.starred.unwrap_or(true)).await?;
+            Ok(MessageView::new(&starred, Some(user.id)))
+        },
+    );
+    on(
+        &socket,
+        &state,
+        "message:read",
+        |state, user, req: ReadRequest| async move {
+            messages::read(&state, user.id, parse_id(&req.chat_id)?, req.seq).await
+        },
+    );
+    on(
+        &socket,
+        &state,
+        "chat:sync",
+        |state, user, req: SyncRequest| async move { Ok(json!({ "chats": messages::sync(&state, user.id, req).await? })) },
+    );
+    for (event, typing) in [("typing:start", true), ("typing:stop", false)] {
+        on(&socket, &state, event, move |state, user, req: ChatRef| async move {
+            let chat = parse_id(&req.chat_id)?;
+            messages::member_chat(&state, chat, user.id).await?;
+            let payload = json!({ "chatId": chat.to_hex(), "userId": user.id.to_hex(), "typing": typing });
+            // Everyone in the chat but the typist's own sockets.
+            if let Err(e) = state
+                .realtime
+                .io
+                .to(chat_room(chat))
+                .except(user_room(user.id))
+                .emit("typing", &payload)
+                .await
+            {
+                tracing::debug!(error = %e, "typing emit");
+            }
+            Ok(json!({}))
+        });
+    }
+
+    let state_on_close = state.clone();
+    socket.on_disconnect(move |socket: SocketRef| {
+        let state = state_on_close.clone();
+        async move {
+            if let Some(auth) = auth_of(&socket)
+                && state.realtime.socket_closed(auth.id)
+            {
+                presence(&state, auth.id, false).await;
+            }
+        }
+    });
+}
+
+/// Tells a user's friends they came online or went offline.
+async fn presence(state: &AppState, user: ObjectId, online: bool) {
+    let friends = match state.store.friends.friend_ids(user).await {
+        Ok(friends) => friends,
+        Err(e) => {
+            tracing::warn!(error = %e, "presence: cannot load friends");
+            return;
+        }
+    };
+    let payload = json!({
+        "userId": user.to_hex(),
+        "status": if online { "online" } else { "offline" },
+        "lastSeen": chrono::Utc::now(),
+    });
+    for friend in friends {
+        state.realtime.to_user(friend, "presence", &payload).await;
+    }
+}
+
+/// Registers a request event: parses the payload into `T` (a bad payload is an error ack,
+/// never a silent drop), runs `handler` as the socket's user, and acks the result.
+fn on<T, F, Fut, R>(socket: &SocketRef, state: &AppState, event: &'static str, handler: F)
+where
+    T: DeserializeOwned + Send + 'static,
+    F: Fn(AppState, AuthUser, T) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = AppResult<R>> + Send + 'static,
+    R: serde::Serialize + Send + 'static,
+{
+    let state = state.clone();
+    socket.on(
+        event,
+        move |socket: SocketRef, TryData(payload): TryData<Value>, ack: AckSender| {
+            let (state, handler) = (state.clone(), handler.clone());
+            async move {
+                let result = async {
+                    let user = auth_of(&socket).ok_or(AppError::Unauthorized("not signed in"))?;
+                    let payload = payload.map_err(|e| AppError::bad_request(format!("payload: {e}")))?;
+                    let request =
+                        serde_json::from_value::<T>(payload).map_err(|e| AppError::bad_request(e.to_string()))?;
+                    handler(state, user, request).await
+                }
+                .await;
+                if let Err(e) = ack.send(&Ack::from(result)) {
+                    tracing::debug!(event, error = %e, "ack not delivered");
+                }
+            }
+        },
+    );
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct SendRequest {
+    chat_id: String,
+    client_msg_id: String,
+    #[serde(rename = "type", default = "text_type")]
+    kind: MessageType,
+    #[serde(default)]
+    content: String,
+    #[serde(default)]
+    attachments: Vec<String>,
+    #[serde(default)]
+    reply_to: Option<String>,
+}
+
+fn text_type() -> MessageType {
+    MessageType::Text
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct EditRequest {
+    message_id: String,
+    content: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct MessageRef {
+    message_id: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct StarRequest {
+    message_id: String,
+    starred: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ReadRequest {
+    chat_id: String,
+    seq: i64,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ChatRef {
+    chat_id: String,
+}

@@ -1,0 +1,183 @@
+//! Socket.IO on the default namespace: the handshake authenticates with the same token
+//! verifier as REST, the server (never the client) joins each socket to its user, session
+//! and chat rooms, and every request event answers with an ack `{ data }` or `{ error }`.
+
+mod handlers;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use mongodb::bson::oid::ObjectId;
+use serde::Serialize;
+use socketioxide::SocketIo;
+use socketioxide::layer::SocketIoLayer;
+
+use crate::error::{AppError, ErrorDetail};
+
+pub use handlers::register;
+
+/// Largest Socket.IO packet a client may send.
+pub const MAX_PAYLOAD: u64 = 64 * 1024;
+/// Packets queued per socket before further emits to it fail (a client that never reads
+/// is dropped rather than slowing anyone else).
+pub const MAX_BUFFER: usize = 1024;
+
+pub fn user_room(user: ObjectId) -> String {
+    format!("user:{}", user.to_hex())
+}
+
+pub fn chat_room(chat: ObjectId) -> String {
+    format!("chat:{}", chat.to_hex())
+}
+
+pub fn session_room(session: ObjectId) -> String {
+    format!("session:{}", session.to_hex())
+}
+
+/// The Socket.IO handle and layer, plus who is online on this node.
+#[derive(Clone)]
+pub struct Realtime {
+    pub io: SocketIo,
+    layer: SocketIoLayer,
+    /// Open sockets per user: a user is online while this is above zero.
+    online: Arc<Mutex<HashMap<ObjectId, usize>>>,
+}
+
+impl std::fmt::Debug for Realtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Realtime").finish_non_exhaustive()
+    }
+}
+
+impl Default for Realtime {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Realtime {
+    pub fn new() -> Self {
+        let (layer, io) = SocketIo::builder()
+            .max_payload(MAX_PAYLOAD)
+            .max_buffer_size(MAX_BUFFER)
+            .ack_timeout(Duration::from_secs(10))
+            .connect_timeout(Duration::from_secs(10))
+            .build_layer();
+        Self {
+            io,
+            layer,
+            online: Arc::default(),
+        }
+    }
+
+    pub fn layer(&self) -> SocketIoLayer {
+        self.layer.clone()
+    }
+
+    /// Emits to a room; failures (a full buffer, a closed socket) are logged, never fatal.
+    pub async fn emit<T: Serialize + ?Sized>(&self, room: String, event: &'static str, data: &T) {
+        if let Err(e) = self.io.to(room).emit(event, data).await {
+            tracing::debug!(event, error = %e, "emit did not reach every socket");
+        }
+    }
+
+    pub async fn to_chat<T: Serialize + ?Sized>(&self, chat: ObjectId, event: &'static str, data: &T) {
+        self.emit(chat_room(chat), event, data).await;
+    }
+
+    pub async fn to_user<T: Serialize + ?Sized>(&self, user: ObjectId, event: &'static str, data: &T) {
+        self.emit(user_room(user), event, data).await;
+    }
+
+    /// Puts every socket of `user` into the chat's room (after a membership change).
+    pub async fn join_chat(&self, user: ObjectId, chat: ObjectId) {
+        if let Err(e) = self.io.to(user_room(user)).join(chat_room(chat)).await {
+            tracing::warn!(error = %e, "could not join sockets to a chat room");
+        }
+    }
+
+    /// Takes every socket of `user` out of the chat's room: events stop at once.
+    pub async fn leave_chat(&self, user: ObjectId, chat: ObjectId) {
+        if let Err(e) = self.io.to(user_room(user)).leave(chat_room(chat)).await {
+            tracing::warn!(error = %e, "could not remove sockets from a chat room");
+        }
+    }
+
+    /// Disconnects the sockets opened with a session (after logout or a password change).
+    pub async fn end_session(&self, session: ObjectId) {
+        if let Err(e) = self.io.to(session_room(session)).disconnect().await {
+            tracing::debug!(error = %e, "disconnecting a session's sockets");
+        }
+    }
+
+    /// Disconnects every socket of a user (all sessions revoked).
+    pub async fn end_user(&self, user: ObjectId) {
+        if let Err(e) = self.io.to(user_room(user)).disconnect().await {
+            tracing::debug!(error = %e, "disconnecting a user's sockets");
+        }
+    }
+
+    /// Counts a socket in; true when it is the user's first (they just came online).
+    fn socket_opened(&self, user: ObjectId) -> bool {
+        let mut online = self.online.lock().unwrap_or_else(|p| p.into_inner());
+        let count = online.entry(user).or_insert(0);
+        *count += 1;
+        *count == 1
+    }
+
+    /// Counts a socket out; true when it was the user's last (they just went offline).
+    fn socket_closed(&self, user: ObjectId) -> bool {
+        let mut online = self.online.lock().unwrap_or_else(|p| p.into_inner());
+        match online.get_mut(&user) {
+            Some(count) if *count > 1 => {
+                *count -= 1;
+                false
+            }
+            Some(_) => {
+                online.remove(&user);
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub fn is_online(&self, user: ObjectId) -> bool {
+        self.online
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains_key(&user)
+    }
+}
+
+/// The ack body of a request event: `{ data }` or `{ error: { code, message } }`, the
+/// same error shape as REST.
+#[derive(Serialize)]
+#[serde(untagged)]
+pub enum Ack<T: Serialize> {
+    Data { data: T },
+    Error { error: ErrorDetail },
+}
+
+impl<T: Serialize> From<Result<T, AppError>> for Ack<T> {
+    fn from(result: Result<T, AppError>) -> Self {
+        match result {
+            Ok(data) => Self::Data { data },
+            Err(e) => {
+                let message = match &e {
+                    AppError::Internal(cause) => {
+                        tracing::error!(error = ?cause, "internal error in a socket event");
+                        "internal server error".to_string()
+                    }
+                    other => other.to_string(),
+                };
+                Self::Error {
+                    error: ErrorDetail {
+                        code: e.code().to_string(),
+                        message,
+                    },
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,364 @@
+//! Sending, editing, deleting, starring and reading messages, and replaying what a client
+//! missed. REST and Socket.IO both call these, so both store and emit the same way.
+
+use chrono::{DateTime, Utc};
+use mongodb::bson::{self, oid::ObjectId};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::domain::chat::{self as rules, MessageType};
+use crate::error::{AppError, AppResult};
+use crate::http::extract::parse_id;
+use crate::state::AppState;
+use crate::store::chats::Chat;
+use crate::store::messages::{Message, Page};
+use crate::store::{is_duplicate_key, tx};
+
+/// Most messages one history page or one replay returns.
+pub const PAGE_MAX: i64 = 200;
+
+/// A message as clients see it.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MessageView {
+    #[serde(rename = "_id")]
+    pub id: String,
+    pub chat_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group_id: Option<String>,
+    pub seq: i64,
+    pub sender: String,
+    pub client_msg_id: String,
+    pub content: String,
+    #[serde(rename = "type")]
+    pub kind: MessageType,
+    pub attachments: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<String>,
+    /// Whether the caller starred it (others' stars stay private).
+    pub starred: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub edited_at: Option<DateTime<Utc>>,
+    pub deleted: bool,
+}
+
+impl MessageView {
+    pub fn new(m: &Message, viewer: Option<ObjectId>) -> Self {
+        Self {
+            id: m.id.to_hex(),
+            chat_id: m.chat_id.to_hex(),
+            group_id: m.group_id.map(|g| g.to_hex()),
+            seq: m.seq,
+            sender: m.sender.to_hex(),
+            client_msg_id: m.client_msg_id.clone(),
+            content: m.content.clone(),
+            kind: m.kind,
+            attachments: m.attachments.iter().map(|a| a.to_hex()).collect(),
+            reply_to: m.reply_to.map(|r| r.to_hex()),
+            starred: viewer.is_some_and(|v| m.starred_by.contains(&v)),
+            created_at: m.created_at.to_chrono(),
+            updated_at: m.updated_at.to_chrono(),
+            edited_at: m.edited_at.map(|t| t.to_chrono()),
+            deleted: m.deleted,
+        }
+    }
+}
+
+/// A new message, from `POST /chats/{id}/messages` or `message:send`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SendMessage {
+    /// Required on Socket.IO; on REST the server makes one when absent.
+    #[serde(default)]
+    pub client_msg_id: Option<String>,
+    #[serde(rename = "type", default = "text_type")]
+    pub kind: MessageType,
+    #[serde(default)]
+    pub content: String,
+    #[serde(default)]
+    pub attachments: Vec<String>,
+    #[serde(default)]
+    pub reply_to: Option<String>,
+}
+
+fn text_type() -> MessageType {
+    MessageType::Text
+}
+
+fn rule(e: rules::MessageRuleError) -> AppError {
+    AppError::bad_request(e.to_string())
+}
+
+/// The chat if `user` is in it; otherwise the same 404 as a chat that does not exist.
+pub async fn member_chat(state: &AppState, chat: ObjectId, user: ObjectId) -> AppResult<Chat> {
+    state
+        .store
+        .chats
+        .for_member(chat, user)
+        .await?
+        .ok_or(AppError::NotFound)
+}
+
+/// Stores a message and tells the chat. Returns the stored message; a retry with the same
+/// `clientMsgId` returns the first one unchanged and emits nothing new.
+pub async fn send(state: &AppState, sender: ObjectId, chat_id: ObjectId, req: SendMessage) -> AppResult<Message> {
+    let client_msg_id = req.client_msg_id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    rules::check_client_msg_id(&client_msg_id).map_err(rule)?;
+    rules::check_content(req.kind, &req.content, req.attachments.len()).map_err(rule)?;
+    let attachments = req
+        .attachments
+        .iter()
+        .map(|a| parse_id(a))
+        .collect::<AppResult<Vec<_>>>()?;
+    let reply_to = req.reply_to.as_deref().map(parse_id).transpose()?;
+
+    let chat = member_chat(state, chat_id, sender).await?;
+    if let Some(existing) = state
+        .store
+        .messages
+        .by_client_id(chat_id, sender, &client_msg_id)
+        .await?
+    {
+        return Ok(existing);
+    }
+    if let Some(reply) = reply_to {
+        let parent = state.store.messages.by_id(reply).await?;
+        if parent.is_none_or(|p| p.chat_id != chat_id) {
+            return Err(AppError::bad_request("replyTo: no such message in this chat"));
+        }
+    }
+
+    let now = bson::DateTime::now();
+    let draft = Message {
+        id: ObjectId::new(),
+        chat_id,
+        group_id: chat.group_id,
+        seq: 0,
+        sender,
+        client_msg_id: client_msg_id.clone(),
+        content: req.content,
+        kind: req.kind,
+        attachments,
+        reply_to,
+        starred_by: Vec::new(),
+        created_at: now,
+        updated_at: now,
+        edited_at: None,
+        deleted: false,
+    };
+    let store = state.store.clone();
+    let stored = tx::transaction(&state.store.client, |s| {
+        let (store, mut message) = (store.clone(), draft.clone());
+        Box::pin(async move {
+            let Some(chat) = store.chats.next_seq(chat_id, sender, s).await? else {
+                return Ok(None);
+            };
+            message.seq = chat.last_seq;
+            store.messages.insert(&message, s).await?;
+            store.chats.set_last_message(chat_id, &message.summary(), s).await?;
+            Ok(Some(message))
+        })
+    })
+    .await;
+    let message = match stored {
+        Ok(Some(message)) => message,
+        Ok(None) => return Err(AppError::NotFound),
+        Err(e) if is_duplicate_key(&e) => {
+            // A concurrent retry won: answer with what it stored.
+            return state
+                .store
+                .messages
+                .by_client_id(chat_id, sender, &client_msg_id)
+                .await?
+                .ok_or_else(|| AppError::Internal(e.into()));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    metrics::counter!("huddle_messages_sent_total").increment(1);
+    state
+        .realtime
+        .to_chat(chat_id, "message:new", &MessageView::new(&message, None))
+        .await;
+    super::notifications::message_sent(state, &chat, &message).await;
+    Ok(message)
+}
+
+/// A page of a chat's history for a member, oldest first.
+pub async fn history(
+    state: &AppState,
+    user: ObjectId,
+    chat: ObjectId,
+    page: Page,
+    limit: i64,
+) -> AppResult<Vec<Message>> {
+    member_chat(state, chat, user).await?;
+    Ok(state.store.messages.page(chat, page, limit.clamp(1, PAGE_MAX)).await?)
+}
+
+/// Loads a message the caller may see (a member of its chat), else 404.
+async fn visible(state: &AppState, user: ObjectId, id: ObjectId) -> AppResult<Message> {
+    let message = state.store.messages.by_id(id).await?.ok_or(AppError::NotFound)?;
+    member_chat(state, message.chat_id, user).await?;
+    Ok(message)
+}
+
+/// Edits the caller's own message.
+pub async fn edit(state: &AppState, user: ObjectId, id: ObjectId, content: String) -> AppResult<Message> {
+    let current = visible(state, user, id).await?;
+    if current.sender != user {
+        return Err(AppError::Forbidden {
+            code: "not_sender",
+            message: "only the sender can edit a message",
+        });
+    }
+    rules::check_content(current.kind, &content, current.attachments.len()).map_err(rule)?;
+    let edited = state
+        .store
+        .messages
+        .edit(id, user, &content)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    state
+        .store
+        .chats
+        .refresh_last_message(edited.chat_id, &edited.summary())
+        .await?;
+    state
+        .realtime
+        .to_chat(edited.chat_id, "message:updated", &MessageView::new(&edited, None))
+        .await;
+    Ok(edited)
+}
+
+/// Deletes the caller's own message, leaving a tombstone.
+pub async fn delete(state: &AppState, user: ObjectId, id: ObjectId) -> AppResult<Message> {
+    let current = visible(state, user, id).await?;
+    if current.sender != user {
+        return Err(AppError::Forbidden {
+            code: "not_sender",
+            message: "only the sender can delete a message",
+        });
+    }
+    let deleted = state.store.messages.delete(id, user).await?.ok_or(AppError::NotFound)?;
+    state
+        .store
+        .chats
+        .refresh_last_message(deleted.chat_id, &deleted.summary())
+        .await?;
+    let event =
+        serde_json::json!({ "_id": deleted.id.to_hex(), "chatId": deleted.chat_id.to_hex(), "seq": deleted.seq });
+    state.realtime.to_chat(deleted.chat_id, "message:deleted", &event).await;
+    Ok(deleted)
+}
+
+/// Stars or unstars a message for the caller only.
+pub async fn star(state: &AppState, user: ObjectId, id: ObjectId, starred: bool) -> AppResult<Message> {
+    visible(state, user, id).await?;
+    let message = state
+        .store
+        .messages
+        .set_star(id, user, starred)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    // Stars are personal: only the caller's own devices hear about it.
+    state
+        .realtime
+        .to_user(user, "message:updated", &MessageView::new(&message, Some(user)))
+        .await;
+    Ok(message)
+}
+
+/// What a read receipt says.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReadReceipt {
+    pub chat_id: String,
+    pub user_id: String,
+    pub seq: i64,
+}
+
+/// Moves the caller's read position up to `seq` and tells the chat.
+pub async fn read(state: &AppState, user: ObjectId, chat: ObjectId, seq: i64) -> AppResult<ReadReceipt> {
+    if seq < 0 {
+        return Err(AppError::bad_request("seq: must not be negative"));
+    }
+    let current = member_chat(state, chat, user).await?;
+    let seq = seq.min(current.last_seq);
+    let updated = state
+        .store
+        .chats
+        .mark_read(chat, user, seq)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    let receipt = ReadReceipt {
+        chat_id: chat.to_hex(),
+        user_id: user.to_hex(),
+        seq: updated.read_seq(user),
+    };
+    if updated.read_seq(user) > current.read_seq(user) {
+        state.realtime.to_chat(chat, "message:read", &receipt).await;
+    }
+    Ok(receipt)
+}
+
+/// What the client last saw in one chat.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SyncCursor {
+    pub chat_id: String,
+    pub last_seq: i64,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SyncRequest {
+    #[serde(default)]
+    pub chats: Vec<SyncCursor>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncedChat {
+    pub chat_id: String,
+    pub last_seq: i64,
+    /// The missed messages, in `seq` order.
+    pub messages: Vec<MessageView>,
+    /// More were missed than one reply carries: sync again from the last `seq` here.
+    pub has_more: bool,
+}
+
+/// Replays, for each of the caller's chats, the messages after what the client last saw.
+/// Chats the client did not list are replayed from the start; chats the caller is not in
+/// are skipped without a trace.
+pub async fn sync(state: &AppState, user: ObjectId, req: SyncRequest) -> AppResult<Vec<SyncedChat>> {
+    if req.chats.len() > 1000 {
+        return Err(AppError::bad_request("chats: at most 1000 cursors"));
+    }
+    let mut seen = std::collections::HashMap::new();
+    for cursor in &req.chats {
+        seen.insert(parse_id(&cursor.chat_id)?, cursor.last_seq.max(0));
+    }
+    let mut out = Vec::new();
+    for chat in state.store.chats.of_member(user).await? {
+        let after = seen.get(&chat.id).copied().unwrap_or(0);
+        if after >= chat.last_seq {
+            continue;
+        }
+        let mut messages = state
+            .store
+            .messages
+            .page(chat.id, Page::After(after), PAGE_MAX + 1)
+            .await?;
+        let has_more = messages.len() as i64 > PAGE_MAX;
+        messages.truncate(PAGE_MAX as usize);
+        out.push(SyncedChat {
+            chat_id: chat.id.to_hex(),
+            last_seq: chat.last_seq,
+            messages: messages.iter().map(|m| MessageView::new(m, Some(user))).collect(),
+            has_more,
+        });
+    }
+    Ok(out)
+}

@@ -1,0 +1,251 @@
+//! The `chats` collection: 1:1 and group chats, their participants, per-chat message
+//! counter (`lastSeq`), last message summary, pins and each member's read position.
+
+use futures::TryStreamExt;
+use mongodb::bson::{DateTime, Document, doc, oid::ObjectId};
+use mongodb::options::{IndexOptions, ReturnDocument};
+use mongodb::{ClientSession, Collection, Database, IndexModel};
+use serde::{Deserialize, Serialize};
+
+use crate::domain::chat::MessageType;
+
+/// What a chat list shows of its newest message.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LastMessage {
+    #[serde(rename = "_id")]
+    pub id: ObjectId,
+    pub seq: i64,
+    pub sender: ObjectId,
+    #[serde(rename = "type")]
+    pub kind: MessageType,
+    pub content: String,
+    pub deleted: bool,
+    pub created_at: DateTime,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Chat {
+    #[serde(rename = "_id")]
+    pub id: ObjectId,
+    pub is_group: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub participants: Vec<ObjectId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_id: Option<ObjectId>,
+    /// `"<smaller id>:<larger id>"` for 1:1 chats, so each pair has one chat.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub direct_key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_message: Option<LastMessage>,
+    /// The `seq` of the newest message; 0 before the first.
+    pub last_seq: i64,
+    #[serde(default)]
+    pub pinned_by: Vec<ObjectId>,
+    /// Read position per member: user id hex -> highest `seq` read.
+    #[serde(default)]
+    pub reads: Document,
+    pub created_at: DateTime,
+    pub updated_at: DateTime,
+}
+
+impl Chat {
+    pub fn read_seq(&self, user: ObjectId) -> i64 {
+        self.reads.get_i64(user.to_hex()).unwrap_or(0)
+    }
+
+    pub fn is_member(&self, user: ObjectId) -> bool {
+        self.participants.contains(&user)
+    }
+}
+
+pub fn direct_key(a: ObjectId, b: ObjectId) -> String {
+    let (lo, hi) = if a.bytes() <= b.bytes() { (a, b) } else { (b, a) };
+    format!("{}:{}", lo.to_hex(), hi.to_hex())
+}
+
+#[derive(Clone, Debug)]
+pub struct ChatStore {
+    coll: Collection<Chat>,
+}
+
+impl ChatStore {
+    pub fn new(db: &Database) -> Self {
+        Self {
+            coll: db.collection("chats"),
+        }
+    }
+
+    pub async fn ensure_indexes(&self) -> mongodb::error::Result<()> {
+        self.coll
+            .create_indexes([
+                IndexModel::builder()
+                    .keys(doc! { "participants": 1, "updatedAt": -1 })
+                    .options(IndexOptions::builder().name("member_activity".to_string()).build())
+                    .build(),
+                IndexModel::builder()
+                    .keys(doc! { "directKey": 1 })
+                    .options(
+                        IndexOptions::builder()
+                            .name("direct_unique".to_string())
+                            .unique(true)
+                            .sparse(true)
+                            .build(),
+                    )
+                    .build(),
+            ])
+            .await?;
+        Ok(())
+    }
+
+    pub async fn insert(&self, chat: &Chat, tx: Option<&mut ClientSession>) -> mongodb::error::Result<()> {
+        let insert = self.coll.insert_one(chat);
+        match tx {
+            Some(tx) => insert.session(tx).await,
+            None => insert.await,
+        }
+        .map(|_| ())
+    }
+
+    pub async fn by_id(&self, id: ObjectId) -> mongodb::error::Result<Option<Chat>> {
+        self.coll.find_one(doc! { "_id": id }).await
+    }
+
+    /// The chat, only if `user` is a participant: non-members cannot tell it exists.
+    pub async fn for_member(&self, id: ObjectId, user: ObjectId) -> mongodb::error::Result<Option<Chat>> {
+        self.coll.find_one(doc! { "_id": id, "participants": user }).await
+    }
+
+    pub async fn direct(&self, a: ObjectId, b: ObjectId) -> mongodb::error::Result<Option<Chat>> {
+        self.coll.find_one(doc! { "directKey": direct_key(a, b) }).await
+    }
+
+    pub async fn by_group(&self, group: ObjectId) -> mongodb::error::Result<Option<Chat>> {
+        self.coll.find_one(doc! { "groupId": group }).await
+    }
+
+    /// Every chat `user` is in, newest activity first.
+    pub async fn of_member(&self, user: ObjectId) -> mongodb::error::Result<Vec<Chat>> {
+        self.coll
+            .find(doc! { "participants": user })
+            .sort(doc! { "updatedAt": -1, "_id": -1 })
+            .await?
+            .try_collect()
+            .await
+    }
+
+    pub async fn ids_of_member(&self, user: ObjectId) -> mongodb::error::Result<Vec<ObjectId>> {
+        Ok(self.of_member(user).await?.into_iter().map(|c| c.id).collect())
+    }
+
+    /// Takes the next `seq` of a chat the sender belongs to; `None` when not a member.
+    pub async fn next_seq(
+        &self,
+        id: ObjectId,
+        sender: ObjectId,
+        tx: &mut ClientSession,
+    ) -> mongodb::error::Result<Option<Chat>> {
+        self.coll
+            .find_one_and_update(
+                doc! { "_id": id, "participants": sender },
+                doc! { "$inc": { "lastSeq": 1_i64 }, "$set": { "updatedAt": DateTime::now() } },
+            )
+            .return_document(ReturnDocument::After)
+            .session(tx)
+            .await
+    }
+
+    pub async fn set_last_message(
+        &self,
+        id: ObjectId,
+        last: &LastMessage,
+        tx: &mut ClientSession,
+    ) -> mongodb::error::Result<()> {
+        let last = mongodb::bson::to_bson(last)?;
+        self.coll
+            .update_one(doc! { "_id": id }, doc! { "$set": { "lastMessage": last } })
+            .session(tx)
+            .await
+            .map(|_| ())
+    }
+
+    /// Keeps the last-message summary in step with an edit or deletion of that message.
+    pub async fn refresh_last_message(&self, id: ObjectId, last: &LastMessage) -> mongodb::error::Result<()> {
+        let summary = mongodb::bson::to_bson(last)?;
+        self.coll
+            .update_one(
+                doc! { "_id": id, "lastMessage._id": last.id },
+                doc! { "$set": { "lastMessage": summary } },
+            )
+            .await
+            .map(|_| ())
+    }
+
+    /// Moves a member's read position forward (never back); returns the position now.
+    pub async fn mark_read(&self, id: ObjectId, user: ObjectId, seq: i64) -> mongodb::error::Result<Option<Chat>> {
+        self.coll
+            .find_one_and_update(
+                doc! { "_id": id, "participants": user },
+                doc! { "$max": { format!("reads.{}", user.to_hex()): seq } },
+            )
+            .return_document(ReturnDocument::After)
+            .await
+    }
+
+    pub async fn set_pinned(&self, id: ObjectId, user: ObjectId, pinned: bool) -> mongodb::error::Result<Option<Chat>> {
+        let update = if pinned {
+            doc! { "$addToSet": { "pinnedBy": user } }
+        } else {
+            doc! { "$pull": { "pinnedBy": user } }
+        };
+        self.coll
+            .find_one_and_update(doc! { "_id": id, "participants": user }, update)
+            .return_document(ReturnDocument::After)
+            .await
+    }
+
+    pub async fn add_participant(
+        &self,
+        id: ObjectId,
+        user: ObjectId,
+        tx: &mut ClientSession,
+    ) -> mongodb::error::Result<()> {
+        self.coll
+            .update_one(
+                doc! { "_id": id },
+                doc! { "$addToSet": { "participants": user }, "$set": { "updatedAt": DateTime::now() } },
+            )
+            .session(tx)
+            .await
+            .map(|_| ())
+    }
+
+    pub async fn remove_participant(
+        &self,
+        id: ObjectId,
+        user: ObjectId,
+        tx: &mut ClientSession,
+    ) -> mongodb::error::Result<()> {
+        self.coll
+            .update_one(
+                doc! { "_id": id },
+                doc! { "$pull": { "participants": user, "pinnedBy": user }, "$unset": { format!("reads.{}", user.to_hex()): "" } },
+            )
+            .session(tx)
+            .await
+            .map(|_| ())
+    }
+
+    pub async fn rename(&self, id: ObjectId, name: &str, tx: &mut ClientSession) -> mongodb::error::Result<()> {
+        self.coll
+            .update_one(
+                doc! { "_id": id },
+                doc! { "$set": { "name": name, "updatedAt": DateTime::now() } },
+            )
+            .session(tx)
+            .await
+            .map(|_| ())
+    }
+}

@@ -1,0 +1,195 @@
+//! The `messages` collection: one document per message, ordered within its chat by `seq`,
+//! unique per sender and `clientMsgId` so a retried send finds the stored message.
+
+use futures::TryStreamExt;
+use mongodb::bson::{DateTime, doc, oid::ObjectId};
+use mongodb::options::{IndexOptions, ReturnDocument};
+use mongodb::{ClientSession, Collection, Database, IndexModel};
+use serde::{Deserialize, Serialize};
+
+use super::chats::LastMessage;
+use crate::domain::chat::MessageType;
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Message {
+    #[serde(rename = "_id")]
+    pub id: ObjectId,
+    pub chat_id: ObjectId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_id: Option<ObjectId>,
+    pub seq: i64,
+    pub sender: ObjectId,
+    pub client_msg_id: String,
+    pub content: String,
+    #[serde(rename = "type")]
+    pub kind: MessageType,
+    #[serde(default)]
+    pub attachments: Vec<ObjectId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<ObjectId>,
+    #[serde(default)]
+    pub starred_by: Vec<ObjectId>,
+    pub created_at: DateTime,
+    pub updated_at: DateTime,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edited_at: Option<DateTime>,
+    #[serde(default)]
+    pub deleted: bool,
+}
+
+impl Message {
+    pub fn summary(&self) -> LastMessage {
+        let preview: String = self.content.chars().take(200).collect();
+        LastMessage {
+            id: self.id,
+            seq: self.seq,
+            sender: self.sender,
+            kind: self.kind,
+            content: preview,
+            deleted: self.deleted,
+            created_at: self.created_at,
+        }
+    }
+}
+
+/// Which slice of a chat's history to read.
+#[derive(Clone, Copy, Debug)]
+pub enum Page {
+    /// The newest `limit` messages before `seq` (or the newest overall).
+    Before(Option<i64>),
+    /// The oldest `limit` messages after `seq`, in order: what a client missed.
+    After(i64),
+}
+
+#[derive(Clone, Debug)]
+pub struct MessageStore {
+    coll: Collection<Message>,
+}
+
+impl MessageStore {
+    pub fn new(db: &Database) -> Self {
+        Self {
+            coll: db.collection("messages"),
+        }
+    }
+
+    pub async fn ensure_indexes(&self) -> mongodb::error::Result<()> {
+        let unique = |keys, name: &str| {
+            IndexModel::builder()
+                .keys(keys)
+                .options(IndexOptions::builder().unique(true).name(name.to_string()).build())
+                .build()
+        };
+        self.coll
+            .create_indexes([
+                unique(doc! { "chatId": 1, "seq": 1 }, "chat_seq"),
+                unique(doc! { "chatId": 1, "sender": 1, "clientMsgId": 1 }, "client_msg_id"),
+                IndexModel::builder()
+                    .keys(doc! { "chatId": 1, "starredBy": 1 })
+                    .options(IndexOptions::builder().name("starred".to_string()).build())
+                    .build(),
+            ])
+            .await?;
+        Ok(())
+    }
+
+    pub async fn insert(&self, message: &Message, tx: &mut ClientSession) -> mongodb::error::Result<()> {
+        self.coll.insert_one(message).session(tx).await.map(|_| ())
+    }
+
+    pub async fn by_id(&self, id: ObjectId) -> mongodb::error::Result<Option<Message>> {
+        self.coll.find_one(doc! { "_id": id }).await
+    }
+
+    pub async fn by_client_id(
+        &self,
+        chat: ObjectId,
+        sender: ObjectId,
+        client_msg_id: &str,
+    ) -> mongodb::error::Result<Option<Message>> {
+        self.coll
+            .find_one(doc! { "chatId": chat, "sender": sender, "clientMsgId": client_msg_id })
+            .await
+    }
+
+    /// A page of history, always returned oldest first.
+    pub async fn page(&self, chat: ObjectId, page: Page, limit: i64) -> mongodb::error::Result<Vec<Message>> {
+        let (filter, order) = match page {
+            Page::Before(Some(seq)) => (doc! { "chatId": chat, "seq": { "$lt": seq } }, -1),
+            Page::Before(None) => (doc! { "chatId": chat }, -1),
+            Page::After(seq) => (doc! { "chatId": chat, "seq": { "$gt": seq } }, 1),
+        };
+        let mut messages: Vec<Message> = self
+            .coll
+            .find(filter)
+            .sort(doc! { "seq": order })
+            .limit(limit)
+            .await?
+            .try_collect()
+            .await?;
+        if order == -1 {
+            messages.reverse();
+        }
+        Ok(messages)
+    }
+
+    /// Messages from others after `seq`: the member's unread count.
+    pub async fn unread(&self, chat: ObjectId, user: ObjectId, after: i64) -> mongodb::error::Result<u64> {
+        self.coll
+            .count_documents(
+                doc! { "chatId": chat, "seq": { "$gt": after }, "sender": { "$ne": user }, "deleted": false },
+            )
+            .await
+    }
+
+    pub async fn edit(&self, id: ObjectId, sender: ObjectId, content: &str) -> mongodb::error::Result<Option<Message>> {
+        let now = DateTime::now();
+        self.coll
+            .find_one_and_update(
+                doc! { "_id": id, "sender": sender, "deleted": false },
+                doc! { "$set": { "content": content, "editedAt": now, "updatedAt": now } },
+            )
+            .return_document(ReturnDocument::After)
+            .await
+    }
+
+    /// Soft delete: the content and attachments go, the tombstone (and its `seq`) stays.
+    pub async fn delete(&self, id: ObjectId, sender: ObjectId) -> mongodb::error::Result<Option<Message>> {
+        self.coll
+            .find_one_and_update(
+                doc! { "_id": id, "sender": sender },
+                doc! { "$set": { "content": "", "attachments": [], "deleted": true, "updatedAt": DateTime::now() } },
+            )
+            .return_document(ReturnDocument::After)
+            .await
+    }
+
+    pub async fn set_star(
+        &self,
+        id: ObjectId,
+        user: ObjectId,
+        starred: bool,
+    ) -> mongodb::error::Result<Option<Message>> {
+        let update = if starred {
+            doc! { "$addToSet": { "starredBy": user } }
+        } else {
+            doc! { "$pull": { "starredBy": user } }
+        };
+        self.coll
+            .find_one_and_update(doc! { "_id": id }, update)
+            .return_document(ReturnDocument::After)
+            .await
+    }
+
+    /// The messages `user` starred in `chat`, oldest first: the spec's Collection of
+    /// starred messages.
+    pub async fn starred(&self, chat: ObjectId, user: ObjectId) -> mongodb::error::Result<Vec<Message>> {
+        self.coll
+            .find(doc! { "chatId": chat, "starredBy": user })
+            .sort(doc! { "seq": 1 })
+            .await?
+            .try_collect()
+            .await
+    }
+}

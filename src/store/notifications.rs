@@ -1,0 +1,99 @@
+//! The `notifications` collection: one document per notice to one user, queried by user
+//! (never an embedded array, since it grows without bound).
+
+use futures::TryStreamExt;
+use mongodb::bson::{DateTime, doc, oid::ObjectId};
+use mongodb::options::IndexOptions;
+use mongodb::{Collection, Database, IndexModel};
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum NotificationKind {
+    Message,
+    FriendRequest,
+    FriendAccepted,
+    GroupInvite,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Notification {
+    #[serde(rename = "_id")]
+    pub id: ObjectId,
+    pub user_id: ObjectId,
+    #[serde(rename = "type")]
+    pub kind: NotificationKind,
+    pub content: String,
+    pub related_id: ObjectId,
+    pub read: bool,
+    pub created_at: DateTime,
+}
+
+#[derive(Clone, Debug)]
+pub struct NotificationStore {
+    coll: Collection<Notification>,
+}
+
+impl NotificationStore {
+    pub fn new(db: &Database) -> Self {
+        Self {
+            coll: db.collection("notifications"),
+        }
+    }
+
+    pub async fn ensure_indexes(&self) -> mongodb::error::Result<()> {
+        self.coll
+            .create_index(
+                IndexModel::builder()
+                    .keys(doc! { "userId": 1, "createdAt": -1 })
+                    .options(IndexOptions::builder().name("user_recent".to_string()).build())
+                    .build(),
+            )
+            .await?;
+        Ok(())
+    }
+
+    pub async fn insert(&self, notification: &Notification) -> mongodb::error::Result<()> {
+        self.coll.insert_one(notification).await.map(|_| ())
+    }
+
+    /// Newest first, before the `before` id when paging.
+    pub async fn of_user(
+        &self,
+        user: ObjectId,
+        before: Option<ObjectId>,
+        limit: i64,
+    ) -> mongodb::error::Result<Vec<Notification>> {
+        let mut filter = doc! { "userId": user };
+        if let Some(before) = before {
+            filter.insert("_id", doc! { "$lt": before });
+        }
+        self.coll
+            .find(filter)
+            .sort(doc! { "_id": -1 })
+            .limit(limit)
+            .await?
+            .try_collect()
+            .await
+    }
+
+    pub async fn mark_read(&self, id: ObjectId, user: ObjectId) -> mongodb::error::Result<bool> {
+        let r = self
+            .coll
+            .update_one(doc! { "_id": id, "userId": user }, doc! { "$set": { "read": true } })
+            .await?;
+        Ok(r.matched_count > 0)
+    }
+
+    pub async fn mark_all_read(&self, user: ObjectId) -> mongodb::error::Result<u64> {
+        let r = self
+            .coll
+            .update_many(
+                doc! { "userId": user, "read": false },
+                doc! { "$set": { "read": true } },
+            )
+            .await?;
+        Ok(r.modified_count)
+    }
+}

@@ -1,0 +1,399 @@
+//! Whole-server chat tests: friends, a 1:1 chat driven live with the official
+//! `socket.io-client`, replay after a reconnect, idempotent sends, authorization, and
+//! durability across a restart.
+
+mod common;
+
+use std::time::Duration;
+
+use common::sio::{self, SioClient};
+use common::{Session, TestServer};
+use serde_json::{Value, json};
+
+/// Makes `a` and `b` friends over REST and opens their 1:1 chat; returns its id.
+async fn friends_with_chat(server: &TestServer, a: &Session, b: &Session) -> String {
+    let r = a
+        .client
+        .post_auth(
+            "/api/v1/friends/requests",
+            &a.access,
+            &json!({ "userId": b.user_id, "content": "hi" }),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{r:?}");
+    let request_id = r.body["_id"].as_str().unwrap().to_string();
+    let r = b
+        .client
+        .post_auth(
+            &format!("/api/v1/friends/requests/{request_id}/accept"),
+            &b.access,
+            &json!({}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let r = a
+        .client
+        .post_auth("/api/v1/chats", &a.access, &json!({ "userId": b.user_id }))
+        .await;
+    assert_eq!(r.status, 201, "{r:?}");
+    let chat = r.body["_id"].as_str().unwrap().to_string();
+    // Opening again returns the same chat.
+    let again = b
+        .client
+        .post_auth("/api/v1/chats", &b.access, &json!({ "userId": a.user_id }))
+        .await;
+    assert_eq!((again.status, again.body["_id"].as_str()), (200, Some(chat.as_str())));
+    let _ = server;
+    chat
+}
+
+async fn socket(server: &TestServer, who: &Session) -> SioClient {
+    sio::connect(&server.url(""), Some(&who.access))
+        .await
+        .expect("socket connects")
+}
+
+fn send(chat: &str, client_msg_id: &str, content: &str) -> Value {
+    json!({ "chatId": chat, "clientMsgId": client_msg_id, "type": "text", "content": content })
+}
+
+#[tokio::test]
+async fn friends_chat_live_with_receipts_and_typing() {
+    let server = TestServer::start().await;
+    let ada = server.signed_up("ada").await;
+    let bob = server.signed_up("bob").await;
+    let mut bob_socket = socket(&server, &bob).await;
+
+    let r = ada
+        .client
+        .post_auth(
+            "/api/v1/friends/requests",
+            &ada.access,
+            &json!({ "userId": bob.user_id }),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{r:?}");
+    let request = bob_socket.next("friend:request").await;
+    assert_eq!(request["sender"], ada.user_id.as_str());
+    let incoming = bob.client.get("/api/v1/friends/requests", Some(&bob.access)).await;
+    assert_eq!(incoming.body["incoming"][0]["_id"], r.body["_id"]);
+    let r = bob
+        .client
+        .post_auth(
+            &format!("/api/v1/friends/requests/{}/accept", r.body["_id"].as_str().unwrap()),
+            &bob.access,
+            &json!({}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let friends = ada.client.get("/api/v1/friends", Some(&ada.access)).await;
+    assert_eq!(friends.body["data"][0]["_id"], bob.user_id.as_str());
+
+    let mut ada_socket = socket(&server, &ada).await;
+    let r = ada
+        .client
+        .post_auth("/api/v1/chats", &ada.access, &json!({ "userId": bob.user_id }))
+        .await;
+    assert_eq!(r.status, 201, "{r:?}");
+    let chat = r.body["_id"].as_str().unwrap().to_string();
+
+    let ack = ada_socket.emit("message:send", send(&chat, "m-1", "hello bob")).await;
+    let stored = &ack["data"];
+    assert_eq!(stored["seq"], 1, "{ack}");
+    assert_eq!(stored["content"], "hello bob");
+    assert_eq!(stored["sender"], ada.user_id.as_str());
+    let live = bob_socket.next("message:new").await;
+    assert_eq!(live["_id"], stored["_id"]);
+    assert_eq!(live["seq"], 1);
+
+    let list = bob.client.get("/api/v1/chats", Some(&bob.access)).await;
+    assert_eq!(list.body["data"][0]["unreadCount"], 1, "{list:?}");
+    assert_eq!(list.body["data"][0]["lastMessage"]["content"], "hello bob");
+
+    let ack = bob_socket
+        .emit("message:read", json!({ "chatId": chat, "seq": 1 }))
+        .await;
+    assert_eq!(ack["data"]["seq"], 1, "{ack}");
+    let receipt = ada_socket.next("message:read").await;
+    assert_eq!(
+        (receipt["userId"].as_str(), receipt["seq"].as_i64()),
+        (Some(bob.user_id.as_str()), Some(1))
+    );
+    let list = bob.client.get("/api/v1/chats", Some(&bob.access)).await;
+    assert_eq!(list.body["data"][0]["unreadCount"], 0);
+
+    let ack = ada_socket.emit("typing:start", json!({ "chatId": chat })).await;
+    assert!(ack.get("data").is_some(), "{ack}");
+    let typing = bob_socket.next("typing").await;
+    assert_eq!(
+        (typing["userId"].as_str(), typing["typing"].as_bool()),
+        (Some(ada.user_id.as_str()), Some(true))
+    );
+    ada_socket.expect_none("typing", Duration::from_millis(300)).await;
+
+    // A REST write emits the same event as its socket twin.
+    let r = bob
+        .client
+        .post_auth(
+            &format!("/api/v1/chats/{chat}/messages"),
+            &bob.access,
+            &json!({ "content": "hi ada" }),
+        )
+        .await;
+    assert_eq!((r.status, r.body["seq"].as_i64()), (201, Some(2)), "{r:?}");
+    let live = ada_socket.next("message:new").await;
+    assert_eq!(live["content"], "hi ada");
+
+    // Edit, star and delete.
+    let id = stored["_id"].as_str().unwrap();
+    let ack = ada_socket
+        .emit("message:edit", json!({ "messageId": id, "content": "hello, bob" }))
+        .await;
+    assert_eq!(ack["data"]["content"], "hello, bob", "{ack}");
+    assert_eq!(bob_socket.next("message:updated").await["content"], "hello, bob");
+    let ack = bob_socket
+        .emit("message:edit", json!({ "messageId": id, "content": "forged" }))
+        .await;
+    assert_eq!(ack["error"]["code"], "not_sender", "{ack}");
+    let r = bob
+        .client
+        .post_auth(&format!("/api/v1/messages/{id}/star"), &bob.access, &json!({}))
+        .await;
+    assert_eq!((r.status, r.body["starred"].as_bool()), (200, Some(true)));
+    let starred = bob
+        .client
+        .get(&format!("/api/v1/chats/{chat}/starred-messages"), Some(&bob.access))
+        .await;
+    assert_eq!(starred.body["data"][0]["_id"], id);
+    let ack = ada_socket.emit("message:delete", json!({ "messageId": id })).await;
+    assert_eq!(
+        (ack["data"]["deleted"].as_bool(), ack["data"]["content"].as_str()),
+        (Some(true), Some(""))
+    );
+    assert_eq!(bob_socket.next("message:deleted").await["_id"], id);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_reconnecting_client_gets_exactly_what_it_missed_in_order() {
+    let server = TestServer::start().await;
+    let ada = server.signed_up("ada").await;
+    let bob = server.signed_up("bob").await;
+    let chat = friends_with_chat(&server, &ada, &bob).await;
+    let mut ada_socket = socket(&server, &ada).await;
+    let mut bob_socket = socket(&server, &bob).await;
+    ada_socket
+        .emit("message:send", send(&chat, "first", "before the drop"))
+        .await;
+    let seen = bob_socket.next("message:new").await["seq"].as_i64().unwrap();
+    bob_socket.disconnect().await;
+
+    for i in 0..50 {
+        let ack = ada_socket
+            .emit("message:send", send(&chat, &format!("m{i}"), &format!("missed {i}")))
+            .await;
+        assert_eq!(ack["data"]["seq"], seen + 1 + i, "{ack}");
+    }
+
+    let mut bob_socket = socket(&server, &bob).await;
+    let ack = bob_socket
+        .emit("chat:sync", json!({ "chats": [{ "chatId": chat, "lastSeq": seen }] }))
+        .await;
+    let chats = ack["data"]["chats"].as_array().unwrap_or_else(|| panic!("{ack}"));
+    assert_eq!(chats.len(), 1);
+    assert_eq!(chats[0]["hasMore"], false);
+    let replay: Vec<(i64, String)> = chats[0]["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["seq"].as_i64().unwrap(), m["content"].as_str().unwrap().to_string()))
+        .collect();
+    let expected: Vec<(i64, String)> = (0..50).map(|i| (seen + 1 + i, format!("missed {i}"))).collect();
+    assert_eq!(replay, expected);
+    // Nothing arrives twice: the replay was the only delivery.
+    bob_socket.expect_none("message:new", Duration::from_millis(300)).await;
+    // A client that is up to date gets nothing.
+    let ack = bob_socket
+        .emit(
+            "chat:sync",
+            json!({ "chats": [{ "chatId": chat, "lastSeq": seen + 50 }] }),
+        )
+        .await;
+    assert_eq!(ack["data"]["chats"], json!([]));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn concurrent_sends_with_one_client_msg_id_store_one_message() {
+    let server = TestServer::start().await;
+    let ada = server.signed_up("ada").await;
+    let bob = server.signed_up("bob").await;
+    let chat = friends_with_chat(&server, &ada, &bob).await;
+    let sends: Vec<_> = (0..3)
+        .map(|_| {
+            let (client, token, chat) = (ada.client.clone(), ada.access.clone(), chat.clone());
+            tokio::spawn(async move {
+                client
+                    .post_auth(
+                        &format!("/api/v1/chats/{chat}/messages"),
+                        &token,
+                        &json!({ "clientMsgId": "same-id", "content": "once" }),
+                    )
+                    .await
+            })
+        })
+        .collect();
+    let mut ids = Vec::new();
+    for send in sends {
+        let r = send.await.unwrap();
+        assert_eq!(r.status, 201, "{r:?}");
+        ids.push(r.body["_id"].as_str().unwrap().to_string());
+    }
+    assert!(ids.iter().all(|id| *id == ids[0]), "{ids:?}");
+    let history = ada
+        .client
+        .get(&format!("/api/v1/chats/{chat}/messages"), Some(&ada.access))
+        .await;
+    let messages = history.body["data"].as_array().unwrap();
+    assert_eq!(messages.len(), 1, "{history:?}");
+    assert_eq!(messages[0]["seq"], 1, "no seq was burnt by the duplicates");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn outsiders_cannot_read_send_or_learn_a_chat_exists() {
+    let server = TestServer::start().await;
+    let ada = server.signed_up("ada").await;
+    let bob = server.signed_up("bob").await;
+    let eve = server.signed_up("eve").await;
+    let chat = friends_with_chat(&server, &ada, &bob).await;
+    let missing = "0123456789abcdef01234567";
+
+    let e = &eve.client;
+    for id in [chat.as_str(), missing] {
+        let a = e.get(&format!("/api/v1/chats/{id}"), Some(&eve.access)).await;
+        let b = e.get(&format!("/api/v1/chats/{id}/messages"), Some(&eve.access)).await;
+        let c = e
+            .post_auth(
+                &format!("/api/v1/chats/{id}/messages"),
+                &eve.access,
+                &json!({ "content": "let me in" }),
+            )
+            .await;
+        let d = e
+            .post_auth(&format!("/api/v1/chats/{id}/read"), &eve.access, &json!({ "seq": 1 }))
+            .await;
+        let f = e
+            .post_auth(&format!("/api/v1/chats/{id}/pin"), &eve.access, &json!({}))
+            .await;
+        for r in [a, b, c, d, f] {
+            assert_eq!((r.status, r.code()), (404, "not_found"), "{id}: {r:?}");
+        }
+    }
+    // Not friends: no chat can be opened.
+    let r = e
+        .post_auth("/api/v1/chats", &eve.access, &json!({ "userId": ada.user_id }))
+        .await;
+    assert_eq!((r.status, r.code()), (403, "not_friends"));
+    // No token and bad tokens.
+    assert_eq!(e.get("/api/v1/chats", None).await.status, 401);
+    assert_eq!(e.get("/api/v1/chats", Some("garbage")).await.status, 401);
+    assert_eq!(e.get("/api/v1/friends", None).await.status, 401);
+    assert_eq!(e.get("/api/v1/notifications", None).await.status, 401);
+
+    // Socket.IO: refused handshakes, and an outsider's socket hears nothing.
+    let refused = sio::connect(&server.url(""), None).await.expect_err("no token");
+    assert!(
+        refused["message"].as_str().unwrap().contains("unauthorized"),
+        "{refused}"
+    );
+    let refused = sio::connect(&server.url(""), Some("garbage"))
+        .await
+        .expect_err("bad token");
+    assert!(
+        refused["message"].as_str().unwrap().contains("unauthorized"),
+        "{refused}"
+    );
+    let mut eve_socket = socket(&server, &eve).await;
+    for id in [chat.as_str(), missing] {
+        let ack = eve_socket.emit("message:send", send(id, "x", "let me in")).await;
+        assert_eq!(ack["error"]["code"], "not_found", "{ack}");
+        let ack = eve_socket.emit("typing:start", json!({ "chatId": id })).await;
+        assert_eq!(ack["error"]["code"], "not_found", "{ack}");
+    }
+    let ack = eve_socket
+        .emit("chat:sync", json!({ "chats": [{ "chatId": chat, "lastSeq": 0 }] }))
+        .await;
+    assert_eq!(ack["data"]["chats"], json!([]), "{ack}");
+    let ack = eve_socket
+        .emit(
+            "message:send",
+            json!({ "chatId": { "$ne": null }, "clientMsgId": "x", "content": "x" }),
+        )
+        .await;
+    assert_eq!(ack["error"]["code"], "bad_request", "{ack}");
+
+    let mut ada_socket = socket(&server, &ada).await;
+    ada_socket.emit("message:send", send(&chat, "private", "just us")).await;
+    eve_socket.expect_none("message:new", Duration::from_millis(300)).await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn logout_disconnects_the_sessions_sockets() {
+    let server = TestServer::start().await;
+    let ada = server.signed_up("ada").await;
+    let mut ada_socket = socket(&server, &ada).await;
+    let r = ada
+        .client
+        .post_auth("/api/v1/auth/logout", &ada.access, &json!({}))
+        .await;
+    assert_eq!(r.status, 204);
+    let reason = ada_socket.wait_disconnect(Duration::from_secs(5)).await;
+    assert_eq!(reason.as_deref(), Some("io server disconnect"));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn acknowledged_messages_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = huddle::Config {
+        data_dir: dir.path().to_path_buf(),
+        cookie_secure: false,
+        ..huddle::Config::default()
+    };
+    let first = TestServer::start_config(config.clone()).await.expect("start");
+    let ada = first.signed_up("ada").await;
+    let bob = first.signed_up("bob").await;
+    let chat = friends_with_chat(&first, &ada, &bob).await;
+    let mut ada_socket = socket(&first, &ada).await;
+    let mut acked = Vec::new();
+    for i in 0..20 {
+        let ack = ada_socket
+            .emit("message:send", send(&chat, &format!("d{i}"), &format!("durable {i}")))
+            .await;
+        acked.push(ack["data"]["_id"].as_str().unwrap().to_string());
+    }
+    drop(ada_socket);
+    first.stop().await;
+
+    let second = TestServer::start_config(config).await.expect("restart");
+    let r = bob
+        .client
+        .send(
+            bob.client
+                .http
+                .get(second.url(&format!("/api/v1/chats/{chat}/messages?limit=200")))
+                .bearer_auth(&bob.access),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let stored: Vec<String> = r.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["_id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(stored, acked);
+    second.stop().await;
+}
