@@ -141,6 +141,8 @@ async fn friends_chat_live_with_receipts_and_typing() {
         )
         .await;
     assert_eq!((r.status, r.body["seq"].as_i64()), (201, Some(2)), "{r:?}");
+    // The sender's own sockets hear their messages too (other devices stay in step).
+    assert_eq!(ada_socket.next("message:new").await["content"], "hello bob");
     let live = ada_socket.next("message:new").await;
     assert_eq!(live["content"], "hi ada");
 

@@ -26,9 +26,9 @@ use tokio::time::Instant;
 /// How long [`connect`] waits for the handshake to succeed or be refused.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long [`SioClient::emit`] waits for an ack (the driver gives up after 10 s itself).
-const ACK_TIMEOUT: Duration = Duration::from_secs(15);
+const ACK_TIMEOUT: Duration = Duration::from_secs(35);
 /// How long [`SioClient::next`] waits for an event.
-const EVENT_TIMEOUT: Duration = Duration::from_secs(5);
+const EVENT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long [`SioClient::disconnect`] waits for the driver to exit before killing it.
 const EXIT_TIMEOUT: Duration = Duration::from_secs(5);
 

@@ -27,7 +27,7 @@
 import { createInterface } from "node:readline";
 import { io } from "socket.io-client";
 
-const ACK_TIMEOUT_MS = 10_000;
+const ACK_TIMEOUT_MS = 30_000;
 
 const baseUrl = process.argv[2];
 if (!baseUrl) {
