@@ -399,3 +399,154 @@ async fn acknowledged_messages_survive_a_restart() {
     assert_eq!(stored, acked);
     second.stop().await;
 }
+
+#[tokio::test]
+async fn group_admins_add_and_remove_members_and_the_last_admin_stays() {
+    let server = TestServer::start().await;
+    let ada = server.signed_up("ada").await;
+    let bob = server.signed_up("bob").await;
+    let cid = server.signed_up("cid").await;
+    let mut bob_socket = socket(&server, &bob).await;
+    let mut cid_socket = socket(&server, &cid).await;
+
+    let r = ada
+        .client
+        .post_auth(
+            "/api/v1/groups",
+            &ada.access,
+            &json!({ "name": "Team", "members": [bob.user_id, cid.user_id] }),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{r:?}");
+    let group = r.body["_id"].as_str().unwrap().to_string();
+    let chat = r.body["chatId"].as_str().unwrap().to_string();
+    assert_eq!(r.body["admins"], json!([ada.user_id]));
+    assert_eq!(bob_socket.next("group:invited").await["_id"], group.as_str());
+    assert_eq!(cid_socket.next("group:invited").await["_id"], group.as_str());
+    // Invited is not a member yet: the chat stays closed.
+    let r = bob
+        .client
+        .get(&format!("/api/v1/chats/{chat}"), Some(&bob.access))
+        .await;
+    assert_eq!(r.status, 404);
+
+    let mut ada_socket = socket(&server, &ada).await;
+    for who in [&bob, &cid] {
+        let r = who
+            .client
+            .post_auth(&format!("/api/v1/groups/{group}/accept"), &who.access, &json!({}))
+            .await;
+        assert_eq!(r.status, 200, "{r:?}");
+        let added = ada_socket.next("group:member-added").await;
+        assert_eq!(added["userId"], who.user_id.as_str());
+    }
+    ada_socket.emit("message:send", send(&chat, "g1", "welcome")).await;
+    assert_eq!(bob_socket.next("message:new").await["content"], "welcome");
+    assert_eq!(cid_socket.next("message:new").await["content"], "welcome");
+
+    // Members who are not admins cannot manage the group.
+    let r = bob
+        .client
+        .send(
+            bob.client
+                .http
+                .delete(
+                    bob.client
+                        .url(&format!("/api/v1/groups/{group}/members/{}", cid.user_id)),
+                )
+                .bearer_auth(&bob.access),
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (403, "not_admin"), "{r:?}");
+    let r = bob
+        .client
+        .patch_auth(
+            &format!("/api/v1/groups/{group}"),
+            &bob.access,
+            &json!({ "name": "Mine" }),
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (403, "not_admin"), "{r:?}");
+    // An outsider cannot even see it.
+    let eve = server.signed_up("eve").await;
+    let r = eve
+        .client
+        .get(&format!("/api/v1/groups/{group}"), Some(&eve.access))
+        .await;
+    assert_eq!(r.status, 404);
+
+    // The admin removes cid: cid is told, then hears nothing more of the chat.
+    let r = ada
+        .client
+        .send(
+            ada.client
+                .http
+                .delete(
+                    ada.client
+                        .url(&format!("/api/v1/groups/{group}/members/{}", cid.user_id)),
+                )
+                .bearer_auth(&ada.access),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(
+        cid_socket.next("group:member-removed").await["userId"],
+        cid.user_id.as_str()
+    );
+    ada_socket
+        .emit("message:send", send(&chat, "g2", "after cid left"))
+        .await;
+    assert_eq!(bob_socket.next("message:new").await["content"], "after cid left");
+    cid_socket.expect_none("message:new", Duration::from_millis(400)).await;
+    let ack = cid_socket.emit("message:send", send(&chat, "g3", "still here?")).await;
+    assert_eq!(ack["error"]["code"], "not_found", "{ack}");
+    let r = cid
+        .client
+        .get(&format!("/api/v1/chats/{chat}/messages"), Some(&cid.access))
+        .await;
+    assert_eq!(r.status, 404);
+
+    // Renames reach the chat.
+    let r = ada
+        .client
+        .patch_auth(
+            &format!("/api/v1/groups/{group}"),
+            &ada.access,
+            &json!({ "name": "Team 2" }),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(bob_socket.next("group:updated").await["name"], "Team 2");
+
+    // The last admin cannot leave or be demoted while others remain; after a handover they can.
+    let r = ada
+        .client
+        .post_auth(&format!("/api/v1/groups/{group}/leave"), &ada.access, &json!({}))
+        .await;
+    assert_eq!(r.status, 409, "{r:?}");
+    let demote = ada
+        .client
+        .http
+        .delete(
+            ada.client
+                .url(&format!("/api/v1/groups/{group}/admins/{}", ada.user_id)),
+        )
+        .bearer_auth(&ada.access);
+    assert_eq!(ada.client.send(demote).await.status, 409);
+    let r = ada
+        .client
+        .post_auth(
+            &format!("/api/v1/groups/{group}/admins/{}", bob.user_id),
+            &ada.access,
+            &json!({}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let r = ada
+        .client
+        .post_auth(&format!("/api/v1/groups/{group}/leave"), &ada.access, &json!({}))
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.body["admins"], json!([bob.user_id]));
+    server.stop().await;
+}

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod chats;
 pub mod extract;
 pub mod friends;
+pub mod groups;
 pub mod ops;
 pub mod users;
 
@@ -35,6 +36,7 @@ use crate::state::AppState;
          (name = "users", description = "Profiles and search"),
          (name = "friends", description = "Friend requests and friendships"),
          (name = "chats", description = "1:1 and group chats"),
+         (name = "groups", description = "Groups with admin roles"),
          (name = "messages", description = "Message history and writes"),
          (name = "notifications", description = "The caller's notifications"),
          (name = "ops", description = "Health, readiness, metrics")),
@@ -64,6 +66,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .nest("/api/v1/users", users::router())
         .nest("/api/v1/friends", friends::friend_router())
         .nest("/api/v1/notifications", friends::notification_router())
+        .nest("/api/v1/groups", groups::router())
         .nest("/api/v1/chats", chats::chat_router())
         .nest("/api/v1/messages", chats::message_router())
         .merge(ops::router())

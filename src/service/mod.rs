@@ -3,5 +3,6 @@
 
 pub mod chats;
 pub mod friends;
+pub mod groups;
 pub mod messages;
 pub mod notifications;

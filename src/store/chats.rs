@@ -122,10 +122,6 @@ impl ChatStore {
         self.coll.find_one(doc! { "directKey": direct_key(a, b) }).await
     }
 
-    pub async fn by_group(&self, group: ObjectId) -> mongodb::error::Result<Option<Chat>> {
-        self.coll.find_one(doc! { "groupId": group }).await
-    }
-
     /// Every chat `user` is in, newest activity first.
     pub async fn of_member(&self, user: ObjectId) -> mongodb::error::Result<Vec<Chat>> {
         self.coll

@@ -3,6 +3,7 @@
 
 pub mod chats;
 pub mod friends;
+pub mod groups;
 pub mod messages;
 pub mod notifications;
 pub mod otps;
@@ -32,6 +33,7 @@ pub struct Store {
     pub chats: chats::ChatStore,
     pub messages: messages::MessageStore,
     pub friends: friends::FriendStore,
+    pub groups: groups::GroupStore,
     pub notifications: notifications::NotificationStore,
 }
 
@@ -57,6 +59,7 @@ impl Store {
             chats: chats::ChatStore::new(&db),
             messages: messages::MessageStore::new(&db),
             friends: friends::FriendStore::new(&db),
+            groups: groups::GroupStore::new(&db),
             notifications: notifications::NotificationStore::new(&db),
             client,
             db,
@@ -71,6 +74,7 @@ impl Store {
         self.chats.ensure_indexes().await?;
         self.messages.ensure_indexes().await?;
         self.friends.ensure_indexes().await?;
+        self.groups.ensure_indexes().await?;
         self.notifications.ensure_indexes().await?;
         Ok(())
     }
