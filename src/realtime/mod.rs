@@ -60,6 +60,8 @@ impl Realtime {
     pub fn new() -> Self {
         let (layer, io) = SocketIo::builder()
             .max_payload(MAX_PAYLOAD)
+            .ws_max_message_size(MAX_PAYLOAD as usize)
+            .ws_max_frame_size(MAX_PAYLOAD as usize)
             .max_buffer_size(MAX_BUFFER)
             .ack_timeout(Duration::from_secs(10))
             .connect_timeout(Duration::from_secs(10))

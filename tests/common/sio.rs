@@ -7,7 +7,7 @@
 //!
 //! ```ignore
 //! let mut alice = sio::connect(&base, Some(&token)).await.expect("alice connects");
-//! let ack = alice.emit("chat:join", json!({ "chatId": id })).await;
+//! let ack = alice.emit("chat:sync", json!({ "chats": [] })).await;
 //! let msg = alice.next("message:new").await;
 //! ```
 
