@@ -550,3 +550,99 @@ async fn group_admins_add_and_remove_members_and_the_last_admin_stays() {
     assert_eq!(r.body["admins"], json!([bob.user_id]));
     server.stop().await;
 }
+
+#[tokio::test]
+async fn presence_follows_the_last_socket_and_offline_members_get_notifications() {
+    let server = TestServer::start().await;
+    let ada = server.signed_up("ada").await;
+    let bob = server.signed_up("bob").await;
+    let chat = friends_with_chat(&server, &ada, &bob).await;
+    let mut ada_socket = socket(&server, &ada).await;
+
+    // Bob is offline: the message becomes a notification.
+    ada_socket
+        .emit("message:send", send(&chat, "n1", "are you there?"))
+        .await;
+    let notes = bob.client.get("/api/v1/notifications", Some(&bob.access)).await;
+    let kinds: Vec<&str> = notes.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["message", "friend_request"], "{notes:?}");
+    assert_eq!(notes.body["data"][0]["content"], "are you there?");
+    let first = notes.body["data"][0]["_id"].as_str().unwrap();
+    let r = bob
+        .client
+        .post_auth(&format!("/api/v1/notifications/{first}/read"), &bob.access, &json!({}))
+        .await;
+    assert_eq!(r.status, 204);
+    let r = bob
+        .client
+        .post_auth("/api/v1/notifications/read-all", &bob.access, &json!({}))
+        .await;
+    assert_eq!(r.body["updated"], 1);
+
+    // Two devices: online with the first, offline only when the last goes.
+    let phone = socket(&server, &bob).await;
+    let online = ada_socket.next("presence").await;
+    assert_eq!(
+        (online["userId"].as_str(), online["status"].as_str()),
+        (Some(bob.user_id.as_str()), Some("online"))
+    );
+    let laptop = socket(&server, &bob).await;
+    phone.disconnect().await;
+    ada_socket.expect_none("presence", Duration::from_millis(400)).await;
+    // Online: no notification, live delivery instead.
+    let mut laptop = laptop;
+    ada_socket.emit("message:send", send(&chat, "n2", "hi again")).await;
+    assert_eq!(laptop.next("message:new").await["content"], "hi again");
+    let notes = bob.client.get("/api/v1/notifications", Some(&bob.access)).await;
+    assert_eq!(notes.body["data"].as_array().unwrap().len(), 2, "{notes:?}");
+    laptop.disconnect().await;
+    let offline = ada_socket.next("presence").await;
+    assert_eq!(offline["status"], "offline");
+    assert!(offline["lastSeen"].is_string());
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn oversized_and_malformed_socket_payloads_are_refused() {
+    let server = TestServer::start().await;
+    let ada = server.signed_up("ada").await;
+    let bob = server.signed_up("bob").await;
+    let chat = friends_with_chat(&server, &ada, &bob).await;
+    let mut s = socket(&server, &ada).await;
+    let ack = s.emit("message:send", send(&chat, "long", &"x".repeat(10_001))).await;
+    assert_eq!(ack["error"]["code"], "bad_request", "{ack}");
+    let ack = s
+        .emit("message:send", json!({ "chatId": chat, "content": "no client id" }))
+        .await;
+    assert_eq!(ack["error"]["code"], "bad_request", "{ack}");
+    let ack = s
+        .emit(
+            "message:send",
+            json!({ "chatId": chat, "clientMsgId": "a", "content": "x", "sender": bob.user_id }),
+        )
+        .await;
+    assert_eq!(
+        ack["error"]["code"], "bad_request",
+        "clients never set the sender: {ack}"
+    );
+    let ack = s.emit("message:read", json!("not an object")).await;
+    assert_eq!(ack["error"]["code"], "bad_request", "{ack}");
+    // Past the 64 KiB packet limit the server closes the connection.
+    s.emit_no_ack("message:send", send(&chat, "huge", &"x".repeat(100 * 1024)))
+        .await;
+    assert!(
+        s.wait_disconnect(Duration::from_secs(5)).await.is_some(),
+        "oversized packet must end the connection"
+    );
+    let history = ada
+        .client
+        .get(&format!("/api/v1/chats/{chat}/messages"), Some(&ada.access))
+        .await;
+    assert_eq!(history.body["data"], json!([]));
+    server.stop().await;
+}
