@@ -8,7 +8,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::extract::{ApiJson, ApiQuery, AuthUser, parse_id};
+use super::extract::{ApiJson, ApiQuery, AuthUser, page_limit, parse_id};
 use crate::error::{AppError, AppResult, ErrorBody};
 use crate::service::chats::{self, ChatView};
 use crate::service::messages::{self, MessageView, ReadReceipt, SendMessage};
@@ -260,10 +260,7 @@ async fn history(
         (_, Some(after)) => Page::After(after),
         (before, None) => Page::Before(before),
     };
-    let limit = q.limit.unwrap_or(50);
-    if !(1..=messages::PAGE_MAX).contains(&limit) {
-        return Err(AppError::bad_request("limit: must be between 1 and 200"));
-    }
+    let limit = page_limit(q.limit, 50, messages::PAGE_MAX)?;
     let found = messages::history(&state, auth.id, parse_id(&id)?, page, limit).await?;
     Ok(axum::Json(MessageList {
         data: found.iter().map(|m| MessageView::new(m, Some(auth.id))).collect(),

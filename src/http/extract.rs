@@ -74,6 +74,15 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
     }
 }
 
+/// A page size from a query: `default` when absent, otherwise 1..=`max`.
+pub fn page_limit(value: Option<i64>, default: i64, max: i64) -> Result<i64, AppError> {
+    let limit = value.unwrap_or(default);
+    if !(1..=max).contains(&limit) {
+        return Err(AppError::bad_request(format!("limit: must be between 1 and {max}")));
+    }
+    Ok(limit)
+}
+
 /// Parses a path or body id; anything but 24 hex digits is a 400.
 pub fn parse_id(raw: &str) -> Result<ObjectId, AppError> {
     if raw.len() != 24 || !raw.bytes().all(|b| b.is_ascii_hexdigit()) {

@@ -8,7 +8,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::extract::{ApiJson, ApiQuery, AuthUser, parse_id};
+use super::extract::{ApiJson, ApiQuery, AuthUser, page_limit, parse_id};
 use super::users::UserView;
 use crate::error::{AppError, AppResult, ErrorBody};
 use crate::service::friends::{self, InvitationView};
@@ -161,10 +161,7 @@ async fn list_notifications(
     auth: AuthUser,
     ApiQuery(q): ApiQuery<NotificationQuery>,
 ) -> AppResult<axum::Json<NotificationPage>> {
-    let limit = q.limit.unwrap_or(50);
-    if !(1..=100).contains(&limit) {
-        return Err(AppError::bad_request("limit: must be between 1 and 100"));
-    }
+    let limit = page_limit(q.limit, 50, 100)?;
     let before = q.cursor.as_deref().map(parse_id).transpose()?;
     let found = state.store.notifications.of_user(auth.id, before, limit).await?;
     let next_cursor = (found.len() as i64 == limit)

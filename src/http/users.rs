@@ -7,7 +7,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::extract::{ApiJson, ApiQuery, AuthUser, parse_id};
+use super::extract::{ApiJson, ApiQuery, AuthUser, page_limit, parse_id};
 use crate::domain::user as rules;
 use crate::error::{AppError, AppResult, ErrorBody};
 use crate::state::AppState;
@@ -178,22 +178,23 @@ async fn search(
     if q.is_empty() || q.chars().count() > 64 {
         return Err(AppError::bad_request("q: must be 1-64 characters"));
     }
-    let limit = query.limit.unwrap_or(20);
-    if !(1..=50).contains(&limit) {
-        return Err(AppError::bad_request("limit: must be between 1 and 50"));
-    }
-    let cursor = query
-        .cursor
-        .as_deref()
-        .map(rules::normalize_username)
-        .transpose()
-        .map_err(|_| AppError::bad_request("cursor: invalid"))?;
+    let (limit, cursor) = user_page(query.limit, query.cursor.as_deref())?;
     let users = state
         .store
         .users
         .search(Some(q), &[auth.id], cursor.as_deref(), limit + 1)
         .await?;
     Ok(axum::Json(UserPage::new(users, limit)))
+}
+
+/// Validates a page size and username cursor.
+fn user_page(limit: Option<i64>, cursor: Option<&str>) -> AppResult<(i64, Option<String>)> {
+    let limit = page_limit(limit, 20, 50)?;
+    let cursor = cursor
+        .map(rules::normalize_username)
+        .transpose()
+        .map_err(|_| AppError::bad_request("cursor: invalid"))?;
+    Ok((limit, cursor))
 }
 
 impl UserPage {
@@ -230,16 +231,7 @@ async fn non_friends(
     auth: AuthUser,
     ApiQuery(query): ApiQuery<PageQuery>,
 ) -> AppResult<axum::Json<UserPage>> {
-    let limit = query.limit.unwrap_or(20);
-    if !(1..=50).contains(&limit) {
-        return Err(AppError::bad_request("limit: must be between 1 and 50"));
-    }
-    let cursor = query
-        .cursor
-        .as_deref()
-        .map(rules::normalize_username)
-        .transpose()
-        .map_err(|_| AppError::bad_request("cursor: invalid"))?;
+    let (limit, cursor) = user_page(query.limit, query.cursor.as_deref())?;
     let mut exclude = state.store.friends.friend_ids(auth.id).await?;
     exclude.push(auth.id);
     let users = state
