@@ -646,3 +646,49 @@ async fn oversized_and_malformed_socket_payloads_are_refused() {
     assert_eq!(history.body["data"], json!([]));
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_member_who_never_reads_does_not_hold_up_the_chat() {
+    let server = TestServer::start().await;
+    let ada = server.signed_up("ada").await;
+    let bob = server.signed_up("bob").await;
+    let cid = server.signed_up("cid").await;
+    let r = ada
+        .client
+        .post_auth(
+            "/api/v1/groups",
+            &ada.access,
+            &json!({ "name": "Busy", "members": [bob.user_id, cid.user_id] }),
+        )
+        .await;
+    let (group, chat) = (
+        r.body["_id"].as_str().unwrap().to_string(),
+        r.body["chatId"].as_str().unwrap().to_string(),
+    );
+    for who in [&bob, &cid] {
+        let r = who
+            .client
+            .post_auth(&format!("/api/v1/groups/{group}/accept"), &who.access, &json!({}))
+            .await;
+        assert_eq!(r.status, 200);
+    }
+    let mut ada_socket = socket(&server, &ada).await;
+    let mut bob_socket = socket(&server, &bob).await;
+    let mut cid_socket = socket(&server, &cid).await;
+    cid_socket.stall().await;
+
+    // A few megabytes pile up for the stalled member; every send must still be acknowledged
+    // and reach bob in order, at the pace of the readers, not of the stalled one.
+    let body = "x".repeat(10_000);
+    let total = 300;
+    for i in 0..total {
+        let ack = ada_socket
+            .emit("message:send", send(&chat, &format!("bulk{i}"), &body))
+            .await;
+        assert_eq!(ack["data"]["seq"], i + 1, "{}", ack["error"]);
+        let live = bob_socket.next("message:new").await;
+        assert_eq!(live["seq"], i + 1);
+    }
+    assert_eq!(server.client().get("/health", None).await.status, 200);
+    server.stop().await;
+}

@@ -80,6 +80,7 @@ impl Realtime {
     /// Emits to a room; failures (a full buffer, a closed socket) are logged, never fatal.
     pub async fn emit<T: Serialize + ?Sized>(&self, room: String, event: &'static str, data: &T) {
         if let Err(e) = self.io.to(room).emit(event, data).await {
+            metrics::counter!("huddle_socket_emit_failures_total").increment(1);
             tracing::debug!(event, error = %e, "emit did not reach every socket");
         }
     }

@@ -178,6 +178,11 @@ impl SioClient {
         self.send(&cmd).await;
     }
 
+    /// Stops reading from the connection (a client that never reads), without closing it.
+    pub async fn stall(&mut self) {
+        self.send(&json!({ "op": "stall" })).await;
+    }
+
     /// The data of the next not-yet-consumed `event` from the server; events of other names stay
     /// buffered in order. Panics after 5 s, listing what was received.
     pub async fn next(&mut self, event: &str) -> Value {
@@ -310,7 +315,7 @@ impl SioClient {
             Some("disconnect") => {
                 self.disconnect_reason = line["reason"].as_str().map(str::to_owned);
             }
-            Some("connected" | "connect_error") => {}
+            Some("connected" | "connect_error" | "stalled") => {}
             _ => panic!("sio driver wrote an unexpected line: {line}"),
         }
     }

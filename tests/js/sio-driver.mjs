@@ -138,9 +138,25 @@ function handle(line) {
     case "disconnect":
       disconnect();
       break;
+    case "stall":
+      stall();
+      break;
     default:
       out({ type: "error", message: `unknown op: ${JSON.stringify(cmd.op)}` });
   }
+}
+
+// Stops reading from the server's connection, as a client that never reads would: the
+// kernel buffers fill and the server must cope without waiting on this client.
+function stall() {
+  const ws = socket?.io?.engine?.transport?.ws;
+  const raw = ws?._socket;
+  if (!raw || typeof raw.pause !== "function") {
+    out({ type: "error", message: "stall: no websocket transport to pause" });
+    return;
+  }
+  raw.pause();
+  out({ type: "stalled" });
 }
 
 const rl = createInterface({ input: process.stdin, crlfDelay: Infinity });
