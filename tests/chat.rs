@@ -692,3 +692,34 @@ async fn a_member_who_never_reads_does_not_hold_up_the_chat() {
     assert_eq!(server.client().get("/health", None).await.status, 200);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_group_with_a_bad_invitee_is_not_created() {
+    let server = TestServer::start().await;
+    let ada = server.signed_up("ada").await;
+    let bob = server.signed_up("bob").await;
+    let r = ada
+        .client
+        .post_auth(
+            "/api/v1/groups",
+            &ada.access,
+            &json!({ "name": "X", "members": [bob.user_id, "0123456789abcdef01234567"] }),
+        )
+        .await;
+    assert_eq!(r.status, 400, "{r:?}");
+    let groups = ada.client.get("/api/v1/groups", Some(&ada.access)).await;
+    assert_eq!(groups.body["data"], json!([]), "nothing half-created");
+    // Duplicates and the creator in the list are harmless.
+    let r = ada
+        .client
+        .post_auth(
+            "/api/v1/groups",
+            &ada.access,
+            &json!({ "name": "Y", "members": [bob.user_id, bob.user_id, ada.user_id] }),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{r:?}");
+    assert_eq!(r.body["invited"], json!([bob.user_id]));
+    assert_eq!(r.body["members"], json!([ada.user_id]));
+    server.stop().await;
+}

@@ -125,8 +125,21 @@ pub async fn create(
 ) -> AppResult<Group> {
     let name = rules::normalize_group_name(name).map_err(|e| AppError::bad_request(e.to_string()))?;
     let about = crate::domain::user::check_about(about).map_err(|e| AppError::bad_request(e.to_string()))?;
+    let mut invite = invite;
+    invite.sort_by_key(|id| id.bytes());
+    invite.dedup();
+    invite.retain(|id| *id != creator);
     if invite.len() >= GROUP_MEMBERS_MAX {
         return Err(AppError::bad_request("members: too many"));
+    }
+    // Check every invitee before anything is written, so a bad id creates no group.
+    for user in &invite {
+        if !state.store.users.by_id(*user).await?.is_some_and(|u| u.email_verified) {
+            return Err(AppError::bad_request(format!(
+                "members: no such user {}",
+                user.to_hex()
+            )));
+        }
     }
     let now = bson::DateTime::now();
     let chat = Chat {
