@@ -80,6 +80,14 @@ pub struct Config {
     pub log_format: LogFormat,
     pub openai_api_key: Option<Secret>,
     pub openai_base_url: Option<String>,
+    /// How long a call rings before it counts as missed.
+    pub call_ring_timeout_secs: u64,
+    /// coturn's `static-auth-secret`; without it no TURN servers are handed out.
+    pub turn_secret: Option<Secret>,
+    /// TURN URLs handed to call participants, e.g. `turn:turn.example.com:3478?transport=udp`.
+    pub turn_urls: Vec<String>,
+    pub stun_urls: Vec<String>,
+    pub turn_ttl_secs: u64,
 }
 
 impl Default for Config {
@@ -119,6 +127,11 @@ impl Default for Config {
             log_format: LogFormat::Text,
             openai_api_key: None,
             openai_base_url: None,
+            call_ring_timeout_secs: 30,
+            turn_secret: None,
+            turn_urls: Vec::new(),
+            stun_urls: Vec::new(),
+            turn_ttl_secs: 3600,
         }
     }
 }
@@ -238,6 +251,19 @@ const ENV: &[(&str, Setter)] = &[
         set(&mut c.openai_api_key, Ok(non_empty(v).map(Secret)))
     }),
     ("OPENAI_BASE_URL", |c, v| set(&mut c.openai_base_url, Ok(non_empty(v)))),
+    ("HUDDLE_CALL_RING_TIMEOUT", |c, v| {
+        set(&mut c.call_ring_timeout_secs, parse(v))
+    }),
+    ("HUDDLE_TURN_SECRET", |c, v| {
+        set(&mut c.turn_secret, Ok(non_empty(v).map(Secret)))
+    }),
+    ("HUDDLE_TURN_URLS", |c, v| {
+        set(&mut c.turn_urls, Ok(v.split(',').filter_map(non_empty).collect()))
+    }),
+    ("HUDDLE_STUN_URLS", |c, v| {
+        set(&mut c.stun_urls, Ok(v.split(',').filter_map(non_empty).collect()))
+    }),
+    ("HUDDLE_TURN_TTL", |c, v| set(&mut c.turn_ttl_secs, parse(v))),
 ];
 
 /// The environment names the server reads, for documentation and tests.
@@ -338,6 +364,8 @@ impl Config {
             ),
             ("HUDDLE_OTP_TTL", self.otp_ttl_secs, 30, 3600),
             ("HUDDLE_RATE_LIMIT_WINDOW", self.rate_limit_window_secs, 1, 24 * 3600),
+            ("HUDDLE_CALL_RING_TIMEOUT", self.call_ring_timeout_secs, 1, 600),
+            ("HUDDLE_TURN_TTL", self.turn_ttl_secs, 60, 24 * 3600),
         ];
         for (name, value, min, max) in ttl_checks {
             if !(min..=max).contains(&value) {
@@ -361,6 +389,25 @@ impl Config {
         }
         if !(1024..=64 * 1024 * 1024).contains(&self.body_limit_bytes) {
             return Err(err("HUDDLE_BODY_LIMIT", "must be between 1024 and 67108864 bytes"));
+        }
+        for url in &self.turn_urls {
+            if !(url.starts_with("turn:") || url.starts_with("turns:")) {
+                return Err(err(
+                    "HUDDLE_TURN_URLS",
+                    format!("{url:?} must start with turn: or turns:"),
+                ));
+            }
+        }
+        for url in &self.stun_urls {
+            if !(url.starts_with("stun:") || url.starts_with("stuns:")) {
+                return Err(err(
+                    "HUDDLE_STUN_URLS",
+                    format!("{url:?} must start with stun: or stuns:"),
+                ));
+            }
+        }
+        if !self.turn_urls.is_empty() && self.turn_secret.is_none() {
+            return Err(err("HUDDLE_TURN_SECRET", "is required when HUDDLE_TURN_URLS is set"));
         }
         if let Some(url) = &self.openai_base_url
             && !is_http_url(url)

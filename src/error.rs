@@ -20,6 +20,9 @@ pub enum AppError {
     NotFound,
     #[error("{0}")]
     Conflict(&'static str),
+    /// A state-machine refusal with its own stable code (409).
+    #[error("{message}")]
+    Rejected { code: &'static str, message: String },
     #[error("request body too large")]
     PayloadTooLarge,
     #[error("unsupported media type: send application/json")]
@@ -56,7 +59,7 @@ impl AppError {
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden { .. } => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
-            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::Conflict(_) | Self::Rejected { .. } => StatusCode::CONFLICT,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -72,6 +75,7 @@ impl AppError {
             Self::Forbidden { code, .. } => code,
             Self::NotFound => "not_found",
             Self::Conflict(_) => "conflict",
+            Self::Rejected { code, .. } => code,
             Self::PayloadTooLarge => "payload_too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::TooManyRequests { .. } => "rate_limited",

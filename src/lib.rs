@@ -10,6 +10,7 @@ pub mod embedded;
 pub mod error;
 pub mod http;
 pub mod mail;
+pub mod media;
 pub mod realtime;
 pub mod service;
 pub mod state;

@@ -17,6 +17,7 @@ use crate::embedded::db::{self, EmbeddedDb};
 use crate::embedded::lock::DataDirLock;
 use crate::embedded::s3::EmbeddedS3;
 use crate::mail::{Mailer, outbox::Outbox, sendgrid::SendGrid};
+use crate::media::calls::{self, CallHub};
 use crate::realtime::Realtime;
 use crate::store::Store;
 use crate::store::s3::MediaStore;
@@ -33,6 +34,7 @@ pub struct AppState {
     pub limiter: RateLimiter,
     pub metrics: PrometheusHandle,
     pub realtime: Realtime,
+    pub calls: CallHub,
 }
 
 /// What the server started for itself; stopped when this is shut down or dropped.
@@ -142,6 +144,7 @@ impl AppState {
             &config.jwt_audience,
             config.access_token_ttl(),
         );
+        let (hub, inbox) = CallHub::channel();
         let state = Self {
             store,
             media,
@@ -152,9 +155,11 @@ impl AppState {
             limiter: RateLimiter::new(Duration::from_secs(config.rate_limit_window_secs)),
             metrics: crate::telemetry::metrics_handle(),
             realtime: Realtime::new(),
+            calls: hub,
             config: Arc::new(config),
         };
         crate::realtime::register(state.clone());
+        tokio::spawn(calls::run(state.clone(), inbox));
         let backends = Backends {
             db: embedded_db,
             s3: embedded_s3,

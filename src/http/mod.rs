@@ -2,6 +2,7 @@
 //! document, and the middleware every response passes through.
 
 pub mod auth;
+pub mod calls;
 pub mod chats;
 pub mod extract;
 pub mod friends;
@@ -37,6 +38,7 @@ use crate::state::AppState;
          (name = "friends", description = "Friend requests and friendships"),
          (name = "chats", description = "1:1 and group chats"),
          (name = "groups", description = "Groups with admin roles"),
+         (name = "calls", description = "Audio and video calls"),
          (name = "messages", description = "Message history and writes"),
          (name = "notifications", description = "The caller's notifications"),
          (name = "ops", description = "Health, readiness, metrics")),
@@ -67,6 +69,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .nest("/api/v1/friends", friends::friend_router())
         .nest("/api/v1/notifications", friends::notification_router())
         .nest("/api/v1/groups", groups::router())
+        .nest("/api/v1/calls", calls::router())
         .nest("/api/v1/chats", chats::chat_router())
         .nest("/api/v1/messages", chats::message_router())
         .merge(ops::router())

@@ -14,6 +14,8 @@ use super::{Ack, chat_room, session_room, user_room};
 use crate::domain::chat::MessageType;
 use crate::error::{AppError, AppResult};
 use crate::http::extract::{AuthUser, authenticate, parse_id};
+use crate::media::calls::{Action, CallView};
+use crate::service::calls;
 use crate::service::messages::{self, MessageView, SendMessage, SyncRequest};
 use crate::state::AppState;
 
@@ -51,7 +53,17 @@ async fn handshake(state: &AppState, socket: &SocketRef, token: Option<String>) 
     };
     match authenticate(state, &token).await {
         Ok(user) => {
+            // Everything a client may rely on right after `connect` happens here, before the
+            // server confirms the connection: rooms joined, event handlers in place.
+            let chats = state.store.chats.ids_of_member(user.id).await.map_err(|e| {
+                tracing::error!(error = %e, "cannot load chats for a socket");
+                Refused("internal error".into())
+            })?;
             socket.extensions.insert(user);
+            socket.join(user_room(user.id));
+            socket.join(session_room(user.session));
+            socket.join(chats.into_iter().map(chat_room).collect::<Vec<_>>());
+            register_events(state, socket);
             Ok(())
         }
         Err(AppError::Internal(e)) => {
@@ -66,26 +78,32 @@ fn auth_of(socket: &SocketRef) -> Option<AuthUser> {
     socket.extensions.get::<AuthUser>()
 }
 
+/// Presence bookkeeping once the connection is confirmed.
 async fn connected(state: AppState, socket: SocketRef) {
     let Some(auth) = auth_of(&socket) else {
         socket.disconnect().ok();
         return;
     };
-    let chats = match state.store.chats.ids_of_member(auth.id).await {
-        Ok(chats) => chats,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot load chats for a socket");
-            socket.disconnect().ok();
-            return;
+    let first = state.realtime.socket_opened(auth.id);
+    let state_on_close = state.clone();
+    socket.on_disconnect(move |socket: SocketRef| {
+        let state = state_on_close.clone();
+        async move {
+            if let Some(auth) = auth_of(&socket)
+                && state.realtime.socket_closed(auth.id)
+            {
+                presence(&state, auth.id, false).await;
+            }
         }
-    };
-    socket.join(user_room(auth.id));
-    socket.join(session_room(auth.session));
-    socket.join(chats.into_iter().map(chat_room).collect::<Vec<_>>());
-    if state.realtime.socket_opened(auth.id) {
+    });
+    if first {
         presence(&state, auth.id, true).await;
     }
+}
 
+/// The client-to-server request events, registered before the connection is confirmed.
+fn register_events(state: &AppState, socket: &SocketRef) {
+    let (state, socket) = (state.clone(), socket.clone());
     on(
         &socket,
         &state,
@@ -145,6 +163,31 @@ async fn connected(state: AppState, socket: SocketRef) {
         "chat:sync",
         |state, user, req: SyncRequest| async move { Ok(json!({ "chats": messages::sync(&state, user.id, req).await? })) },
     );
+    on(
+        &socket,
+        &state,
+        "call:start",
+        |state, user, req: StartCall| async move {
+            let call = calls::start(&state, user.id, parse_id(&req.chat_id)?, req.kind).await?;
+            Ok(CallView::from(&call))
+        },
+    );
+    for (event, action) in [
+        ("call:accept", Action::Accept),
+        ("call:decline", Action::Decline),
+        ("call:cancel", Action::Cancel),
+        ("call:leave", Action::Leave),
+    ] {
+        on(&socket, &state, event, move |state, user, req: CallRef| async move {
+            let call = calls::act(&state, user.id, parse_id(&req.call_id)?, action).await?;
+            Ok(CallView::from(&call))
+        });
+    }
+    on(&socket, &state, "call:join", |state, user, req: CallRef| async move {
+        let call = calls::act(&state, user.id, parse_id(&req.call_id)?, Action::Join).await?;
+        let ice = calls::ice_servers(&state, user.id).await?;
+        Ok(json!({ "call": CallView::from(&call), "iceServers": ice.ice_servers, "ttl": ice.ttl }))
+    });
     for (event, typing) in [("typing:start", true), ("typing:stop", false)] {
         on(&socket, &state, event, move |state, user, req: ChatRef| async move {
             let chat = parse_id(&req.chat_id)?;
@@ -164,18 +207,6 @@ async fn connected(state: AppState, socket: SocketRef) {
             Ok(json!({}))
         });
     }
-
-    let state_on_close = state.clone();
-    socket.on_disconnect(move |socket: SocketRef| {
-        let state = state_on_close.clone();
-        async move {
-            if let Some(auth) = auth_of(&socket)
-                && state.realtime.socket_closed(auth.id)
-            {
-                presence(&state, auth.id, false).await;
-            }
-        }
-    });
 }
 
 /// Tells a user's friends they came online or went offline.
@@ -272,6 +303,20 @@ struct StarRequest {
 struct ReadRequest {
     chat_id: String,
     seq: i64,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct StartCall {
+    chat_id: String,
+    #[serde(rename = "type")]
+    kind: huddle_signaling::CallKind,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct CallRef {
+    call_id: String,
 }
 
 #[derive(Deserialize)]

@@ -42,6 +42,27 @@ pub struct MessageView {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub edited_at: Option<DateTime<Utc>>,
     pub deleted: bool,
+    /// For `type: call`: the record of the call.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub call: Option<CallRecordView>,
+}
+
+/// A call's record in the chat history.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CallRecordView {
+    pub call_id: String,
+    /// `audio` or `video`.
+    #[serde(rename = "type")]
+    #[schema(value_type = String)]
+    pub kind: huddle_signaling::CallKind,
+    pub participants: Vec<String>,
+    pub started_at: DateTime<Utc>,
+    pub ended_at: DateTime<Utc>,
+    pub duration_secs: i64,
+    /// `ended` or `missed`.
+    #[schema(value_type = String)]
+    pub status: huddle_signaling::CallStatus,
 }
 
 impl MessageView {
@@ -62,6 +83,15 @@ impl MessageView {
             updated_at: m.updated_at.to_chrono(),
             edited_at: m.edited_at.map(|t| t.to_chrono()),
             deleted: m.deleted,
+            call: m.call.as_ref().map(|c| CallRecordView {
+                call_id: c.call_id.to_hex(),
+                kind: c.kind,
+                participants: c.participants.iter().map(|p| p.to_hex()).collect(),
+                started_at: c.started_at.to_chrono(),
+                ended_at: c.ended_at.to_chrono(),
+                duration_secs: c.duration_secs,
+                status: c.status,
+            }),
         }
     }
 }
@@ -137,7 +167,7 @@ pub async fn send(state: &AppState, sender: ObjectId, chat_id: ObjectId, req: Se
         group_id: chat.group_id,
         seq: 0,
         sender,
-        client_msg_id: client_msg_id.clone(),
+        client_msg_id,
         content: req.content,
         kind: req.kind,
         attachments,
@@ -147,7 +177,16 @@ pub async fn send(state: &AppState, sender: ObjectId, chat_id: ObjectId, req: Se
         updated_at: now,
         edited_at: None,
         deleted: false,
+        call: None,
     };
+    append(state, &chat, draft).await
+}
+
+/// Appends a message to a chat: takes the next `seq` and stores the message and the chat's
+/// summary in one transaction, then tells the chat. A message whose sender already stored
+/// its `clientMsgId` comes back unchanged, with no second event.
+pub async fn append(state: &AppState, chat: &Chat, draft: Message) -> AppResult<Message> {
+    let (chat_id, sender, client_msg_id) = (chat.id, draft.sender, draft.client_msg_id.clone());
     let store = state.store.clone();
     let stored = tx::transaction(&state.store.client, |s| {
         let (store, mut message) = (store.clone(), draft.clone());
@@ -181,7 +220,7 @@ pub async fn send(state: &AppState, sender: ObjectId, chat_id: ObjectId, req: Se
         .realtime
         .to_chat(chat_id, "message:new", &MessageView::new(&message, None))
         .await;
-    super::notifications::message_sent(state, &chat, &message).await;
+    super::notifications::message_sent(state, chat, &message).await;
     Ok(message)
 }
 

@@ -36,6 +36,23 @@ pub struct Message {
     pub edited_at: Option<DateTime>,
     #[serde(default)]
     pub deleted: bool,
+    /// For `type: call`: the record of the call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call: Option<CallRecord>,
+}
+
+/// What a call leaves in its chat's history.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CallRecord {
+    pub call_id: ObjectId,
+    #[serde(rename = "type")]
+    pub kind: huddle_signaling::CallKind,
+    pub participants: Vec<ObjectId>,
+    pub started_at: DateTime,
+    pub ended_at: DateTime,
+    pub duration_secs: i64,
+    pub status: huddle_signaling::CallStatus,
 }
 
 impl Message {

@@ -1,6 +1,7 @@
 //! MongoDB repositories (one file per collection), index creation, transactions, and the S3
 //! media store.
 
+pub mod calls;
 pub mod chats;
 pub mod friends;
 pub mod groups;
@@ -34,6 +35,7 @@ pub struct Store {
     pub messages: messages::MessageStore,
     pub friends: friends::FriendStore,
     pub groups: groups::GroupStore,
+    pub calls: calls::CallStore,
     pub notifications: notifications::NotificationStore,
 }
 
@@ -60,6 +62,7 @@ impl Store {
             messages: messages::MessageStore::new(&db),
             friends: friends::FriendStore::new(&db),
             groups: groups::GroupStore::new(&db),
+            calls: calls::CallStore::new(&db),
             notifications: notifications::NotificationStore::new(&db),
             client,
             db,
@@ -75,6 +78,7 @@ impl Store {
         self.messages.ensure_indexes().await?;
         self.friends.ensure_indexes().await?;
         self.groups.ensure_indexes().await?;
+        self.calls.ensure_indexes().await?;
         self.notifications.ensure_indexes().await?;
         Ok(())
     }

@@ -1,0 +1,436 @@
+//! The call hub: one task owns every live call's signaling session (`huddle-signaling`),
+//! mutated through `&mut self` and driven by commands over a channel and by its own timer.
+//! It turns session events into Call documents, chat records and Socket.IO emits.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use huddle_signaling::{CallKind, CallSession, CallStatus, Millis, SessionConfig, SessionEvent, SignalingError};
+use mongodb::bson::{self, oid::ObjectId};
+use serde::Serialize;
+use serde_json::json;
+use tokio::sync::{mpsc, oneshot};
+use utoipa::ToSchema;
+
+use crate::error::{AppError, AppResult};
+use crate::state::AppState;
+use crate::store::calls::Call;
+use crate::store::messages::{CallRecord, Message};
+
+/// What a member asks of a live call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    Accept,
+    Decline,
+    Cancel,
+    Join,
+    Leave,
+    /// Hang up for everyone.
+    End,
+}
+
+enum Command {
+    Start {
+        call: Call,
+        reply: oneshot::Sender<AppResult<Call>>,
+    },
+    Act {
+        call: ObjectId,
+        user: ObjectId,
+        action: Action,
+        reply: oneshot::Sender<AppResult<Call>>,
+    },
+    /// Whether `user` is in (or rung by) any live call.
+    InAnyCall {
+        user: ObjectId,
+        reply: oneshot::Sender<bool>,
+    },
+}
+
+/// The handle the rest of the server talks to the hub through.
+#[derive(Clone, Debug)]
+pub struct CallHub {
+    tx: mpsc::Sender<Command>,
+}
+
+/// Commands waiting for the hub before senders feel back-pressure.
+const QUEUE: usize = 1024;
+
+impl CallHub {
+    /// The handle, and the receiver [`run`] consumes once the state exists.
+    pub fn channel() -> (Self, CallInbox) {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        (Self { tx }, CallInbox(rx))
+    }
+
+    async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> AppResult<T> {
+        let (reply, answer) = oneshot::channel();
+        self.tx
+            .send(make(reply))
+            .await
+            .map_err(|_| AppError::Internal(anyhow::anyhow!("call hub stopped")))?;
+        answer
+            .await
+            .map_err(|_| AppError::Internal(anyhow::anyhow!("call hub dropped a request")))
+    }
+
+    pub async fn start(&self, call: Call) -> AppResult<Call> {
+        self.ask(|reply| Command::Start { call, reply }).await?
+    }
+
+    pub async fn act(&self, call: ObjectId, user: ObjectId, action: Action) -> AppResult<Call> {
+        self.ask(|reply| Command::Act {
+            call,
+            user,
+            action,
+            reply,
+        })
+        .await?
+    }
+
+    pub async fn in_any_call(&self, user: ObjectId) -> AppResult<bool> {
+        self.ask(|reply| Command::InAnyCall { user, reply }).await
+    }
+}
+
+/// The hub's end of the channel.
+pub struct CallInbox(mpsc::Receiver<Command>);
+
+impl std::fmt::Debug for CallInbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CallInbox")
+    }
+}
+
+/// A call as clients see it.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CallView {
+    #[serde(rename = "_id")]
+    pub id: String,
+    /// `audio` or `video`.
+    #[serde(rename = "type")]
+    #[schema(value_type = String)]
+    pub kind: CallKind,
+    pub chat_id: String,
+    pub initiator: String,
+    pub participants: Vec<String>,
+    pub invited: Vec<String>,
+    /// `ringing`, `ongoing`, `ended` or `missed`.
+    #[schema(value_type = String)]
+    pub status: CallStatus,
+    /// `completed`, `cancelled`, `declined`, `timeout` or `terminated`, once ended.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub end_reason: Option<huddle_signaling::EndReason>,
+    pub started_at: chrono::DateTime<chrono::Utc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub answered_at: Option<chrono::DateTime<chrono::Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ended_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl From<&Call> for CallView {
+    fn from(c: &Call) -> Self {
+        let hex = |ids: &[ObjectId]| ids.iter().map(|i| i.to_hex()).collect();
+        Self {
+            id: c.id.to_hex(),
+            kind: c.kind,
+            chat_id: c.chat_id.to_hex(),
+            initiator: c.initiator.to_hex(),
+            participants: hex(&c.participants),
+            invited: hex(&c.invited),
+            status: c.status,
+            end_reason: c.end_reason,
+            started_at: c.started_at.to_chrono(),
+            answered_at: c.answered_at.map(|t| t.to_chrono()),
+            ended_at: c.ended_at.map(|t| t.to_chrono()),
+        }
+    }
+}
+
+/// Signaling refusals as client errors; "not a member" reads like a call that does not exist.
+fn refused(e: SignalingError) -> AppError {
+    match e {
+        SignalingError::NotMember => AppError::NotFound,
+        other => AppError::Rejected {
+            code: other.code(),
+            message: other.to_string(),
+        },
+    }
+}
+
+struct Live {
+    session: CallSession,
+    call: Call,
+}
+
+struct Hub {
+    state: AppState,
+    epoch: Instant,
+    config: SessionConfig,
+    calls: HashMap<ObjectId, Live>,
+}
+
+fn oid(s: &str) -> Option<ObjectId> {
+    ObjectId::parse_str(s).ok()
+}
+
+/// Runs the hub until the server stops. Calls a previous run left open are closed first.
+pub async fn run(state: AppState, CallInbox(mut inbox): CallInbox) {
+    match state.store.calls.end_stale().await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(calls = n, "closed calls left open by a previous run"),
+        Err(e) => tracing::warn!(error = %e, "could not close stale calls"),
+    }
+    let config = SessionConfig {
+        ring_timeout: Duration::from_secs(state.config.call_ring_timeout_secs),
+    };
+    let mut hub = Hub {
+        state,
+        epoch: Instant::now(),
+        config,
+        calls: HashMap::new(),
+    };
+    loop {
+        let next = hub.calls.values().filter_map(|l| l.session.poll_timeout()).min();
+        let sleep = match next {
+            Some(at) => tokio::time::sleep_until((hub.epoch + Duration::from_millis(at.0)).into()),
+            None => tokio::time::sleep(Duration::from_secs(3600)),
+        };
+        tokio::select! {
+            command = inbox.recv() => match command {
+                Some(command) => hub.handle(command).await,
+                None => break,
+            },
+            () = sleep => hub.tick().await,
+        }
+    }
+}
+
+impl Hub {
+    fn now(&self) -> Millis {
+        Millis(self.epoch.elapsed().as_millis() as u64)
+    }
+
+    async fn handle(&mut self, command: Command) {
+        match command {
+            Command::Start { call, reply } => {
+                let result = self.start(call).await;
+                let _ = reply.send(result);
+            }
+            Command::Act {
+                call,
+                user,
+                action,
+                reply,
+            } => {
+                let result = self.act(call, user, action).await;
+                let _ = reply.send(result);
+            }
+            Command::InAnyCall { user, reply } => {
+                let hex = user.to_hex();
+                let _ = reply.send(self.calls.values().any(|l| l.session.is_member(&hex)));
+            }
+        }
+    }
+
+    async fn start(&mut self, call: Call) -> AppResult<Call> {
+        if self.calls.values().any(|l| l.call.chat_id == call.chat_id) {
+            return Err(AppError::Rejected {
+                code: "call_in_progress",
+                message: "this chat already has a call: join it instead".into(),
+            });
+        }
+        let now = self.now();
+        let invitees: Vec<String> = call.invited.iter().map(|i| i.to_hex()).collect();
+        let session = CallSession::new(
+            self.config,
+            call.id.to_hex(),
+            call.initiator.to_hex(),
+            invitees,
+            call.kind,
+            now,
+        )
+        .map_err(refused)?;
+        self.state.store.calls.insert(&call).await?;
+        let (id, snapshot) = (call.id, call.clone());
+        self.calls.insert(id, Live { session, call });
+        self.drain(id).await;
+        Ok(self.calls.get(&id).map_or(snapshot, |l| l.call.clone()))
+    }
+
+    async fn act(&mut self, id: ObjectId, user: ObjectId, action: Action) -> AppResult<Call> {
+        let now = self.now();
+        let live = self.calls.get_mut(&id).ok_or(AppError::NotFound)?;
+        let hex = user.to_hex();
+        if !live.session.is_member(&hex) {
+            return Err(AppError::NotFound);
+        }
+        let session = &mut live.session;
+        match action {
+            Action::Accept => session.accept(&hex, now),
+            Action::Decline => session.decline(&hex, now),
+            Action::Cancel => session.cancel(&hex, now),
+            Action::Join => session.join(&hex, now),
+            Action::Leave => session.leave(&hex, now),
+            // Hanging up an unanswered call of one's own is cancelling it.
+            Action::End if session.status() == CallStatus::Ringing && session.initiator() == hex => {
+                session.cancel(&hex, now)
+            }
+            Action::End => session.check_joined(&hex).and_then(|()| session.terminate(now)),
+        }
+        .map_err(refused)?;
+        let snapshot = live.call.clone();
+        self.drain(id).await;
+        // An ended call is gone from the hub; its last state is in the database.
+        match self.calls.get(&id) {
+            Some(live) => Ok(live.call.clone()),
+            None => Ok(self.state.store.calls.by_id(id).await?.unwrap_or(snapshot)),
+        }
+    }
+
+    async fn tick(&mut self) {
+        let now = self.now();
+        let due: Vec<ObjectId> = self
+            .calls
+            .iter()
+            .filter(|(_, l)| l.session.poll_timeout().is_some_and(|t| t <= now))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in due {
+            if let Some(live) = self.calls.get_mut(&id) {
+                live.session.handle_timeout(now);
+            }
+            self.drain(id).await;
+        }
+    }
+
+    fn wall_clock(&self, at: Millis) -> bson::DateTime {
+        let age = self.epoch.elapsed().saturating_sub(Duration::from_millis(at.0));
+        bson::DateTime::from_system_time(std::time::SystemTime::now() - age)
+    }
+
+    /// Applies every pending session event of one call: documents, records, emits.
+    async fn drain(&mut self, id: ObjectId) {
+        loop {
+            let Some(live) = self.calls.get_mut(&id) else { return };
+            let Some(event) = live.session.poll_event() else { return };
+            let chat = live.call.chat_id;
+            let view_id = id.to_hex();
+            let realtime = self.state.realtime.clone();
+            match event {
+                SessionEvent::Ringing { user_ids, .. } => {
+                    let view = CallView::from(&live.call);
+                    for user in user_ids.iter().filter_map(|u| oid(u)) {
+                        realtime.to_user(user, "call:incoming", &view).await;
+                    }
+                }
+                SessionEvent::RingExpired { user_ids } => {
+                    let event = json!({ "callId": view_id, "userIds": user_ids });
+                    realtime.to_chat(chat, "call:ring-expired", &event).await;
+                }
+                SessionEvent::Accepted { user_id } => {
+                    realtime
+                        .to_chat(chat, "call:accepted", &json!({ "callId": view_id, "userId": user_id }))
+                        .await;
+                }
+                SessionEvent::Declined { user_id } => {
+                    realtime
+                        .to_chat(chat, "call:declined", &json!({ "callId": view_id, "userId": user_id }))
+                        .await;
+                }
+                SessionEvent::Ongoing { at } => {
+                    let answered = self.wall_clock(at);
+                    let Some(live) = self.calls.get_mut(&id) else { return };
+                    live.call.status = CallStatus::Ongoing;
+                    live.call.answered_at = Some(answered);
+                    let call = live.call.clone();
+                    self.save(&call).await;
+                }
+                SessionEvent::ParticipantJoined { user_id } => {
+                    if let Some(user) = oid(&user_id)
+                        && !live.call.participants.contains(&user)
+                    {
+                        live.call.participants.push(user);
+                    }
+                    let call = live.call.clone();
+                    self.save(&call).await;
+                    let event = json!({ "callId": view_id, "userId": user_id });
+                    realtime.to_chat(chat, "call:participant-joined", &event).await;
+                }
+                SessionEvent::ParticipantLeft { user_id } => {
+                    let event = json!({ "callId": view_id, "userId": user_id });
+                    realtime.to_chat(chat, "call:participant-left", &event).await;
+                }
+                SessionEvent::Ended {
+                    status,
+                    reason,
+                    participants,
+                    at,
+                } => {
+                    let ended = self.wall_clock(at);
+                    let Some(mut live) = self.calls.remove(&id) else { return };
+                    live.call.status = status;
+                    live.call.end_reason = Some(reason);
+                    live.call.ended_at = Some(ended);
+                    live.call.participants = participants.iter().filter_map(|p| oid(p)).collect();
+                    self.save(&live.call).await;
+                    self.record(&live.call).await;
+                    realtime.to_chat(chat, "call:ended", &CallView::from(&live.call)).await;
+                    return;
+                }
+            }
+        }
+    }
+
+    async fn save(&self, call: &Call) {
+        if let Err(e) = self.state.store.calls.save(call).await {
+            tracing::error!(error = %e, call = %call.id, "call document not saved");
+        }
+    }
+
+    /// Leaves the call's record in its chat, delivered like any message.
+    async fn record(&self, call: &Call) {
+        let ended = call.ended_at.unwrap_or_else(bson::DateTime::now);
+        let from = call.answered_at.unwrap_or(call.started_at);
+        let duration_secs = if call.answered_at.is_some() {
+            (ended.timestamp_millis() - from.timestamp_millis()).max(0) / 1000
+        } else {
+            0
+        };
+        let Ok(Some(chat)) = self.state.store.chats.by_id(call.chat_id).await else {
+            tracing::warn!(call = %call.id, "the call's chat is gone; no record written");
+            return;
+        };
+        let draft = Message {
+            id: ObjectId::new(),
+            chat_id: chat.id,
+            group_id: chat.group_id,
+            seq: 0,
+            sender: call.initiator,
+            client_msg_id: format!("call-{}", call.id.to_hex()),
+            content: String::new(),
+            kind: crate::domain::chat::MessageType::Call,
+            attachments: Vec::new(),
+            reply_to: None,
+            starred_by: Vec::new(),
+            created_at: ended,
+            updated_at: ended,
+            edited_at: None,
+            deleted: false,
+            call: Some(CallRecord {
+                call_id: call.id,
+                kind: call.kind,
+                participants: call.participants.clone(),
+                started_at: call.started_at,
+                ended_at: ended,
+                duration_secs,
+                status: call.status,
+            }),
+        };
+        if let Err(e) = crate::service::messages::append(&self.state, &chat, draft).await {
+            tracing::error!(error = %e, call = %call.id, "call record not written");
+        }
+    }
+}

@@ -1,0 +1,105 @@
+//! Calls as members see them: starting one in a chat, answering, joining and leaving (all
+//! through the call hub), history, and the ICE servers handed to participants.
+
+use std::time::Duration;
+
+use huddle_signaling::{CallKind, CallStatus, TurnSecret, turn_credentials};
+use mongodb::bson::{self, oid::ObjectId};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::messages::member_chat;
+use crate::auth::tokens::unix_now;
+use crate::error::{AppError, AppResult};
+use crate::media::calls::Action;
+use crate::state::AppState;
+use crate::store::calls::Call;
+
+/// Rings the chat's other members.
+pub async fn start(state: &AppState, user: ObjectId, chat: ObjectId, kind: CallKind) -> AppResult<Call> {
+    let chat = member_chat(state, chat, user).await?;
+    let call = Call {
+        id: ObjectId::new(),
+        kind,
+        chat_id: chat.id,
+        group_id: chat.group_id,
+        initiator: user,
+        participants: vec![user],
+        invited: chat.participants.iter().copied().filter(|p| *p != user).collect(),
+        started_at: bson::DateTime::now(),
+        answered_at: None,
+        ended_at: None,
+        status: CallStatus::Ringing,
+        end_reason: None,
+    };
+    state.calls.start(call).await
+}
+
+pub async fn act(state: &AppState, user: ObjectId, call: ObjectId, action: Action) -> AppResult<Call> {
+    state.calls.act(call, user, action).await
+}
+
+/// A call in one of the caller's chats; any other answers as missing.
+pub async fn get(state: &AppState, user: ObjectId, id: ObjectId) -> AppResult<Call> {
+    let call = state.store.calls.by_id(id).await?.ok_or(AppError::NotFound)?;
+    member_chat(state, call.chat_id, user).await?;
+    Ok(call)
+}
+
+pub async fn history(state: &AppState, user: ObjectId, before: Option<ObjectId>, limit: i64) -> AppResult<Vec<Call>> {
+    let chats = state.store.chats.ids_of_member(user).await?;
+    Ok(state.store.calls.in_chats(&chats, before, limit).await?)
+}
+
+/// One entry of the browser's `RTCConfiguration.iceServers`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IceServer {
+    pub urls: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct IceServers {
+    pub ice_servers: Vec<IceServer>,
+    /// Seconds the TURN credentials stay valid.
+    pub ttl: u64,
+}
+
+/// STUN and TURN servers, with TURN REST credentials minted for this user; only for users
+/// in (or rung by) a live call.
+pub async fn ice_servers(state: &AppState, user: ObjectId) -> AppResult<IceServers> {
+    if !state.calls.in_any_call(user).await? {
+        return Err(AppError::Forbidden {
+            code: "not_in_call",
+            message: "ICE servers are for call participants",
+        });
+    }
+    let config = &state.config;
+    let mut servers = Vec::new();
+    if !config.stun_urls.is_empty() {
+        servers.push(IceServer {
+            urls: config.stun_urls.clone(),
+            username: None,
+            credential: None,
+        });
+    }
+    if let (Some(secret), false) = (&config.turn_secret, config.turn_urls.is_empty()) {
+        let secret = TurnSecret::new(secret.expose().as_bytes().to_vec()).map_err(|e| AppError::Internal(e.into()))?;
+        let ttl = Duration::from_secs(config.turn_ttl_secs);
+        let minted =
+            turn_credentials(&secret, &user.to_hex(), unix_now(), ttl).map_err(|e| AppError::Internal(e.into()))?;
+        servers.push(IceServer {
+            urls: config.turn_urls.clone(),
+            username: Some(minted.username),
+            credential: Some(minted.credential),
+        });
+    }
+    Ok(IceServers {
+        ice_servers: servers,
+        ttl: config.turn_ttl_secs,
+    })
+}
