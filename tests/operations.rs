@@ -200,6 +200,11 @@ async fn openapi_document_and_offline_docs_page() {
         ("/api/v1/notifications", "get"),
         ("/api/v1/notifications/{id}/read", "post"),
         ("/api/v1/notifications/read-all", "post"),
+        ("/api/v1/calls", "get"),
+        ("/api/v1/calls", "post"),
+        ("/api/v1/calls/ice-servers", "get"),
+        ("/api/v1/calls/{id}", "get"),
+        ("/api/v1/calls/{id}/end", "post"),
     ];
     for (p, m) in expected {
         assert!(
