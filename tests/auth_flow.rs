@@ -29,7 +29,10 @@ async fn register_verify_login_refresh_reuse_logout() {
     assert!(mail["text"].as_str().unwrap().contains(&otp));
 
     let r = client
-        .post("/api/v1/auth/verify", &json!({ "email": email, "otp": otp }))
+        .post(
+            "/api/v1/auth/verify",
+            &json!({ "email": email, "password": PASSWORD, "otp": otp }),
+        )
         .await;
     assert_eq!(r.status, 200, "{r:?}");
     assert!(r.body["accessToken"].is_string());

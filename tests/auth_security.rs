@@ -36,7 +36,10 @@ async fn otp_reused_expired_wrong_purpose_and_sixth_try_are_refused() {
     );
     let reset_code = server.otp(&email, 2).await;
     let r = c
-        .post("/api/v1/auth/verify", &json!({ "email": email, "otp": reset_code }))
+        .post(
+            "/api/v1/auth/verify",
+            &json!({ "email": email, "password": PASSWORD, "otp": reset_code }),
+        )
         .await;
     assert_eq!((r.status, r.code()), (403, "invalid_code"), "{r:?}");
     let r = c
@@ -49,11 +52,17 @@ async fn otp_reused_expired_wrong_purpose_and_sixth_try_are_refused() {
 
     // Reused: the right code works once.
     let r = c
-        .post("/api/v1/auth/verify", &json!({ "email": email, "otp": verify_code }))
+        .post(
+            "/api/v1/auth/verify",
+            &json!({ "email": email, "password": PASSWORD, "otp": verify_code }),
+        )
         .await;
     assert_eq!(r.status, 200, "{r:?}");
     let r = c
-        .post("/api/v1/auth/verify", &json!({ "email": email, "otp": verify_code }))
+        .post(
+            "/api/v1/auth/verify",
+            &json!({ "email": email, "password": PASSWORD, "otp": verify_code }),
+        )
         .await;
     assert_eq!((r.status, r.code()), (403, "invalid_code"), "{r:?}");
 
@@ -63,12 +72,18 @@ async fn otp_reused_expired_wrong_purpose_and_sixth_try_are_refused() {
     let wrong = if code == "000000" { "111111" } else { "000000" };
     for attempt in 1..=5 {
         let r = c
-            .post("/api/v1/auth/verify", &json!({ "email": email, "otp": wrong }))
+            .post(
+                "/api/v1/auth/verify",
+                &json!({ "email": email, "password": PASSWORD, "otp": wrong }),
+            )
             .await;
         assert_eq!(r.status, 403, "attempt {attempt}: {r:?}");
     }
     let r = c
-        .post("/api/v1/auth/verify", &json!({ "email": email, "otp": code }))
+        .post(
+            "/api/v1/auth/verify",
+            &json!({ "email": email, "password": PASSWORD, "otp": code }),
+        )
         .await;
     assert_eq!(
         (r.status, r.code()),
@@ -82,7 +97,10 @@ async fn otp_reused_expired_wrong_purpose_and_sixth_try_are_refused() {
     );
     let fresh = server.otp(&email, 2).await;
     let r = c
-        .post("/api/v1/auth/verify", &json!({ "email": email, "otp": fresh }))
+        .post(
+            "/api/v1/auth/verify",
+            &json!({ "email": email, "password": PASSWORD, "otp": fresh }),
+        )
         .await;
     assert_eq!(r.status, 200, "{r:?}");
 
@@ -100,7 +118,10 @@ async fn otp_reused_expired_wrong_purpose_and_sixth_try_are_refused() {
         .unwrap();
     assert!(moved.matched_count >= 1);
     let r = c
-        .post("/api/v1/auth/verify", &json!({ "email": email, "otp": code }))
+        .post(
+            "/api/v1/auth/verify",
+            &json!({ "email": email, "password": PASSWORD, "otp": code }),
+        )
         .await;
     assert_eq!((r.status, r.code()), (403, "invalid_code"), "{r:?}");
     server.stop().await;
@@ -281,11 +302,14 @@ async fn unknown_and_known_emails_get_the_same_answers() {
     let unknown = c
         .post(
             "/api/v1/auth/verify",
-            &json!({ "email": "nobody@example.com", "otp": "123456" }),
+            &json!({ "email": "nobody@example.com", "password": PASSWORD, "otp": "123456" }),
         )
         .await;
     let verified = c
-        .post("/api/v1/auth/verify", &json!({ "email": known.email, "otp": "123456" }))
+        .post(
+            "/api/v1/auth/verify",
+            &json!({ "email": known.email, "password": PASSWORD, "otp": "123456" }),
+        )
         .await;
     assert_eq!((unknown.status, &unknown.body), (verified.status, &verified.body));
     server.stop().await;
@@ -375,5 +399,131 @@ async fn query_operators_in_bodies_queries_and_ids_are_400() {
     let r = c.get("/api/v1/users/search?q=.*", Some(&ada.access)).await;
     assert_eq!(r.status, 200);
     assert_eq!(r.body["data"].as_array().unwrap().len(), 0, "{r:?}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_pre_registered_address_cannot_be_hijacked() {
+    let server = TestServer::start().await;
+    let c = server.client();
+    let email = "victim@example.com";
+    // The attacker registers the victim's address with a password of their own.
+    let mut attacker = register_body("attacker1", email);
+    attacker["password"] = json!("attacker password");
+    attacker["passwordConfirm"] = json!("attacker password");
+    assert_eq!(c.post("/api/v1/auth/register", &attacker).await.status, 202);
+    // The victim registers later and verifies with the newest code and their password.
+    assert_eq!(
+        c.post("/api/v1/auth/register", &register_body("victim1", email))
+            .await
+            .status,
+        202
+    );
+    let code = server.otp(email, 2).await;
+    let r = c
+        .post(
+            "/api/v1/auth/verify",
+            &json!({ "email": email, "otp": code, "password": "attacker password" }),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.code()),
+        (403, "invalid_code"),
+        "a code with the wrong password activates nothing"
+    );
+    let r = c
+        .post(
+            "/api/v1/auth/verify",
+            &json!({ "email": email, "otp": code, "password": PASSWORD }),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.body["user"]["username"], "victim1");
+    let r = c
+        .post(
+            "/api/v1/auth/login",
+            &json!({ "email": email, "password": "attacker password" }),
+        )
+        .await;
+    assert_eq!(r.status, 401, "the attacker's password is gone");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_taken_username_answers_the_same_for_known_and_unknown_emails() {
+    let server = TestServer::start().await;
+    let known = server.signed_up("known").await;
+    let c = server.client();
+    let with_known = c
+        .post("/api/v1/auth/register", &register_body("known", &known.email))
+        .await;
+    let with_unknown = c
+        .post("/api/v1/auth/register", &register_body("known", "fresh@example.com"))
+        .await;
+    assert_eq!(with_known.status, 409);
+    assert_eq!(
+        (with_known.status, &with_known.body),
+        (with_unknown.status, &with_unknown.body)
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_the_limit_follows_the_address_the_proxy_saw() {
+    let server = TestServer::start_with(|c| {
+        c.trust_proxy = true;
+        c.rate_limit_per_ip = 2;
+    })
+    .await;
+    let c = server.client();
+    for (i, expected) in [(0, 401), (1, 401), (2, 429)] {
+        // The client forges a different first hop each time; the proxy appends the real one.
+        let r = c
+            .send(
+                c.http
+                    .post(c.url("/api/v1/auth/login"))
+                    .header("x-forwarded-for", format!("10.0.0.{i}, 203.0.113.7"))
+                    .json(&json!({ "email": format!("u{i}@example.com"), "password": "wrong password" })),
+            )
+            .await;
+        assert_eq!(r.status, expected, "attempt {i}: {r:?}");
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn an_attacker_elsewhere_cannot_lock_the_owner_out() {
+    let server = TestServer::start_with(|c| {
+        c.trust_proxy = true;
+        c.rate_limit_per_account = 3;
+    })
+    .await;
+    let owner = server.signed_up("owner").await;
+    let c = server.client();
+    let login = |from: &'static str, password: &'static str| {
+        let (c, email) = (c.clone(), owner.email.clone());
+        async move {
+            c.send(
+                c.http
+                    .post(c.url("/api/v1/auth/login"))
+                    .header("x-forwarded-for", from)
+                    .json(&json!({ "email": email, "password": password })),
+            )
+            .await
+        }
+    };
+    for _ in 0..3 {
+        assert_eq!(login("198.51.100.9", "guess guess").await.status, 401);
+    }
+    assert_eq!(
+        login("198.51.100.9", "guess guess").await.status,
+        429,
+        "the guesser is slowed down"
+    );
+    assert_eq!(
+        login("192.0.2.1", PASSWORD).await.status,
+        200,
+        "the owner elsewhere still gets in"
+    );
     server.stop().await;
 }

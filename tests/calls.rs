@@ -271,3 +271,57 @@ async fn outsiders_cannot_start_see_or_answer_calls() {
     }
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_member_removed_during_a_group_call_cannot_join_it() {
+    let server = TestServer::start_with(|c| c.stun_urls = vec!["stun:127.0.0.1:3478".into()]).await;
+    let ada = server.signed_up("ada").await;
+    let rex = server.signed_up("rex").await;
+    let bob = server.signed_up("bob").await;
+    let r = ada
+        .client
+        .post_auth(
+            "/api/v1/groups",
+            &ada.access,
+            &json!({ "name": "G", "members": [rex.user_id, bob.user_id] }),
+        )
+        .await;
+    let (group, chat) = (
+        r.body["_id"].as_str().unwrap().to_string(),
+        r.body["chatId"].as_str().unwrap().to_string(),
+    );
+    for who in [&rex, &bob] {
+        who.client
+            .post_auth(&format!("/api/v1/groups/{group}/accept"), &who.access, &json!({}))
+            .await;
+    }
+    let r = ada
+        .client
+        .post_auth(
+            "/api/v1/calls",
+            &ada.access,
+            &json!({ "chatId": chat, "type": "audio" }),
+        )
+        .await;
+    let call = r.body["_id"].as_str().unwrap().to_string();
+    let r = rex.client.get("/api/v1/calls/ice-servers", Some(&rex.access)).await;
+    assert_eq!(r.status, 200, "rung members may prepare: {r:?}");
+
+    let kick = ada
+        .client
+        .http
+        .delete(
+            ada.client
+                .url(&format!("/api/v1/groups/{group}/members/{}", rex.user_id)),
+        )
+        .bearer_auth(&ada.access);
+    assert_eq!(ada.client.send(kick).await.status, 200);
+    let mut rex_socket = socket(&server, &rex).await;
+    for event in ["call:join", "call:accept"] {
+        let ack = rex_socket.emit(event, json!({ "callId": call })).await;
+        assert_eq!(ack["error"]["code"], "not_found", "{event}: {ack}");
+    }
+    let r = rex.client.get("/api/v1/calls/ice-servers", Some(&rex.access)).await;
+    assert_eq!(r.status, 403, "{r:?}");
+    server.stop().await;
+}

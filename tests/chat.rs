@@ -723,3 +723,42 @@ async fn a_group_with_a_bad_invitee_is_not_created() {
     assert_eq!(r.body["members"], json!([ada.user_id]));
     server.stop().await;
 }
+
+#[tokio::test]
+async fn many_members_sending_at_once_get_gapless_seqs() {
+    let server = TestServer::start().await;
+    let ada = server.signed_up("ada").await;
+    let bob = server.signed_up("bob").await;
+    let chat = friends_with_chat(&server, &ada, &bob).await;
+    let sends: Vec<_> = (0..20)
+        .map(|i| {
+            let who = if i % 2 == 0 { &ada } else { &bob };
+            let (client, token, chat) = (who.client.clone(), who.access.clone(), chat.clone());
+            tokio::spawn(async move {
+                client
+                    .post_auth(
+                        &format!("/api/v1/chats/{chat}/messages"),
+                        &token,
+                        &json!({ "clientMsgId": format!("p{i}"), "content": format!("parallel {i}") }),
+                    )
+                    .await
+            })
+        })
+        .collect();
+    for send in sends {
+        let r = send.await.unwrap();
+        assert_eq!(r.status, 201, "{r:?}");
+    }
+    let history = ada
+        .client
+        .get(&format!("/api/v1/chats/{chat}/messages?limit=100"), Some(&ada.access))
+        .await;
+    let seqs: Vec<i64> = history.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["seq"].as_i64().unwrap())
+        .collect();
+    assert_eq!(seqs, (1..=20).collect::<Vec<i64>>());
+    server.stop().await;
+}

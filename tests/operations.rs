@@ -286,7 +286,10 @@ async fn sendgrid_receives_the_verification_mail_in_its_wire_format() {
     );
 
     let r = c
-        .post("/api/v1/auth/verify", &json!({ "email": email, "otp": otp }))
+        .post(
+            "/api/v1/auth/verify",
+            &json!({ "email": email, "password": PASSWORD, "otp": otp }),
+        )
         .await;
     assert_eq!(r.status, 200, "{r:?}");
     server.stop().await;
@@ -390,7 +393,7 @@ async fn the_binary_logs_json_without_secrets_and_stops_on_sigterm() {
     let r = c
         .post(
             "/api/v1/auth/verify",
-            &json!({ "email": email, "otp": otp, "includeRefreshToken": true }),
+            &json!({ "email": email, "password": PASSWORD, "otp": otp, "includeRefreshToken": true }),
         )
         .await;
     assert_eq!(r.status, 200, "{r:?}");

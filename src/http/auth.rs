@@ -28,7 +28,7 @@ use crate::mail::templates;
 use crate::state::AppState;
 use crate::store::otps::Otp;
 use crate::store::sessions::{Rotation, Session};
-use crate::store::users::{Presence, User};
+use crate::store::users::{Presence, ProfilePatch, User};
 use crate::store::{OtpPurpose, is_duplicate_key, tx};
 
 pub const REFRESH_COOKIE: &str = "huddle_refresh";
@@ -63,6 +63,9 @@ pub struct RegisterRequest {
 pub struct VerifyRequest {
     email: String,
     otp: String,
+    /// The password chosen at registration: proves the verifier is the registrant, so a
+    /// code alone never activates an account someone else pre-registered.
+    password: String,
     /// Also return the refresh token in the body (non-browser clients).
     #[serde(default)]
     include_refresh_token: bool,
@@ -132,7 +135,7 @@ pub struct Accepted {
 }
 
 const CHECK_EMAIL: &str = "If the address can receive a code, one is on its way. Check your email.";
-const INVALID_CODE: &str = "invalid or expired code";
+const INVALID_CODE: &str = "invalid or expired code (or, when verifying, wrong password)";
 
 fn accepted() -> Response {
     (StatusCode::ACCEPTED, axum::Json(Accepted { message: CHECK_EMAIL })).into_response()
@@ -159,9 +162,24 @@ fn limit(state: &AppState, scope: &str, ip: IpAddr, account: Option<&str>) -> Ap
         .hit(&format!("{scope}:ip:{ip}"), cfg.rate_limit_per_ip, now)
         .map_err(too_many)?;
     if let Some(account) = account {
+        // The tight limit is per account *and* address, so nobody can lock an account from
+        // elsewhere with a handful of tries; the per-account ceiling, ten times higher,
+        // still stops a guessing campaign spread over many addresses.
         state
             .limiter
-            .hit(&format!("{scope}:account:{account}"), cfg.rate_limit_per_account, now)
+            .hit(
+                &format!("{scope}:account:{account}:{ip}"),
+                cfg.rate_limit_per_account,
+                now,
+            )
+            .map_err(too_many)?;
+        state
+            .limiter
+            .hit(
+                &format!("{scope}:account:{account}"),
+                cfg.rate_limit_per_account.saturating_mul(10),
+                now,
+            )
             .map_err(too_many)?;
     }
     Ok(())
@@ -305,12 +323,20 @@ async fn register(
 
     // Hash first, whoever the email belongs to, so both paths cost the same.
     let hash = state.passwords.hash(req.password).await?;
-    if let Some(existing) = state.store.users.by_email(&email).await? {
-        notify_existing(&state, &existing).await?;
-        return Ok(accepted());
-    }
+    // Usernames are public, so a taken one may say so; it is checked before the email so
+    // the answer never depends on whether the email has an account.
     if state.store.users.username_taken(&username).await? {
         return Err(AppError::Conflict("username is taken"));
+    }
+    if let Some(existing) = state.store.users.by_email(&email).await? {
+        let pending = ProfilePatch {
+            first_name: Some(first_name),
+            last_name: Some(last_name),
+            username: Some(username),
+            about: None,
+        };
+        existing_address(&state, &existing, pending, &hash).await?;
+        return Ok(accepted());
     }
     let now = DateTime::now();
     let user = User {
@@ -343,8 +369,12 @@ async fn register(
         Ok(()) => {}
         Err(e) if is_duplicate_key(&e) => {
             // Lost a race: either the email (answer as for a known one) or the username.
-            if let Some(existing) = state.store.users.by_email(&user.email).await? {
-                notify_existing(&state, &existing).await?;
+            if let Some(existing) = state.store.users.by_email(&user.email).await?
+                && existing.email_verified
+            {
+                state
+                    .mailer
+                    .dispatch(templates::already_registered(&existing.email, &existing.first_name));
                 return Ok(accepted());
             }
             return Err(AppError::Conflict("username is taken"));
@@ -361,17 +391,24 @@ async fn register(
     Ok(accepted())
 }
 
-/// A second registration for an existing address: a fresh code if it is still unverified,
-/// a notice otherwise. Either way only the address owner learns anything.
-async fn notify_existing(state: &AppState, user: &User) -> AppResult<()> {
+/// A second registration for an existing address. Verified: the owner gets a notice.
+/// Unverified: the newest registration replaces the pending profile and password and a new
+/// code goes out, so whoever pre-registered someone else's address loses their password
+/// (and `verify` asks for the password, so a code alone activates nothing).
+async fn existing_address(state: &AppState, user: &User, pending: ProfilePatch, hash: &str) -> AppResult<()> {
     if user.email_verified {
         state
             .mailer
             .dispatch(templates::already_registered(&user.email, &user.first_name));
-    } else {
-        send_code(state, user, OtpPurpose::VerifyEmail).await?;
+        return Ok(());
     }
-    Ok(())
+    match state.store.users.replace_pending(user.id, pending, hash).await {
+        Ok(Some(updated)) => send_code(state, &updated, OtpPurpose::VerifyEmail).await,
+        // Verified meanwhile: nothing to replace.
+        Ok(None) => Ok(()),
+        Err(e) if is_duplicate_key(&e) => Err(AppError::Conflict("username is taken")),
+        Err(e) => Err(e.into()),
+    }
 }
 
 async fn send_code(state: &AppState, user: &User, purpose: OtpPurpose) -> AppResult<()> {
@@ -406,6 +443,13 @@ async fn verify(
         return Err(invalid_code());
     }
     let code = check_code(&state, &user, OtpPurpose::VerifyEmail, &req.otp).await?;
+    if !state
+        .passwords
+        .verify(req.password, Some(user.password.clone()))
+        .await?
+    {
+        return Err(invalid_code());
+    }
     let issued = new_session(&state, user.id)?;
     let (store, user_id, code_id) = (state.store.clone(), user.id, code.id);
     let consumed = tx::transaction(&state.store.client, |s| {

@@ -91,7 +91,7 @@ pub fn parse_id(raw: &str) -> Result<ObjectId, AppError> {
     ObjectId::parse_str(raw).map_err(|_| AppError::bad_request("invalid id"))
 }
 
-/// The caller's IP: the socket peer, or the first `X-Forwarded-For` hop behind a trusted
+/// The caller's IP: the socket peer, or the last `X-Forwarded-For` hop behind a trusted
 /// proxy.
 #[derive(Clone, Copy, Debug)]
 pub struct ClientIp(pub IpAddr);
@@ -114,12 +114,14 @@ impl FromRequestParts<AppState> for ClientIp {
     }
 }
 
+/// The address our trusted proxy saw: the last `X-Forwarded-For` hop (earlier hops are
+/// whatever the client wrote).
 fn forwarded_for(headers: &HeaderMap) -> Option<IpAddr> {
     headers
         .get("x-forwarded-for")?
         .to_str()
         .ok()?
-        .split(',')
+        .rsplit(',')
         .next()?
         .trim()
         .parse()
@@ -180,6 +182,13 @@ mod tests {
         ] {
             assert!(matches!(parse_id(bad), Err(AppError::BadRequest(_))), "{bad}");
         }
+    }
+
+    #[test]
+    fn the_proxy_appended_hop_is_the_client() {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-forwarded-for", "6.6.6.6, 203.0.113.7".parse().unwrap());
+        assert_eq!(forwarded_for(&headers), Some("203.0.113.7".parse().unwrap()));
     }
 
     #[test]

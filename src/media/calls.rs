@@ -40,10 +40,10 @@ enum Command {
         action: Action,
         reply: oneshot::Sender<AppResult<Call>>,
     },
-    /// Whether `user` is in (or rung by) any live call.
-    InAnyCall {
+    /// The chats of the live calls `user` is in (or rung by).
+    LiveChatsOf {
         user: ObjectId,
-        reply: oneshot::Sender<bool>,
+        reply: oneshot::Sender<Vec<ObjectId>>,
     },
 }
 
@@ -88,8 +88,8 @@ impl CallHub {
         .await?
     }
 
-    pub async fn in_any_call(&self, user: ObjectId) -> AppResult<bool> {
-        self.ask(|reply| Command::InAnyCall { user, reply }).await
+    pub async fn live_chats_of(&self, user: ObjectId) -> AppResult<Vec<ObjectId>> {
+        self.ask(|reply| Command::LiveChatsOf { user, reply }).await
     }
 }
 
@@ -228,9 +228,14 @@ impl Hub {
                 let result = self.act(call, user, action).await;
                 let _ = reply.send(result);
             }
-            Command::InAnyCall { user, reply } => {
+            Command::LiveChatsOf { user, reply } => {
                 let hex = user.to_hex();
-                let _ = reply.send(self.calls.values().any(|l| l.session.is_member(&hex)));
+                let chats = self
+                    .calls
+                    .values()
+                    .filter(|l| l.session.is_member(&hex))
+                    .map(|l| l.call.chat_id);
+                let _ = reply.send(chats.collect());
             }
         }
     }

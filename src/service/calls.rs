@@ -35,7 +35,10 @@ pub async fn start(state: &AppState, user: ObjectId, chat: ObjectId, kind: CallK
     state.calls.start(call).await
 }
 
+/// Acts on a call of one of the caller's chats. Chat membership is checked now, not when
+/// the call started, so someone removed from a group meanwhile cannot join its call.
 pub async fn act(state: &AppState, user: ObjectId, call: ObjectId, action: Action) -> AppResult<Call> {
+    get(state, user, call).await?;
     state.calls.act(call, user, action).await
 }
 
@@ -72,7 +75,11 @@ pub struct IceServers {
 /// STUN and TURN servers, with TURN REST credentials minted for this user; only for users
 /// in (or rung by) a live call.
 pub async fn ice_servers(state: &AppState, user: ObjectId) -> AppResult<IceServers> {
-    if !state.calls.in_any_call(user).await? {
+    let mut entitled = false;
+    for chat in state.calls.live_chats_of(user).await? {
+        entitled |= state.store.chats.for_member(chat, user).await?.is_some();
+    }
+    if !entitled {
         return Err(AppError::Forbidden {
             code: "not_in_call",
             message: "ICE servers are for call participants",

@@ -120,6 +120,30 @@ impl UserStore {
             .map(|_| ())
     }
 
+    /// Replaces the profile and password of a still-unverified account (a newer registration
+    /// for its address); `Ok(None)` when it is verified or gone.
+    pub async fn replace_pending(
+        &self,
+        id: ObjectId,
+        patch: ProfilePatch,
+        hash: &str,
+    ) -> mongodb::error::Result<Option<User>> {
+        let mut set = doc! { "password": hash, "updatedAt": super::now() };
+        for (key, value) in [
+            ("firstName", patch.first_name),
+            ("lastName", patch.last_name),
+            ("username", patch.username),
+        ] {
+            if let Some(value) = value {
+                set.insert(key, value);
+            }
+        }
+        self.coll
+            .find_one_and_update(doc! { "_id": id, "emailVerified": false }, doc! { "$set": set })
+            .return_document(mongodb::options::ReturnDocument::After)
+            .await
+    }
+
     /// Applies a profile change; `Ok(None)` when the user no longer exists.
     pub async fn update_profile(&self, id: ObjectId, patch: ProfilePatch) -> mongodb::error::Result<Option<User>> {
         let mut set = doc! { "updatedAt": super::now() };

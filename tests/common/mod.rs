@@ -158,7 +158,7 @@ impl TestServer {
         let r = client
             .post(
                 "/api/v1/auth/verify",
-                &json!({ "email": email, "otp": otp, "includeRefreshToken": true }),
+                &json!({ "email": email, "password": PASSWORD, "otp": otp, "includeRefreshToken": true }),
             )
             .await;
         assert_eq!(r.status, 200, "{r:?}");
