@@ -5,33 +5,8 @@ mod common;
 
 use std::time::Duration;
 
-use common::sio::{self, SioClient};
-use common::{Session, TestServer};
+use common::{Session, TestServer, friends_with_chat, socket};
 use serde_json::{Value, json};
-
-async fn befriend(a: &Session, b: &Session) -> String {
-    let r = a
-        .client
-        .post_auth("/api/v1/friends/requests", &a.access, &json!({ "userId": b.user_id }))
-        .await;
-    let id = r.body["_id"].as_str().unwrap().to_string();
-    let r = b
-        .client
-        .post_auth(&format!("/api/v1/friends/requests/{id}/accept"), &b.access, &json!({}))
-        .await;
-    assert_eq!(r.status, 200);
-    let r = a
-        .client
-        .post_auth("/api/v1/chats", &a.access, &json!({ "userId": b.user_id }))
-        .await;
-    r.body["_id"].as_str().unwrap().to_string()
-}
-
-async fn socket(server: &TestServer, who: &Session) -> SioClient {
-    sio::connect(&server.url(""), Some(&who.access))
-        .await
-        .expect("socket connects")
-}
 
 async fn call_record(who: &Session, chat: &str) -> Value {
     let history = who
@@ -57,7 +32,7 @@ async fn a_call_rings_is_answered_and_leaves_a_record() {
     .await;
     let ada = server.signed_up("ada").await;
     let bob = server.signed_up("bob").await;
-    let chat = befriend(&ada, &bob).await;
+    let chat = friends_with_chat(&ada, &bob).await;
     let mut ada_socket = socket(&server, &ada).await;
     let mut bob_socket = socket(&server, &bob).await;
 
@@ -164,7 +139,7 @@ async fn unanswered_calls_are_missed_and_declined_calls_end() {
     let server = TestServer::start_with(|c| c.call_ring_timeout_secs = 1).await;
     let ada = server.signed_up("ada").await;
     let bob = server.signed_up("bob").await;
-    let chat = befriend(&ada, &bob).await;
+    let chat = friends_with_chat(&ada, &bob).await;
     let mut ada_socket = socket(&server, &ada).await;
 
     let r = ada
@@ -223,7 +198,7 @@ async fn outsiders_cannot_start_see_or_answer_calls() {
     let ada = server.signed_up("ada").await;
     let bob = server.signed_up("bob").await;
     let eve = server.signed_up("eve").await;
-    let chat = befriend(&ada, &bob).await;
+    let chat = friends_with_chat(&ada, &bob).await;
     let r = ada
         .client
         .post_auth(

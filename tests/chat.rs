@@ -6,52 +6,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::sio::{self, SioClient};
-use common::{Session, TestServer};
+use common::sio;
+use common::{TestServer, friends_with_chat, socket};
 use serde_json::{Value, json};
-
-/// Makes `a` and `b` friends over REST and opens their 1:1 chat; returns its id.
-async fn friends_with_chat(server: &TestServer, a: &Session, b: &Session) -> String {
-    let r = a
-        .client
-        .post_auth(
-            "/api/v1/friends/requests",
-            &a.access,
-            &json!({ "userId": b.user_id, "content": "hi" }),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{r:?}");
-    let request_id = r.body["_id"].as_str().unwrap().to_string();
-    let r = b
-        .client
-        .post_auth(
-            &format!("/api/v1/friends/requests/{request_id}/accept"),
-            &b.access,
-            &json!({}),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{r:?}");
-    let r = a
-        .client
-        .post_auth("/api/v1/chats", &a.access, &json!({ "userId": b.user_id }))
-        .await;
-    assert_eq!(r.status, 201, "{r:?}");
-    let chat = r.body["_id"].as_str().unwrap().to_string();
-    // Opening again returns the same chat.
-    let again = b
-        .client
-        .post_auth("/api/v1/chats", &b.access, &json!({ "userId": a.user_id }))
-        .await;
-    assert_eq!((again.status, again.body["_id"].as_str()), (200, Some(chat.as_str())));
-    let _ = server;
-    chat
-}
-
-async fn socket(server: &TestServer, who: &Session) -> SioClient {
-    sio::connect(&server.url(""), Some(&who.access))
-        .await
-        .expect("socket connects")
-}
 
 fn send(chat: &str, client_msg_id: &str, content: &str) -> Value {
     json!({ "chatId": chat, "clientMsgId": client_msg_id, "type": "text", "content": content })
@@ -181,7 +138,7 @@ async fn a_reconnecting_client_gets_exactly_what_it_missed_in_order() {
     let server = TestServer::start().await;
     let ada = server.signed_up("ada").await;
     let bob = server.signed_up("bob").await;
-    let chat = friends_with_chat(&server, &ada, &bob).await;
+    let chat = friends_with_chat(&ada, &bob).await;
     let mut ada_socket = socket(&server, &ada).await;
     let mut bob_socket = socket(&server, &bob).await;
     ada_socket
@@ -230,7 +187,7 @@ async fn concurrent_sends_with_one_client_msg_id_store_one_message() {
     let server = TestServer::start().await;
     let ada = server.signed_up("ada").await;
     let bob = server.signed_up("bob").await;
-    let chat = friends_with_chat(&server, &ada, &bob).await;
+    let chat = friends_with_chat(&ada, &bob).await;
     let sends: Vec<_> = (0..3)
         .map(|_| {
             let (client, token, chat) = (ada.client.clone(), ada.access.clone(), chat.clone());
@@ -268,7 +225,7 @@ async fn outsiders_cannot_read_send_or_learn_a_chat_exists() {
     let ada = server.signed_up("ada").await;
     let bob = server.signed_up("bob").await;
     let eve = server.signed_up("eve").await;
-    let chat = friends_with_chat(&server, &ada, &bob).await;
+    let chat = friends_with_chat(&ada, &bob).await;
     let missing = "0123456789abcdef01234567";
 
     let e = &eve.client;
@@ -367,7 +324,7 @@ async fn acknowledged_messages_survive_a_restart() {
     let first = TestServer::start_config(config.clone()).await.expect("start");
     let ada = first.signed_up("ada").await;
     let bob = first.signed_up("bob").await;
-    let chat = friends_with_chat(&first, &ada, &bob).await;
+    let chat = friends_with_chat(&ada, &bob).await;
     let mut ada_socket = socket(&first, &ada).await;
     let mut acked = Vec::new();
     for i in 0..20 {
@@ -556,7 +513,7 @@ async fn presence_follows_the_last_socket_and_offline_members_get_notifications(
     let server = TestServer::start().await;
     let ada = server.signed_up("ada").await;
     let bob = server.signed_up("bob").await;
-    let chat = friends_with_chat(&server, &ada, &bob).await;
+    let chat = friends_with_chat(&ada, &bob).await;
     let mut ada_socket = socket(&server, &ada).await;
 
     // Bob is offline: the message becomes a notification.
@@ -612,7 +569,7 @@ async fn oversized_and_malformed_socket_payloads_are_refused() {
     let server = TestServer::start().await;
     let ada = server.signed_up("ada").await;
     let bob = server.signed_up("bob").await;
-    let chat = friends_with_chat(&server, &ada, &bob).await;
+    let chat = friends_with_chat(&ada, &bob).await;
     let mut s = socket(&server, &ada).await;
     let ack = s.emit("message:send", send(&chat, "long", &"x".repeat(10_001))).await;
     assert_eq!(ack["error"]["code"], "bad_request", "{ack}");
@@ -729,7 +686,7 @@ async fn many_members_sending_at_once_get_gapless_seqs() {
     let server = TestServer::start().await;
     let ada = server.signed_up("ada").await;
     let bob = server.signed_up("bob").await;
-    let chat = friends_with_chat(&server, &ada, &bob).await;
+    let chat = friends_with_chat(&ada, &bob).await;
     let sends: Vec<_> = (0..20)
         .map(|i| {
             let who = if i % 2 == 0 { &ada } else { &bob };

@@ -166,6 +166,49 @@ impl TestServer {
     }
 }
 
+/// Makes `a` and `b` friends over REST and opens their 1:1 chat; returns its id.
+pub async fn friends_with_chat(a: &Session, b: &Session) -> String {
+    let r = a
+        .client
+        .post_auth(
+            "/api/v1/friends/requests",
+            &a.access,
+            &json!({ "userId": b.user_id, "content": "hi" }),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{r:?}");
+    let request_id = r.body["_id"].as_str().expect("request id").to_string();
+    let r = b
+        .client
+        .post_auth(
+            &format!("/api/v1/friends/requests/{request_id}/accept"),
+            &b.access,
+            &json!({}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let r = a
+        .client
+        .post_auth("/api/v1/chats", &a.access, &json!({ "userId": b.user_id }))
+        .await;
+    assert_eq!(r.status, 201, "{r:?}");
+    let chat = r.body["_id"].as_str().expect("chat id").to_string();
+    // Opening again, from either side, returns the same chat.
+    let again = b
+        .client
+        .post_auth("/api/v1/chats", &b.access, &json!({ "userId": a.user_id }))
+        .await;
+    assert_eq!((again.status, again.body["_id"].as_str()), (200, Some(chat.as_str())));
+    chat
+}
+
+/// A Socket.IO client (the official `socket.io-client`) signed in as `who`.
+pub async fn socket(server: &TestServer, who: &Session) -> sio::SioClient {
+    sio::connect(&server.url(""), Some(&who.access))
+        .await
+        .expect("socket connects")
+}
+
 /// Every mail in `outbox` for `to`, oldest first.
 pub fn mails_in(outbox: &Path, to: &str) -> Vec<Value> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(outbox)
