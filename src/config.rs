@@ -266,11 +266,6 @@ const ENV: &[(&str, Setter)] = &[
     ("HUDDLE_TURN_TTL", |c, v| set(&mut c.turn_ttl_secs, parse(v))),
 ];
 
-/// The environment names the server reads, for documentation and tests.
-pub fn env_names() -> impl Iterator<Item = &'static str> {
-    ENV.iter().map(|(name, _)| *name)
-}
-
 impl Config {
     /// Loads from the process environment and `HUDDLE_CONFIG` (default `./huddle.toml`).
     pub fn load() -> Result<Self, ConfigError> {

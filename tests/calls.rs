@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Session, TestServer, friends_with_chat, socket};
+use common::{Session, TestServer, friends_with_chat, group_with, socket};
 use serde_json::{Value, json};
 
 async fn call_record(who: &Session, chat: &str) -> Value {
@@ -253,23 +253,7 @@ async fn a_member_removed_during_a_group_call_cannot_join_it() {
     let ada = server.signed_up("ada").await;
     let rex = server.signed_up("rex").await;
     let bob = server.signed_up("bob").await;
-    let r = ada
-        .client
-        .post_auth(
-            "/api/v1/groups",
-            &ada.access,
-            &json!({ "name": "G", "members": [rex.user_id, bob.user_id] }),
-        )
-        .await;
-    let (group, chat) = (
-        r.body["_id"].as_str().unwrap().to_string(),
-        r.body["chatId"].as_str().unwrap().to_string(),
-    );
-    for who in [&rex, &bob] {
-        who.client
-            .post_auth(&format!("/api/v1/groups/{group}/accept"), &who.access, &json!({}))
-            .await;
-    }
+    let (group, chat) = group_with(&ada, "G", &[&rex, &bob]).await;
     let r = ada
         .client
         .post_auth(

@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::sio;
-use common::{TestServer, friends_with_chat, socket};
+use common::{TestServer, friends_with_chat, group_with, socket};
 use serde_json::{Value, json};
 
 fn send(chat: &str, client_msg_id: &str, content: &str) -> Value {
@@ -610,25 +610,7 @@ async fn a_member_who_never_reads_does_not_hold_up_the_chat() {
     let ada = server.signed_up("ada").await;
     let bob = server.signed_up("bob").await;
     let cid = server.signed_up("cid").await;
-    let r = ada
-        .client
-        .post_auth(
-            "/api/v1/groups",
-            &ada.access,
-            &json!({ "name": "Busy", "members": [bob.user_id, cid.user_id] }),
-        )
-        .await;
-    let (group, chat) = (
-        r.body["_id"].as_str().unwrap().to_string(),
-        r.body["chatId"].as_str().unwrap().to_string(),
-    );
-    for who in [&bob, &cid] {
-        let r = who
-            .client
-            .post_auth(&format!("/api/v1/groups/{group}/accept"), &who.access, &json!({}))
-            .await;
-        assert_eq!(r.status, 200);
-    }
+    let (_group, chat) = group_with(&ada, "Busy", &[&bob, &cid]).await;
     let mut ada_socket = socket(&server, &ada).await;
     let mut bob_socket = socket(&server, &bob).await;
     let mut cid_socket = socket(&server, &cid).await;

@@ -26,13 +26,6 @@ pub enum Mailer {
 }
 
 impl Mailer {
-    pub fn backend(&self) -> &'static str {
-        match self {
-            Self::Outbox(_) => "outbox",
-            Self::SendGrid(_) => "sendgrid",
-        }
-    }
-
     pub async fn send(&self, email: &Email) -> anyhow::Result<()> {
         match self {
             Self::Outbox(outbox) => outbox.write(email).await,

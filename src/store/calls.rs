@@ -1,7 +1,6 @@
 //! The `calls` collection: the spec's Call model, one document per call, written when it
 //! starts, is answered and ends.
 
-use futures::TryStreamExt;
 use huddle_signaling::{CallKind, CallStatus, EndReason};
 use mongodb::bson::{DateTime, doc, oid::ObjectId};
 use mongodb::options::IndexOptions;
@@ -80,17 +79,7 @@ impl CallStore {
         before: Option<ObjectId>,
         limit: i64,
     ) -> mongodb::error::Result<Vec<Call>> {
-        let mut filter = doc! { "chatId": { "$in": chats } };
-        if let Some(before) = before {
-            filter.insert("_id", doc! { "$lt": before });
-        }
-        self.coll
-            .find(filter)
-            .sort(doc! { "_id": -1 })
-            .limit(limit)
-            .await?
-            .try_collect()
-            .await
+        super::newest_first(&self.coll, doc! { "chatId": { "$in": chats } }, before, limit).await
     }
 
     /// Calls a previous run left ringing or ongoing can no longer be live: end them.

@@ -55,10 +55,6 @@ impl Chat {
     pub fn read_seq(&self, user: ObjectId) -> i64 {
         self.reads.get_i64(user.to_hex()).unwrap_or(0)
     }
-
-    pub fn is_member(&self, user: ObjectId) -> bool {
-        self.participants.contains(&user)
-    }
 }
 
 pub fn direct_key(a: ObjectId, b: ObjectId) -> String {

@@ -102,6 +102,29 @@ pub fn is_duplicate_key(error: &mongodb::error::Error) -> bool {
     }
 }
 
+/// One page of `filter`'s documents, newest first (ids grow with time), older than the
+/// `before` id when paging.
+pub async fn newest_first<T>(
+    coll: &mongodb::Collection<T>,
+    mut filter: mongodb::bson::Document,
+    before: Option<mongodb::bson::oid::ObjectId>,
+    limit: i64,
+) -> mongodb::error::Result<Vec<T>>
+where
+    T: serde::de::DeserializeOwned + Send + Sync,
+{
+    use futures::TryStreamExt;
+    if let Some(before) = before {
+        filter.insert("_id", doc! { "$lt": before });
+    }
+    coll.find(filter)
+        .sort(doc! { "_id": -1 })
+        .limit(limit)
+        .await?
+        .try_collect()
+        .await
+}
+
 /// An index that lets MongoDB delete a document once its `field` date has passed.
 pub fn expiry_index(field: &str) -> mongodb::IndexModel {
     mongodb::IndexModel::builder()

@@ -1,7 +1,6 @@
 //! The `notifications` collection: one document per notice to one user, queried by user
 //! (never an embedded array, since it grows without bound).
 
-use futures::TryStreamExt;
 use mongodb::bson::{DateTime, doc, oid::ObjectId};
 use mongodb::options::IndexOptions;
 use mongodb::{Collection, Database, IndexModel};
@@ -65,17 +64,7 @@ impl NotificationStore {
         before: Option<ObjectId>,
         limit: i64,
     ) -> mongodb::error::Result<Vec<Notification>> {
-        let mut filter = doc! { "userId": user };
-        if let Some(before) = before {
-            filter.insert("_id", doc! { "$lt": before });
-        }
-        self.coll
-            .find(filter)
-            .sort(doc! { "_id": -1 })
-            .limit(limit)
-            .await?
-            .try_collect()
-            .await
+        super::newest_first(&self.coll, doc! { "userId": user }, before, limit).await
     }
 
     pub async fn mark_read(&self, id: ObjectId, user: ObjectId) -> mongodb::error::Result<bool> {

@@ -148,10 +148,4 @@ impl SessionStore {
             .await
             .map(|_| ())
     }
-
-    pub async fn count_active(&self, user_id: ObjectId) -> mongodb::error::Result<u64> {
-        self.coll
-            .count_documents(doc! { "userId": user_id, "revokedAt": null, "expiresAt": { "$gt": super::now() } })
-            .await
-    }
 }

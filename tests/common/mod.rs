@@ -202,6 +202,30 @@ pub async fn friends_with_chat(a: &Session, b: &Session) -> String {
     chat
 }
 
+/// A group `admin` creates with `members`, who all accept; returns the group and chat ids.
+pub async fn group_with(admin: &Session, name: &str, members: &[&Session]) -> (String, String) {
+    let ids: Vec<&str> = members.iter().map(|m| m.user_id.as_str()).collect();
+    let r = admin
+        .client
+        .post_auth(
+            "/api/v1/groups",
+            &admin.access,
+            &json!({ "name": name, "members": ids }),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{r:?}");
+    let group = r.body["_id"].as_str().expect("group id").to_string();
+    let chat = r.body["chatId"].as_str().expect("chat id").to_string();
+    for member in members {
+        let r = member
+            .client
+            .post_auth(&format!("/api/v1/groups/{group}/accept"), &member.access, &json!({}))
+            .await;
+        assert_eq!(r.status, 200, "{r:?}");
+    }
+    (group, chat)
+}
+
 /// A Socket.IO client (the official `socket.io-client`) signed in as `who`.
 pub async fn socket(server: &TestServer, who: &Session) -> sio::SioClient {
     sio::connect(&server.url(""), Some(&who.access))
