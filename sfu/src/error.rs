@@ -19,6 +19,16 @@ pub enum SfuError {
     TooManyTracks { participant: ParticipantId, max: usize },
     #[error("invalid room configuration: {0}")]
     InvalidConfig(&'static str),
+    #[error("SDP is {len} bytes; at most {max} are allowed")]
+    SdpTooLarge { len: usize, max: usize },
+    #[error("negotiation failed: {0}")]
+    Negotiation(String),
+    #[error("media connection setup failed: {0}")]
+    Setup(String),
+    #[error("datagram from an unknown source")]
+    UnknownSource,
+    #[error("datagram refused: {0}")]
+    Refused(String),
 }
 
 impl SfuError {
@@ -32,6 +42,11 @@ impl SfuError {
             Self::RoomFull { .. } => "room_full",
             Self::TooManyTracks { .. } => "too_many_tracks",
             Self::InvalidConfig(_) => "invalid_config",
+            Self::SdpTooLarge { .. } => "sdp_too_large",
+            Self::Negotiation(_) => "negotiation_failed",
+            Self::Setup(_) => "media_setup_failed",
+            Self::UnknownSource => "unknown_source",
+            Self::Refused(_) => "datagram_refused",
         }
     }
 }

@@ -1,10 +1,20 @@
-//! Sans-IO selective forwarding for Huddle calls: rooms own participants and their published
-//! tracks and say who receives what. No sockets, no clock, no runtime; the server's media task
-//! owns each `Room` and drives it through `&mut self`.
+//! Sans-IO selective forwarding for Huddle calls. `Room` is the bookkeeping (participants,
+//! published tracks, who receives what); `Sfu` runs every participant's WebRTC connection
+//! (webrtc-rs `rtc`) behind one UDP port and forwards media between them: keyframe requests to
+//! publishers, NACK/RTX per leg, simulcast layers per subscriber, active speaker. No sockets, no
+//! clock, no runtime: the server's media task owns the `Sfu` and drives it through `&mut self`.
 
+pub mod client;
+pub mod demux;
+pub mod engine;
 pub mod error;
+pub mod feedback;
+pub mod forward;
+pub mod link;
 pub mod room;
+pub mod speaker;
 
+pub use engine::{NegotiationReply, PeerKey, RoomId, Sfu, SfuConfig, SfuEvent, SfuStats, Transmit};
 pub use error::SfuError;
 pub use room::{
     MAX_PARTICIPANTS, MAX_TRACKS_PER_PARTICIPANT, ParticipantId, Room, RoomConfig, RoomEvent, Subscribers, TrackId,

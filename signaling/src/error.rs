@@ -33,6 +33,10 @@ pub enum SignalingError {
     NotRinging,
     #[error("this call has ended")]
     CallEnded,
+    #[error("at most {max} tracks may be described")]
+    TooManyTracks { max: usize },
+    #[error("no offer {offer_id} is awaiting an answer")]
+    UnexpectedAnswer { offer_id: u64 },
     #[error("invalid signaling configuration: {0}")]
     InvalidConfig(&'static str),
 }
@@ -55,6 +59,8 @@ impl SignalingError {
             Self::NotJoined => "not_joined",
             Self::NotRinging => "not_ringing",
             Self::CallEnded => "call_ended",
+            Self::TooManyTracks { .. } => "too_many_tracks",
+            Self::UnexpectedAnswer { .. } => "unexpected_answer",
             Self::InvalidConfig(_) => "invalid_config",
         }
     }

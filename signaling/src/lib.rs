@@ -1,14 +1,16 @@
 //! Sans-IO call signaling for Huddle: the typed call messages clients and server exchange, the
-//! call session state machine, and TURN REST credentials. No sockets, no clock, no runtime.
+//! call session and media negotiation state machines, and TURN REST credentials. No sockets, no clock, no runtime.
 
 pub mod error;
+pub mod negotiation;
 pub mod protocol;
 pub mod session;
 pub mod time;
 pub mod turn;
 
 pub use error::SignalingError;
-pub use protocol::{CallKind, CallStatus, EndReason};
+pub use negotiation::{Negotiation, NegotiationState, RemoteOffer};
+pub use protocol::{CallKind, CallStatus, EndReason, Layer, TrackKind, TrackSource};
 pub use session::{CallSession, InviteState, SessionConfig, SessionEvent};
 pub use time::Millis;
 pub use turn::{TurnCredentials, TurnSecret, turn_credentials};

@@ -1,4 +1,4 @@
-//! Typed call messages: what clients send (`call:start`, `call:offer`, ...) and what the server
+//! Typed call messages: what clients send (`call:start`, `rtc:offer`, ...) and what the server
 //! emits (`call:incoming`, `call:ended`, ...). Payloads are camelCase JSON, unknown fields are
 //! refused, and every client request is checked by `validate()` before anything acts on it.
 
@@ -169,36 +169,72 @@ call_id_request!(
     "call:leave"
 );
 
-/// `call:offer`: an SDP offer. Clients send it to the SFU; the SFU sends one back when it
-/// renegotiates (a new track to receive).
+/// Where a published track comes from; decides how subscribers see and size it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TrackSource {
+    Microphone,
+    Camera,
+    Screen,
+    /// Audio captured with a screen share (tab or system audio).
+    ScreenAudio,
+}
+
+/// Most tracks one offer may describe (microphone, camera, screen, screen audio).
+pub const MAX_TRACK_SOURCES: usize = 4;
+
+/// `rtc:offer`: an SDP offer. A client sends one to publish (or stop publishing) tracks; the SFU
+/// sends one, with an `offerId`, when the tracks the client receives change. `sources` names
+/// the source of each published track by its `MediaStreamTrack.id` (as in the SDP's `msid`);
+/// unnamed audio is a microphone and unnamed video a camera.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SdpOffer {
     pub call_id: String,
     pub sdp: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<TrackSourceEntry>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offer_id: Option<u64>,
+}
+
+/// One `sources` entry of an offer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TrackSourceEntry {
+    pub track_id: String,
+    pub source: TrackSource,
 }
 
 impl SocketEvent for SdpOffer {
-    const EVENT: &'static str = "call:offer";
+    const EVENT: &'static str = "rtc:offer";
 }
 
 impl Validate for SdpOffer {
     fn validate(&self) -> Result<(), SignalingError> {
         validate_id("callId", &self.call_id)?;
-        validate_sdp(&self.sdp)
+        validate_sdp(&self.sdp)?;
+        if self.sources.len() > MAX_TRACK_SOURCES {
+            return Err(SignalingError::TooManyTracks { max: MAX_TRACK_SOURCES });
+        }
+        self.sources
+            .iter()
+            .try_for_each(|entry| validate_id("sources.trackId", &entry.track_id))
     }
 }
 
-/// `call:answer`: the SDP answer to an offer, in either direction.
+/// `rtc:answer`: a client's SDP answer to the SFU's offer `offerId`. An answer to an offer the
+/// SFU has since withdrawn is refused.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SdpAnswer {
     pub call_id: String,
     pub sdp: String,
+    pub offer_id: u64,
 }
 
 impl SocketEvent for SdpAnswer {
-    const EVENT: &'static str = "call:answer";
+    const EVENT: &'static str = "rtc:answer";
 }
 
 impl Validate for SdpAnswer {
@@ -208,7 +244,7 @@ impl Validate for SdpAnswer {
     }
 }
 
-/// `call:candidate`: a trickled ICE candidate (`RTCIceCandidateInit`). An empty `candidate`
+/// `rtc:candidate`: a trickled ICE candidate (`RTCIceCandidateInit`). An empty `candidate`
 /// means end-of-candidates, as browsers send it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -222,7 +258,7 @@ pub struct IceCandidate {
 }
 
 impl SocketEvent for IceCandidate {
-    const EVENT: &'static str = "call:candidate";
+    const EVENT: &'static str = "rtc:candidate";
 }
 
 impl Validate for IceCandidate {
@@ -236,6 +272,56 @@ impl Validate for IceCandidate {
             });
         }
         Ok(())
+    }
+}
+
+/// `participant:mute`: the sender's own mute state for one of its sources; everyone else in
+/// the call gets `participant:muted`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MuteRequest {
+    pub call_id: String,
+    pub source: TrackSource,
+    pub muted: bool,
+}
+
+impl SocketEvent for MuteRequest {
+    const EVENT: &'static str = "participant:mute";
+}
+
+impl Validate for MuteRequest {
+    fn validate(&self) -> Result<(), SignalingError> {
+        validate_id("callId", &self.call_id)
+    }
+}
+
+/// Simulcast layers, lowest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Layer {
+    Low,
+    Medium,
+    High,
+}
+
+/// `rtc:layer`: the highest simulcast layer a subscriber wants of one track (a thumbnail asks
+/// for `low`); the SFU sends at most that, less when the subscriber's link cannot carry it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LayerRequest {
+    pub call_id: String,
+    pub track_id: String,
+    pub layer: Layer,
+}
+
+impl SocketEvent for LayerRequest {
+    const EVENT: &'static str = "rtc:layer";
+}
+
+impl Validate for LayerRequest {
+    fn validate(&self) -> Result<(), SignalingError> {
+        validate_id("callId", &self.call_id)?;
+        validate_id("trackId", &self.track_id)
     }
 }
 
@@ -304,6 +390,71 @@ pub struct CallEnded {
 
 impl SocketEvent for CallEnded {
     const EVENT: &'static str = "call:ended";
+}
+
+/// `track:published`: a participant's track is now forwarded to everyone else in the call.
+/// `trackId` is the track's id in the SDP the SFU sends (`msid`), `streamId` its stream.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TrackPublished {
+    pub call_id: String,
+    pub user_id: String,
+    pub track_id: String,
+    pub stream_id: String,
+    pub kind: TrackKind,
+    pub source: TrackSource,
+}
+
+impl SocketEvent for TrackPublished {
+    const EVENT: &'static str = "track:published";
+}
+
+/// `track:unpublished`: forwarding of a track stopped (its publisher removed it or left).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TrackUnpublished {
+    pub call_id: String,
+    pub user_id: String,
+    pub track_id: String,
+    pub kind: TrackKind,
+    pub source: TrackSource,
+}
+
+impl SocketEvent for TrackUnpublished {
+    const EVENT: &'static str = "track:unpublished";
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TrackKind {
+    Audio,
+    Video,
+}
+
+/// `participant:muted`: someone's mute state for one source changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ParticipantMuted {
+    pub call_id: String,
+    pub user_id: String,
+    pub source: TrackSource,
+    pub muted: bool,
+}
+
+impl SocketEvent for ParticipantMuted {
+    const EVENT: &'static str = "participant:muted";
+}
+
+/// `call:speaker`: the active speaker changed (`userId` absent: nobody is speaking).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ActiveSpeaker {
+    pub call_id: String,
+    pub user_id: Option<String>,
+}
+
+impl SocketEvent for ActiveSpeaker {
+    const EVENT: &'static str = "call:speaker";
 }
 
 #[cfg(test)]

@@ -2,9 +2,9 @@
 
 use huddle_signaling::protocol::{
     CallAccept, CallEnded, CallIncoming, CallJoin, CallLeave, CallStart, IceCandidate, MAX_ICE_CANDIDATE_BYTES,
-    MAX_SDP_BYTES, SdpAnswer, SdpOffer, SocketEvent, Validate,
+    MAX_SDP_BYTES, SdpAnswer, SdpOffer, SocketEvent, TrackSourceEntry, Validate,
 };
-use huddle_signaling::{CallKind, CallStatus, EndReason, SignalingError};
+use huddle_signaling::{CallKind, CallStatus, EndReason, SignalingError, TrackSource};
 
 const CALL: &str = "65a1f0c2e4b0a1b2c3d4e5f6";
 
@@ -54,12 +54,16 @@ fn oversize_sdp_is_refused() {
     let ok = SdpOffer {
         call_id: CALL.into(),
         sdp: sdp_of_len(MAX_SDP_BYTES),
+        sources: Vec::new(),
+        offer_id: None,
     };
     assert_eq!(ok.validate(), Ok(()), "exactly the limit is fine");
 
     let big = SdpOffer {
         call_id: CALL.into(),
         sdp: sdp_of_len(MAX_SDP_BYTES + 1),
+        sources: Vec::new(),
+        offer_id: None,
     };
     let err = big.validate().unwrap_err();
     assert_eq!(
@@ -74,6 +78,7 @@ fn oversize_sdp_is_refused() {
     let answer = SdpAnswer {
         call_id: CALL.into(),
         sdp: sdp_of_len(100 * 1024),
+        offer_id: 1,
     };
     assert!(matches!(answer.validate(), Err(SignalingError::SdpTooLarge { .. })));
 }
@@ -83,18 +88,47 @@ fn sdp_must_look_like_sdp() {
     let empty = SdpAnswer {
         call_id: CALL.into(),
         sdp: String::new(),
+        offer_id: 1,
     };
     assert_eq!(empty.validate(), Err(SignalingError::EmptyField { field: "sdp" }));
     let junk = SdpOffer {
         call_id: CALL.into(),
         sdp: "<script>".into(),
+        sources: Vec::new(),
+        offer_id: None,
     };
     assert_eq!(junk.validate(), Err(SignalingError::MalformedSdp));
     let no_call = SdpOffer {
         call_id: String::new(),
         sdp: sdp_of_len(10),
+        sources: Vec::new(),
+        offer_id: None,
     };
     assert_eq!(no_call.validate(), Err(SignalingError::EmptyField { field: "callId" }));
+}
+
+#[test]
+fn offers_describe_at_most_four_sources_and_answers_name_their_offer() {
+    let json = r#"{"callId":"c1","sdp":"v=0\r\n","sources":[{"trackId":"mic-1","source":"microphone"},{"trackId":"scr","source":"screen"}]}"#;
+    let offer: SdpOffer = serde_json::from_str(json).unwrap();
+    assert_eq!(offer.sources[1].source, TrackSource::Screen);
+    assert_eq!(offer.validate(), Ok(()));
+    let mut many = offer.clone();
+    many.sources = (0..5)
+        .map(|i| TrackSourceEntry {
+            track_id: format!("t{i}"),
+            source: TrackSource::Camera,
+        })
+        .collect();
+    assert_eq!(many.validate(), Err(SignalingError::TooManyTracks { max: 4 }));
+    assert!(
+        serde_json::from_str::<SdpOffer>(r#"{"callId":"c1","sdp":"v=0","sources":[{"trackId":"a","source":"radio"}]}"#)
+            .is_err()
+    );
+    assert!(
+        serde_json::from_str::<SdpAnswer>(r#"{"callId":"c1","sdp":"v=0"}"#).is_err(),
+        "offerId is required"
+    );
 }
 
 #[test]
@@ -151,9 +185,19 @@ fn events_are_named_entity_verb() {
         IceCandidate::EVENT,
         CallIncoming::EVENT,
         CallEnded::EVENT,
+        MuteRequest::EVENT,
+        LayerRequest::EVENT,
+        TrackPublished::EVENT,
+        TrackUnpublished::EVENT,
+        ParticipantMuted::EVENT,
+        ActiveSpeaker::EVENT,
     ];
     for name in names {
-        assert!(name.starts_with("call:") && name.len() > 5, "{name}");
+        let (entity, verb) = name.split_once(':').expect("entity:verb");
+        assert!(
+            ["call", "rtc", "track", "participant"].contains(&entity) && !verb.is_empty(),
+            "{name}"
+        );
     }
     let mut unique = names.to_vec();
     unique.sort_unstable();

@@ -1,0 +1,488 @@
+//! A call participant on webrtc-rs `rtc`, sans-IO like the SFU: it publishes an Opus and a VP8
+//! track of caller-made RTP, receives whatever the SFU forwards, and counts the keyframe
+//! requests it gets. Tests, the benchmark and load tools use it as the far end of a call.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use log::debug;
+use rtc::interceptor::Registry;
+use rtc::media_stream::MediaStreamTrack;
+use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
+use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_OPUS, MIME_TYPE_VP8, MediaEngine};
+use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
+use rtc::peer_connection::configuration::{RTCConfigurationBuilder, RTCIceTransportPolicy};
+use rtc::peer_connection::event::{RTCPeerConnectionEvent, RTCTrackEvent};
+use rtc::peer_connection::message::RTCMessage;
+use rtc::peer_connection::sdp::RTCSessionDescription;
+use rtc::peer_connection::state::RTCPeerConnectionState;
+use rtc::peer_connection::transport::{
+    CandidateConfig, CandidateHostConfig, RTCIceCandidate, RTCIceCandidateInit, RTCIceServer,
+};
+use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
+use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtp::header::Header;
+use rtc::rtp::packet::Packet;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RTCRtpHeaderExtensionCapability, RtpCodecKind,
+};
+use rtc::rtp_transceiver::{RTCRtpReceiverId, RTCRtpSenderId};
+use rtc::sansio::Protocol;
+use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
+
+use crate::engine::{AUDIO_LEVEL_URI, is_stable};
+
+pub const AUDIO_PAYLOAD_TYPE: u8 = 111;
+pub const VIDEO_PAYLOAD_TYPE: u8 = 96;
+
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// The client's own UDP address (its host candidate).
+    pub local_addr: SocketAddr,
+    /// Distinguishes this client's track ids (`<name>-audio`, `<name>-video`).
+    pub name: String,
+    pub audio: bool,
+    pub video: bool,
+    /// STUN/TURN servers; with `relay_only` the client uses relayed candidates only.
+    pub ice_servers: Vec<RTCIceServer>,
+    pub relay_only: bool,
+}
+
+impl ClientConfig {
+    pub fn new(local_addr: SocketAddr, name: impl Into<String>) -> Self {
+        Self {
+            local_addr,
+            name: name.into(),
+            audio: true,
+            video: true,
+            ice_servers: Vec::new(),
+            relay_only: false,
+        }
+    }
+}
+
+/// A track the client receives.
+#[derive(Debug, Clone, Default)]
+pub struct RemoteTrack {
+    pub stream_id: String,
+    pub kind: String,
+    /// Payloads in arrival order.
+    pub payloads: Vec<Bytes>,
+    pub last_sequence: Option<u16>,
+    receiver: RTCRtpReceiverId,
+    ssrc: u32,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct LocalTrack {
+    sender: RTCRtpSenderId,
+    ssrc: u32,
+    payload_type: u8,
+    seq: u16,
+    timestamp: u32,
+    step: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MediaKind {
+    Audio,
+    Video,
+}
+
+pub struct ClientPeer {
+    pc: RTCPeerConnection,
+    config: ClientConfig,
+    audio: Option<LocalTrack>,
+    video: Option<LocalTrack>,
+    remote: HashMap<String, RemoteTrack>,
+    keyframe_requests: u64,
+    connected: bool,
+    failed: bool,
+    transmits: VecDeque<(SocketAddr, SocketAddr, BytesMut)>,
+    candidates: VecDeque<RTCIceCandidateInit>,
+}
+
+impl ClientPeer {
+    pub fn new(now: Instant, config: ClientConfig) -> Result<Self, rtc::shared::error::Error> {
+        let mut media = MediaEngine::default();
+        for (mime, clock_rate, channels, fmtp, pt, kind) in [
+            (
+                MIME_TYPE_OPUS,
+                48_000,
+                2,
+                "minptime=10;useinbandfec=1",
+                AUDIO_PAYLOAD_TYPE,
+                RtpCodecKind::Audio,
+            ),
+            (MIME_TYPE_VP8, 90_000, 0, "", VIDEO_PAYLOAD_TYPE, RtpCodecKind::Video),
+        ] {
+            media.register_codec(
+                rtc::rtp_transceiver::rtp_sender::RTCRtpCodecParameters {
+                    rtp_codec: codec(mime, clock_rate, channels, fmtp),
+                    payload_type: pt,
+                },
+                kind,
+            )?;
+        }
+        media.register_header_extension(
+            RTCRtpHeaderExtensionCapability {
+                uri: AUDIO_LEVEL_URI.to_owned(),
+            },
+            RtpCodecKind::Audio,
+            None,
+        )?;
+        let registry = register_default_interceptors(crate::feedback::deliver_feedback(Registry::new()), &mut media)?;
+        let mut rtc_config = RTCConfigurationBuilder::new().with_ice_servers(config.ice_servers.clone());
+        if config.relay_only {
+            rtc_config = rtc_config.with_ice_transport_policy(RTCIceTransportPolicy::Relay);
+        }
+        let settings = SettingEngineBuilder::new()
+            .with_ice_timeouts(
+                Some(Duration::from_secs(5)),
+                Some(Duration::from_secs(10)),
+                Some(Duration::from_secs(1)),
+            )
+            .build();
+        let mut pc = RTCPeerConnectionBuilder::new()
+            .with_configuration(rtc_config.build())
+            .with_setting_engine(settings)
+            .with_media_engine(media)
+            .with_interceptor_registry(registry)
+            .build(now)?;
+        let mut add = |kind: RtpCodecKind, suffix: &str, codec: RTCRtpCodec, pt: u8, step: u32| {
+            let ssrc = rand::random::<u32>();
+            let track = MediaStreamTrack::new(
+                format!("{}-stream", config.name),
+                format!("{}-{suffix}", config.name),
+                format!("{}-{suffix}", config.name),
+                kind,
+                vec![RTCRtpEncodingParameters {
+                    rtp_coding_parameters: RTCRtpCodingParameters {
+                        ssrc: Some(ssrc),
+                        ..Default::default()
+                    },
+                    codec,
+                    ..Default::default()
+                }],
+            );
+            pc.add_track(track).map(|sender| LocalTrack {
+                sender,
+                ssrc,
+                payload_type: pt,
+                seq: rand::random(),
+                timestamp: rand::random(),
+                step,
+            })
+        };
+        let audio = if config.audio {
+            Some(add(
+                RtpCodecKind::Audio,
+                "audio",
+                codec(MIME_TYPE_OPUS, 48_000, 2, "minptime=10;useinbandfec=1"),
+                AUDIO_PAYLOAD_TYPE,
+                960,
+            )?)
+        } else {
+            None
+        };
+        let video = if config.video {
+            Some(add(
+                RtpCodecKind::Video,
+                "video",
+                codec(MIME_TYPE_VP8, 90_000, 0, ""),
+                VIDEO_PAYLOAD_TYPE,
+                3000,
+            )?)
+        } else {
+            None
+        };
+        if !config.relay_only {
+            let host = CandidateHostConfig {
+                base_config: CandidateConfig {
+                    network: "udp".to_owned(),
+                    address: config.local_addr.ip().to_string(),
+                    port: config.local_addr.port(),
+                    component: 1,
+                    ..Default::default()
+                },
+                ..Default::default()
+            }
+            .new_candidate_host()?;
+            pc.add_local_candidate(RTCIceCandidate::from(&host).to_json()?)?;
+        }
+        Ok(Self {
+            pc,
+            config,
+            audio,
+            video,
+            remote: HashMap::new(),
+            keyframe_requests: 0,
+            connected: false,
+            failed: false,
+            transmits: VecDeque::new(),
+            candidates: VecDeque::new(),
+        })
+    }
+
+    /// This client's track id for its audio or video (as its SDP's `msid` names it).
+    pub fn track_id(&self, kind: MediaKind) -> String {
+        match kind {
+            MediaKind::Audio => format!("{}-audio", self.config.name),
+            MediaKind::Video => format!("{}-video", self.config.name),
+        }
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.config.local_addr
+    }
+
+    pub fn create_offer(&mut self, now: Instant) -> Result<String, rtc::shared::error::Error> {
+        let offer = self.pc.create_offer(None)?;
+        self.pc.set_local_description(now, offer)?;
+        self.drain(now);
+        Ok(self.pc.local_description().map(|d| d.sdp).unwrap_or_default())
+    }
+
+    pub fn apply_answer(&mut self, now: Instant, sdp: String) -> Result<(), rtc::shared::error::Error> {
+        self.pc
+            .set_remote_description(now, RTCSessionDescription::answer(sdp)?)?;
+        self.drain(now);
+        Ok(())
+    }
+
+    /// The SFU's offer; answered unless this client has its own offer outstanding (then the
+    /// SFU withdraws it and offers again).
+    pub fn apply_offer(&mut self, now: Instant, sdp: String) -> Result<Option<String>, rtc::shared::error::Error> {
+        if !is_stable(&self.pc) {
+            return Ok(None);
+        }
+        self.pc
+            .set_remote_description(now, RTCSessionDescription::offer(sdp)?)?;
+        let answer = self.pc.create_answer(None)?;
+        self.pc.set_local_description(now, answer)?;
+        self.drain(now);
+        Ok(self.pc.local_description().map(|d| d.sdp))
+    }
+
+    pub fn add_remote_candidate(&mut self, candidate: RTCIceCandidateInit) -> Result<(), rtc::shared::error::Error> {
+        self.pc.add_remote_candidate(candidate)
+    }
+
+    /// Local candidates gathered since the last call (relayed ones, when TURN is configured).
+    pub fn poll_candidate(&mut self) -> Option<RTCIceCandidateInit> {
+        self.candidates.pop_front()
+    }
+
+    /// Sends one RTP packet of `kind` with `payload`; a frame per call.
+    pub fn send(&mut self, now: Instant, kind: MediaKind, payload: Bytes) -> Result<(), rtc::shared::error::Error> {
+        let track = match kind {
+            MediaKind::Audio => self.audio.as_mut(),
+            MediaKind::Video => self.video.as_mut(),
+        };
+        let Some(track) = track else {
+            return Ok(());
+        };
+        let packet = Packet {
+            header: Header {
+                version: 2,
+                marker: true,
+                payload_type: track.payload_type,
+                sequence_number: track.seq,
+                timestamp: track.timestamp,
+                ssrc: track.ssrc,
+                ..Default::default()
+            },
+            payload,
+        };
+        track.seq = track.seq.wrapping_add(1);
+        track.timestamp = track.timestamp.wrapping_add(track.step);
+        let sender = track.sender;
+        if let Some(mut sender) = self.pc.rtp_sender(sender) {
+            sender.write_rtp(now, packet)?;
+        }
+        self.drain(now);
+        Ok(())
+    }
+
+    /// Sends an audio packet carrying an RFC 6464 level (0 loudest, 127 silence).
+    pub fn send_audio_with_level(
+        &mut self,
+        now: Instant,
+        level: u8,
+        payload: Bytes,
+    ) -> Result<(), rtc::shared::error::Error> {
+        let Some(track) = self.audio.as_mut() else {
+            return Ok(());
+        };
+        let sender = track.sender;
+        let ext_id = self.pc.rtp_sender(sender).and_then(|mut s| {
+            s.get_parameters()
+                .rtp_parameters
+                .header_extensions
+                .iter()
+                .find(|e| e.uri == AUDIO_LEVEL_URI)
+                .map(|e| e.id as u8)
+        });
+        let mut header = Header {
+            version: 2,
+            marker: false,
+            payload_type: track.payload_type,
+            sequence_number: track.seq,
+            timestamp: track.timestamp,
+            ssrc: track.ssrc,
+            ..Default::default()
+        };
+        if let Some(id) = ext_id {
+            header.set_extension(id, Bytes::copy_from_slice(&[0x80 | (level & 0x7f)]))?;
+        }
+        track.seq = track.seq.wrapping_add(1);
+        track.timestamp = track.timestamp.wrapping_add(track.step);
+        if let Some(mut sender) = self.pc.rtp_sender(sender) {
+            sender.write_rtp(now, Packet { header, payload })?;
+        }
+        self.drain(now);
+        Ok(())
+    }
+
+    /// Asks the SFU for a keyframe of a received track.
+    pub fn request_keyframe(&mut self, now: Instant, track_id: &str) -> Result<(), rtc::shared::error::Error> {
+        let Some(track) = self.remote.get(track_id) else {
+            return Ok(());
+        };
+        let (receiver, media_ssrc) = (track.receiver, track.ssrc);
+        if let Some(mut receiver) = self.pc.rtp_receiver(receiver) {
+            receiver.write_rtcp(
+                now,
+                vec![Box::new(PictureLossIndication {
+                    sender_ssrc: 0,
+                    media_ssrc,
+                })],
+            )?;
+        }
+        self.drain(now);
+        Ok(())
+    }
+
+    pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, to: SocketAddr, payload: &[u8]) {
+        let result = self.pc.handle_read(TaggedBytesMut {
+            now,
+            transport: TransportContext {
+                local_addr: to,
+                peer_addr: from,
+                ecn: None,
+                transport_protocol: TransportProtocol::UDP,
+            },
+            message: BytesMut::from(payload),
+        });
+        if let Err(err) = result {
+            debug!("{}: datagram refused: {err}", self.config.name);
+        }
+        self.drain(now);
+    }
+
+    pub fn poll_timeout(&mut self) -> Option<Instant> {
+        self.pc.poll_timeout()
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if let Err(err) = self.pc.handle_timeout(now) {
+            debug!("{}: timeout: {err}", self.config.name);
+        }
+        self.drain(now);
+    }
+
+    /// `(from, to, payload)`: `from` is the local address the datagram leaves from (the relay
+    /// allocation's address travels inside TURN framing and is the client's concern).
+    pub fn poll_transmit(&mut self) -> Option<(SocketAddr, SocketAddr, BytesMut)> {
+        self.transmits.pop_front()
+    }
+
+    pub fn is_connected(&self) -> bool {
+        self.connected
+    }
+
+    pub fn has_failed(&self) -> bool {
+        self.failed
+    }
+
+    pub fn keyframe_requests(&self) -> u64 {
+        self.keyframe_requests
+    }
+
+    pub fn remote_tracks(&self) -> &HashMap<String, RemoteTrack> {
+        &self.remote
+    }
+
+    pub fn close(&mut self) {
+        let _ = self.pc.close();
+    }
+
+    fn drain(&mut self, now: Instant) {
+        let _ = now;
+        while let Some(event) = self.pc.poll_event() {
+            match event {
+                RTCPeerConnectionEvent::OnConnectionStateChangeEvent(state) => match state {
+                    RTCPeerConnectionState::Connected => self.connected = true,
+                    RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed => {
+                        self.failed = state == RTCPeerConnectionState::Failed;
+                        self.connected = false;
+                    }
+                    _ => {}
+                },
+                RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnOpen(init)) => {
+                    let kind = self
+                        .pc
+                        .rtp_receiver(init.receiver_id)
+                        .map(|r| r.track().kind().to_string())
+                        .unwrap_or_default();
+                    let entry = self.remote.entry(init.track_id).or_default();
+                    entry.stream_id = init.stream_ids.first().cloned().unwrap_or_default();
+                    entry.kind = kind;
+                    entry.receiver = init.receiver_id;
+                    entry.ssrc = init.ssrc;
+                }
+                RTCPeerConnectionEvent::OnIceCandidateEvent(event) => {
+                    if let Ok(init) = event.candidate.to_json() {
+                        self.candidates.push_back(init);
+                    }
+                }
+                _ => {}
+            }
+        }
+        while let Some(message) = self.pc.poll_read() {
+            match message.message {
+                RTCMessage::RtpPacket(track_id, packet) => {
+                    let entry = self.remote.entry(track_id).or_default();
+                    entry.last_sequence = Some(packet.header.sequence_number);
+                    entry.payloads.push(packet.payload);
+                }
+                RTCMessage::RtcpPacket(_, packets) => {
+                    for packet in packets {
+                        let any = packet.as_any();
+                        if any.is::<PictureLossIndication>() || any.is::<FullIntraRequest>() {
+                            self.keyframe_requests += 1;
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        while let Some(t) = self.pc.poll_write() {
+            self.transmits
+                .push_back((t.transport.local_addr, t.transport.peer_addr, t.message));
+        }
+    }
+}
+
+fn codec(mime: &str, clock_rate: u32, channels: u16, fmtp: &str) -> RTCRtpCodec {
+    RTCRtpCodec {
+        mime_type: mime.to_owned(),
+        clock_rate,
+        channels,
+        sdp_fmtp_line: fmtp.to_owned(),
+        rtcp_feedback: vec![],
+    }
+}

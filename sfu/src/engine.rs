@@ -1,0 +1,1219 @@
+//! The SFU: every participant's WebRTC connection (webrtc-rs `rtc`, sans-IO) behind one shared
+//! UDP port, and the forwarding between them.
+//!
+//! Time comes in as `now`, datagrams come in through [`Sfu::handle_datagram`], and everything
+//! that should leave is pulled out with [`Sfu::poll_transmit`] and [`Sfu::poll_event`]. The
+//! caller owns the socket, the clock and the signaling channel; this type owns all media state
+//! through `&mut self`.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use huddle_signaling::{Layer, Negotiation, RemoteOffer, TrackSource};
+use log::{debug, trace, warn};
+use rand::Rng;
+use rand::distr::Alphanumeric;
+use rtc::interceptor::Registry;
+use rtc::media_stream::MediaStreamTrack;
+use rtc::peer_connection::configuration::RTCConfigurationBuilder;
+use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
+use rtc::peer_connection::configuration::media_engine::MediaEngine;
+use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
+use rtc::peer_connection::event::{RTCPeerConnectionEvent, RTCTrackEvent};
+use rtc::peer_connection::message::RTCMessage;
+use rtc::peer_connection::sdp::RTCSessionDescription;
+use rtc::peer_connection::state::{RTCIceConnectionState, RTCPeerConnectionState};
+use rtc::peer_connection::transport::{CandidateConfig, CandidateHostConfig, RTCIceCandidate, RTCIceCandidateInit};
+use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
+use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate;
+use rtc::rtcp::receiver_report::ReceiverReport;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RTCRtpHeaderExtensionCapability, RtpCodecKind,
+};
+use rtc::rtp_transceiver::{RTCRtpReceiverId, RTCRtpSenderId, RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
+use rtc::sansio::Protocol;
+use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
+
+use crate::demux;
+use crate::forward::{Rewriter, VideoCodec, is_keyframe, layer_of};
+use crate::link::LinkEstimate;
+use crate::speaker::SpeakerDetector;
+use crate::{ParticipantId, Room, RoomConfig, RoomEvent, SfuError, TrackId, TrackKind};
+
+/// The RFC 6464 audio level header extension.
+pub const AUDIO_LEVEL_URI: &str = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
+
+/// Addresses one participant may use at once (candidate pairs during ICE, a network change).
+const MAX_ADDRESSES_PER_PEER: usize = 8;
+
+/// A call's room, named by the caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RoomId(pub u64);
+
+/// One participant's connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PeerKey {
+    pub room: RoomId,
+    pub participant: ParticipantId,
+}
+
+#[derive(Debug, Clone)]
+pub struct SfuConfig {
+    /// The bound UDP socket's address.
+    pub local_addr: SocketAddr,
+    /// The address participants are told to send to (the public IP where the server is behind
+    /// 1:1 NAT); usually `local_addr`.
+    pub public_addr: SocketAddr,
+    pub room: RoomConfig,
+    /// Largest SDP accepted from a client.
+    pub max_sdp_bytes: usize,
+    /// ICE consent: no traffic for this long makes a connection disconnected...
+    pub ice_disconnected_timeout: Duration,
+    /// ...and for this long failed, which removes the participant.
+    pub ice_failed_timeout: Duration,
+    pub ice_keepalive_interval: Duration,
+    /// At most one keyframe request per published track within this interval.
+    pub keyframe_request_interval: Duration,
+}
+
+impl SfuConfig {
+    pub fn new(local_addr: SocketAddr) -> Self {
+        Self {
+            local_addr,
+            public_addr: local_addr,
+            room: RoomConfig::default(),
+            max_sdp_bytes: huddle_signaling::protocol::MAX_SDP_BYTES,
+            ice_disconnected_timeout: Duration::from_secs(5),
+            ice_failed_timeout: Duration::from_secs(15),
+            ice_keepalive_interval: Duration::from_secs(2),
+            keyframe_request_interval: Duration::from_millis(500),
+        }
+    }
+}
+
+/// A datagram to send from the shared socket.
+#[derive(Debug)]
+pub struct Transmit {
+    pub to: SocketAddr,
+    pub payload: BytesMut,
+}
+
+/// What the signaling side must pass on, oldest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SfuEvent {
+    /// Send this offer to the participant (`rtc:offer`); its answer must name `offer_id`.
+    Offer { peer: PeerKey, offer_id: u64, sdp: String },
+    /// The participant's media connection is up.
+    Connected { peer: PeerKey },
+    TrackPublished {
+        room: RoomId,
+        owner: ParticipantId,
+        track: TrackId,
+        /// The ids subscribers see in the SFU's SDP (`msid`).
+        stream_id: String,
+        track_id: String,
+        kind: TrackKind,
+        source: TrackSource,
+    },
+    TrackUnpublished {
+        room: RoomId,
+        owner: ParticipantId,
+        track: TrackId,
+        source: TrackSource,
+    },
+    /// The participant's connection failed (ICE consent lost, DTLS failed); it was removed and
+    /// its tracks unpublished.
+    PeerFailed { peer: PeerKey },
+    /// The active speaker changed (`None`: nobody is speaking).
+    Speaker {
+        room: RoomId,
+        participant: Option<ParticipantId>,
+    },
+}
+
+/// What the SFU answers to a client's offer or answer: the answer SDP (for an offer), then an
+/// offer of its own when the tracks the client receives changed meanwhile. Returning that
+/// offer here, rather than as an event, keeps it behind the answer on the wire.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct NegotiationReply {
+    pub answer: Option<String>,
+    pub offer: Option<(u64, String)>,
+}
+
+/// Counters for tests, metrics and the benchmark.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SfuStats {
+    pub forwarded_packets: u64,
+    pub dropped_datagrams: u64,
+    pub keyframe_requests: u64,
+    pub layer_switches: u64,
+}
+
+/// A published track, as the room's subscribers need it.
+#[derive(Debug)]
+struct Published {
+    owner: ParticipantId,
+    /// The publisher connection's receiver and track id for it.
+    receiver: RTCRtpReceiverId,
+    source: TrackSource,
+    kind: TrackKind,
+    codec: RTCRtpCodec,
+    video_codec: Option<VideoCodec>,
+    /// Simulcast layers: `(ssrc, rid)`; one entry without a RID for a plain track.
+    encodings: Vec<(u32, Option<String>)>,
+    audio_level_ext: Option<u8>,
+    last_keyframe_request: Option<Instant>,
+}
+
+impl Published {
+    fn is_simulcast(&self) -> bool {
+        self.encodings.len() > 1
+    }
+
+    fn layer_of_ssrc(&self, ssrc: u32) -> Option<Layer> {
+        let rids: Vec<String> = self.encodings.iter().filter_map(|(_, rid)| rid.clone()).collect();
+        let (_, rid) = self.encodings.iter().find(|(s, _)| *s == ssrc)?;
+        Some(rid.as_deref().map_or(Layer::High, |rid| layer_of(rid, &rids)))
+    }
+
+    /// The best layer at or below `allowed`, else the lowest there is.
+    fn pick(&self, allowed: Layer) -> Option<u32> {
+        let mut layers: Vec<(Layer, u32)> = self
+            .encodings
+            .iter()
+            .filter_map(|(ssrc, _)| Some((self.layer_of_ssrc(*ssrc)?, *ssrc)))
+            .collect();
+        layers.sort();
+        layers
+            .iter()
+            .rev()
+            .find(|(layer, _)| *layer <= allowed)
+            .or(layers.first())
+            .map(|(_, ssrc)| *ssrc)
+    }
+}
+
+#[derive(Debug)]
+struct Subscription {
+    sender: RTCRtpSenderId,
+    ssrc: u32,
+    /// Publisher payload type -> this connection's payload type (`None`: not negotiated here).
+    payload_types: HashMap<u8, Option<u8>>,
+    rewriter: Rewriter,
+    wanted: Layer,
+    /// The source SSRC (simulcast layer) forwarded now, and the one to switch to.
+    current: Option<u32>,
+    target: Option<u32>,
+}
+
+struct Peer {
+    pc: RTCPeerConnection,
+    ufrag: String,
+    addrs: Vec<SocketAddr>,
+    negotiation: Negotiation,
+    answered_once: bool,
+    connected: bool,
+    failed: bool,
+    sources: HashMap<String, TrackSource>,
+    /// Publisher connection's track id -> room track.
+    published: HashMap<String, TrackId>,
+    subscriptions: HashMap<TrackId, Subscription>,
+    /// Sender track id (as the subscriber's RTCP names it) -> room track.
+    subscribed_by_rtc_track: HashMap<String, TrackId>,
+    link: LinkEstimate,
+}
+
+struct RoomState {
+    room: Room,
+    published: HashMap<TrackId, Published>,
+    speaker: SpeakerDetector,
+}
+
+pub struct Sfu {
+    config: SfuConfig,
+    rooms: HashMap<RoomId, RoomState>,
+    peers: HashMap<PeerKey, Peer>,
+    by_ufrag: HashMap<String, PeerKey>,
+    by_addr: HashMap<SocketAddr, PeerKey>,
+    dirty: Vec<PeerKey>,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<SfuEvent>,
+    stats: SfuStats,
+}
+
+impl Sfu {
+    pub fn new(config: SfuConfig) -> Result<Self, SfuError> {
+        config.room.validate()?;
+        Ok(Self {
+            config,
+            rooms: HashMap::new(),
+            peers: HashMap::new(),
+            by_ufrag: HashMap::new(),
+            by_addr: HashMap::new(),
+            dirty: Vec::new(),
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            stats: SfuStats::default(),
+        })
+    }
+
+    pub fn stats(&self) -> SfuStats {
+        self.stats
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.config.local_addr
+    }
+
+    pub fn participants(&self, room: RoomId) -> Vec<ParticipantId> {
+        self.rooms
+            .get(&room)
+            .map(|r| r.room.participants().collect())
+            .unwrap_or_default()
+    }
+
+    pub fn peer_count(&self) -> usize {
+        self.peers.len()
+    }
+
+    pub fn room_count(&self) -> usize {
+        self.rooms.len()
+    }
+
+    /// Tracks `participant` receives, with the ids its SDP names them by.
+    pub fn subscriptions(&self, peer: PeerKey) -> Vec<TrackId> {
+        let mut tracks: Vec<TrackId> = self
+            .peers
+            .get(&peer)
+            .map(|p| p.subscriptions.keys().copied().collect())
+            .unwrap_or_default();
+        tracks.sort();
+        tracks
+    }
+
+    /// Adds a participant to a room (created on first use) with a fresh connection. It receives
+    /// everything already published once it has offered.
+    pub fn join(&mut self, now: Instant, key: PeerKey) -> Result<(), SfuError> {
+        if self.peers.contains_key(&key) {
+            return Err(SfuError::AlreadyJoined(key.participant));
+        }
+        let state = match self.rooms.entry(key.room) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => e.insert(RoomState {
+                room: Room::new(self.config.room)?,
+                published: HashMap::new(),
+                speaker: SpeakerDetector::default(),
+            }),
+        };
+        if state.room.participant_count() >= self.config.room.max_participants {
+            return Err(SfuError::RoomFull {
+                max: self.config.room.max_participants,
+            });
+        }
+        let ufrag = random_token(16);
+        let pc = new_connection(&self.config, now, &ufrag)?;
+        state.room.join(key.participant)?;
+        self.by_ufrag.insert(ufrag.clone(), key);
+        self.peers.insert(
+            key,
+            Peer {
+                pc,
+                ufrag,
+                addrs: Vec::new(),
+                negotiation: Negotiation::new(),
+                answered_once: false,
+                connected: false,
+                failed: false,
+                sources: HashMap::new(),
+                published: HashMap::new(),
+                subscriptions: HashMap::new(),
+                subscribed_by_rtc_track: HashMap::new(),
+                link: LinkEstimate::default(),
+            },
+        );
+        self.process_room_events(now, key.room);
+        Ok(())
+    }
+
+    /// Removes a participant: its connection closes, its tracks leave every subscriber.
+    pub fn leave(&mut self, now: Instant, key: PeerKey) -> Result<(), SfuError> {
+        let Some(mut peer) = self.peers.remove(&key) else {
+            return Err(SfuError::UnknownParticipant(key.participant));
+        };
+        if let Err(err) = peer.pc.close() {
+            debug!("closing {key:?}: {err}");
+        }
+        while let Some(t) = peer.pc.poll_write() {
+            self.transmits.push_back(Transmit {
+                to: t.transport.peer_addr,
+                payload: t.message,
+            });
+        }
+        self.by_ufrag.remove(&peer.ufrag);
+        for addr in &peer.addrs {
+            self.by_addr.remove(addr);
+        }
+        self.dirty.retain(|k| *k != key);
+        if let Some(state) = self.rooms.get_mut(&key.room) {
+            state.speaker.remove(now, key.participant);
+            state.room.leave(key.participant)?;
+        }
+        self.process_room_events(now, key.room);
+        self.drive(now, None);
+        Ok(())
+    }
+
+    /// A client's offer: applied, answered, and followed by the SFU's own offer when one is due.
+    pub fn handle_offer(
+        &mut self,
+        now: Instant,
+        key: PeerKey,
+        sdp: String,
+        sources: &[(String, TrackSource)],
+    ) -> Result<NegotiationReply, SfuError> {
+        self.check_sdp(&sdp)?;
+        let public = self.config.public_addr;
+        let peer = self.peer_mut(key)?;
+        if let RemoteOffer::RollbackThenApply { withdrawn } = peer.negotiation.remote_offer() {
+            debug!("{key:?}: offers crossed; withdrawing offer {withdrawn}");
+            let rollback = RTCSessionDescription::rollback(None).map_err(sdp_error)?;
+            peer.pc.set_local_description(now, rollback).map_err(sdp_error)?;
+        }
+        for (track_id, source) in sources {
+            peer.sources.insert(track_id.clone(), *source);
+        }
+        let offer = RTCSessionDescription::offer(sdp).map_err(sdp_error)?;
+        peer.pc.set_remote_description(now, offer).map_err(sdp_error)?;
+        if !peer.answered_once {
+            add_host_candidate(&mut peer.pc, public)?;
+        }
+        let answer = peer.pc.create_answer(None).map_err(sdp_error)?;
+        peer.pc.set_local_description(now, answer).map_err(sdp_error)?;
+        peer.answered_once = true;
+        let answer = peer
+            .pc
+            .local_description()
+            .map(|d| d.sdp)
+            .ok_or_else(|| SfuError::Negotiation("no local description after answering".into()))?;
+        self.mark_dirty(key);
+        self.drive(now, Some(key));
+        let offer = self.make_offer(now, key);
+        Ok(NegotiationReply {
+            answer: Some(answer),
+            offer,
+        })
+    }
+
+    /// A client's answer to the SFU's offer `offer_id`.
+    pub fn handle_answer(
+        &mut self,
+        now: Instant,
+        key: PeerKey,
+        offer_id: u64,
+        sdp: String,
+    ) -> Result<NegotiationReply, SfuError> {
+        self.check_sdp(&sdp)?;
+        let peer = self.peer_mut(key)?;
+        peer.negotiation
+            .remote_answer(offer_id)
+            .map_err(|e| SfuError::Negotiation(e.to_string()))?;
+        let answer = RTCSessionDescription::answer(sdp).map_err(sdp_error)?;
+        if let Err(err) = peer.pc.set_remote_description(now, answer) {
+            // The offer stays unanswered on our side: withdraw it and try again later.
+            let _ = RTCSessionDescription::rollback(None).map(|r| peer.pc.set_local_description(now, r));
+            peer.negotiation.offer_failed();
+            return Err(sdp_error(err));
+        }
+        self.mark_dirty(key);
+        self.drive(now, Some(key));
+        Ok(NegotiationReply {
+            answer: None,
+            offer: self.make_offer(now, key),
+        })
+    }
+
+    /// A trickled ICE candidate from the client (empty: end of candidates).
+    pub fn add_candidate(&mut self, key: PeerKey, candidate: RTCIceCandidateInit) -> Result<(), SfuError> {
+        let peer = self.peer_mut(key)?;
+        if candidate.candidate.is_empty() {
+            return Ok(());
+        }
+        peer.pc
+            .add_remote_candidate(candidate)
+            .map_err(|e| SfuError::Negotiation(format!("candidate refused: {e}")))?;
+        self.mark_dirty(key);
+        Ok(())
+    }
+
+    /// The highest simulcast layer `key` wants of `track`.
+    pub fn set_layer(&mut self, now: Instant, key: PeerKey, track: TrackId, layer: Layer) -> Result<(), SfuError> {
+        let peer = self.peer_mut(key)?;
+        let sub = peer
+            .subscriptions
+            .get_mut(&track)
+            .ok_or(SfuError::UnknownTrack(track))?;
+        sub.wanted = layer;
+        self.reselect_layer(now, key, track);
+        self.drive(now, None);
+        Ok(())
+    }
+
+    /// A datagram that arrived on the shared socket. Unknown senders and packets a connection
+    /// refuses are dropped (and counted); nothing here can fail the caller.
+    pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, payload: &[u8]) -> Result<(), SfuError> {
+        let key = match self.by_addr.get(&from) {
+            Some(key) => *key,
+            None => {
+                let Some(key) = demux::stun_local_ufrag(payload)
+                    .and_then(|u| self.by_ufrag.get(u))
+                    .copied()
+                else {
+                    self.stats.dropped_datagrams += 1;
+                    return Err(SfuError::UnknownSource);
+                };
+                let peer = self.peers.get_mut(&key).ok_or(SfuError::UnknownSource)?;
+                if peer.addrs.len() >= MAX_ADDRESSES_PER_PEER {
+                    let old = peer.addrs.remove(0);
+                    self.by_addr.remove(&old);
+                }
+                peer.addrs.push(from);
+                self.by_addr.insert(from, key);
+                key
+            }
+        };
+        let local_addr = self.config.local_addr;
+        let peer = self.peers.get_mut(&key).ok_or(SfuError::UnknownSource)?;
+        let result = peer.pc.handle_read(TaggedBytesMut {
+            now,
+            transport: TransportContext {
+                local_addr,
+                peer_addr: from,
+                ecn: None,
+                transport_protocol: TransportProtocol::UDP,
+            },
+            message: BytesMut::from(payload),
+        });
+        self.mark_dirty(key);
+        self.drive(now, None);
+        result.map_err(|e| {
+            self.stats.dropped_datagrams += 1;
+            trace!("{key:?}: datagram refused: {e}");
+            SfuError::Refused(e.to_string())
+        })
+    }
+
+    pub fn poll_timeout(&mut self) -> Option<Instant> {
+        let peers = self.peers.values_mut().filter_map(|p| p.pc.poll_timeout());
+        let speakers = self.rooms.values().filter_map(|r| r.speaker.poll_timeout());
+        peers.chain(speakers).min()
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let due: Vec<PeerKey> = self
+            .peers
+            .iter_mut()
+            .filter_map(|(k, p)| p.pc.poll_timeout().is_some_and(|at| at <= now).then_some(*k))
+            .collect();
+        for key in due {
+            if let Some(peer) = self.peers.get_mut(&key)
+                && let Err(err) = peer.pc.handle_timeout(now)
+            {
+                debug!("{key:?}: timeout handling: {err}");
+            }
+            self.mark_dirty(key);
+        }
+        for (room, state) in &mut self.rooms {
+            if let Some(participant) = state.speaker.handle_timeout(now) {
+                self.events.push_back(SfuEvent::Speaker {
+                    room: *room,
+                    participant,
+                });
+            }
+        }
+        self.drive(now, None);
+    }
+
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    pub fn poll_event(&mut self) -> Option<SfuEvent> {
+        self.events.pop_front()
+    }
+
+    // ---- internals ----
+}
+
+fn new_connection(config: &SfuConfig, now: Instant, ufrag: &str) -> Result<RTCPeerConnection, SfuError> {
+    let mut media = MediaEngine::default();
+    media.register_default_codecs().map_err(setup_error)?;
+    media
+        .register_header_extension(
+            RTCRtpHeaderExtensionCapability {
+                uri: AUDIO_LEVEL_URI.to_owned(),
+            },
+            RtpCodecKind::Audio,
+            None,
+        )
+        .map_err(setup_error)?;
+    let registry = register_default_interceptors(crate::feedback::deliver_feedback(Registry::new()), &mut media)
+        .map_err(setup_error)?;
+    let settings = SettingEngineBuilder::new()
+        .with_ice_credentials(ufrag.to_owned(), random_token(32))
+        .with_ice_timeouts(
+            Some(config.ice_disconnected_timeout),
+            Some(config.ice_failed_timeout),
+            Some(config.ice_keepalive_interval),
+        )
+        .with_lite(true)
+        .build();
+    RTCPeerConnectionBuilder::new()
+        .with_configuration(RTCConfigurationBuilder::new().build())
+        .with_setting_engine(settings)
+        .with_media_engine(media)
+        .with_interceptor_registry(registry)
+        .build(now)
+        .map_err(setup_error)
+}
+
+impl Sfu {
+    fn check_sdp(&self, sdp: &str) -> Result<(), SfuError> {
+        if sdp.len() > self.config.max_sdp_bytes {
+            return Err(SfuError::SdpTooLarge {
+                len: sdp.len(),
+                max: self.config.max_sdp_bytes,
+            });
+        }
+        Ok(())
+    }
+
+    fn peer_mut(&mut self, key: PeerKey) -> Result<&mut Peer, SfuError> {
+        self.peers
+            .get_mut(&key)
+            .ok_or(SfuError::UnknownParticipant(key.participant))
+    }
+
+    fn mark_dirty(&mut self, key: PeerKey) {
+        if !self.dirty.contains(&key) {
+            self.dirty.push(key);
+        }
+    }
+
+    /// Drains every connection that may have output, until none has. `hold` is a peer whose
+    /// offer the caller takes itself (it answers on the same message).
+    fn drive(&mut self, now: Instant, hold: Option<PeerKey>) {
+        let mut failed = Vec::new();
+        while let Some(key) = self.dirty.pop() {
+            let Some(peer) = self.peers.get_mut(&key) else {
+                continue;
+            };
+            let mut events = Vec::new();
+            while let Some(event) = peer.pc.poll_event() {
+                events.push(event);
+            }
+            let mut messages = Vec::new();
+            while let Some(message) = peer.pc.poll_read() {
+                messages.push(message);
+            }
+            while let Some(t) = peer.pc.poll_write() {
+                self.transmits.push_back(Transmit {
+                    to: t.transport.peer_addr,
+                    payload: t.message,
+                });
+            }
+            for event in events {
+                if self.on_connection_event(now, key, event) {
+                    failed.push(key);
+                }
+            }
+            for message in messages {
+                match message.message {
+                    RTCMessage::RtpPacket(track_id, packet) => self.on_rtp(now, key, &track_id, packet),
+                    RTCMessage::RtcpPacket(track_id, packets) => self.on_rtcp(now, key, &track_id, &packets),
+                    _ => {}
+                }
+            }
+        }
+        for key in failed {
+            if self.peers.contains_key(&key) {
+                warn!("{key:?}: media connection failed; removing the participant");
+                let _ = self.leave(now, key);
+                self.events.push_back(SfuEvent::PeerFailed { peer: key });
+            }
+        }
+        let due: Vec<PeerKey> = self
+            .peers
+            .iter()
+            .filter(|(k, p)| Some(**k) != hold && p.answered_once && p.negotiation.is_renegotiation_pending())
+            .map(|(k, _)| *k)
+            .collect();
+        for key in due {
+            if let Some((offer_id, sdp)) = self.make_offer(now, key) {
+                self.events.push_back(SfuEvent::Offer {
+                    peer: key,
+                    offer_id,
+                    sdp,
+                });
+            }
+        }
+        // Offers may have queued output (nothing today, but keep the invariant).
+        if !self.dirty.is_empty() {
+            self.drive(now, hold);
+        }
+    }
+
+    /// Creates the SFU's offer for `key` when one is due.
+    fn make_offer(&mut self, now: Instant, key: PeerKey) -> Option<(u64, String)> {
+        let peer = self.peers.get_mut(&key)?;
+        if !peer.answered_once || !is_stable(&peer.pc) {
+            return None;
+        }
+        let offer_id = peer.negotiation.poll_offer()?;
+        let created = peer
+            .pc
+            .create_offer(None)
+            .and_then(|offer| peer.pc.set_local_description(now, offer));
+        match created.map(|_| peer.pc.local_description()) {
+            Ok(Some(desc)) => Some((offer_id, desc.sdp)),
+            Ok(None) | Err(_) => {
+                warn!("{key:?}: could not create an offer");
+                peer.negotiation.offer_failed();
+                None
+            }
+        }
+    }
+
+    /// Returns true when the connection failed.
+    fn on_connection_event(&mut self, now: Instant, key: PeerKey, event: RTCPeerConnectionEvent) -> bool {
+        match event {
+            RTCPeerConnectionEvent::OnConnectionStateChangeEvent(state) => {
+                debug!("{key:?}: connection {state}");
+                match state {
+                    RTCPeerConnectionState::Connected => {
+                        if let Some(peer) = self.peers.get_mut(&key)
+                            && !peer.connected
+                        {
+                            peer.connected = true;
+                            self.events.push_back(SfuEvent::Connected { peer: key });
+                            // It may have subscribed before it could receive: ask for keyframes.
+                            let tracks: Vec<TrackId> = peer.subscriptions.keys().copied().collect();
+                            for track in tracks {
+                                self.request_keyframe(now, key.room, track, None);
+                            }
+                        }
+                        false
+                    }
+                    RTCPeerConnectionState::Failed => self.mark_failed(key),
+                    _ => false,
+                }
+            }
+            RTCPeerConnectionEvent::OnIceConnectionStateChangeEvent(state) => {
+                debug!("{key:?}: ICE {state}");
+                state == RTCIceConnectionState::Failed && self.mark_failed(key)
+            }
+            RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnOpen(init)) => {
+                self.on_track_open(now, key, init.receiver_id, init.track_id, init.ssrc, init.rid);
+                false
+            }
+            RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnClose(track_id)) => {
+                self.on_track_closed(now, key, &track_id);
+                false
+            }
+            _ => false,
+        }
+    }
+
+    fn mark_failed(&mut self, key: PeerKey) -> bool {
+        match self.peers.get_mut(&key) {
+            Some(peer) if !peer.failed => {
+                peer.failed = true;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn on_track_open(
+        &mut self,
+        now: Instant,
+        key: PeerKey,
+        receiver: RTCRtpReceiverId,
+        rtc_track_id: String,
+        ssrc: u32,
+        rid: Option<String>,
+    ) {
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return;
+        };
+        let Some(state) = self.rooms.get_mut(&key.room) else {
+            return;
+        };
+        if let Some(track) = peer.published.get(&rtc_track_id) {
+            // Another simulcast layer of a track we know.
+            if let Some(published) = state.published.get_mut(track)
+                && !published.encodings.iter().any(|(s, _)| *s == ssrc)
+            {
+                published.encodings.push((ssrc, rid));
+            }
+            let track = *track;
+            let subscribers: Vec<PeerKey> = state
+                .room
+                .subscribers_of(track)
+                .map(|s| {
+                    s.map(|participant| PeerKey {
+                        room: key.room,
+                        participant,
+                    })
+                    .collect()
+                })
+                .unwrap_or_default();
+            for sub in subscribers {
+                self.reselect_layer(now, sub, track);
+            }
+            return;
+        }
+        let Some(mut receiver_handle) = peer.pc.rtp_receiver(receiver) else {
+            return;
+        };
+        let rtc_kind = receiver_handle.track().kind();
+        let params = receiver_handle.get_parameters().rtp_parameters.clone();
+        let Some(codec) = params.codecs.iter().find(|c| !c.rtp_codec.mime_type.ends_with("/rtx")) else {
+            warn!("{key:?}: track {rtc_track_id} has no usable codec");
+            return;
+        };
+        let audio_level_ext = params
+            .header_extensions
+            .iter()
+            .find(|e| e.uri == AUDIO_LEVEL_URI)
+            .and_then(|e| u8::try_from(e.id).ok());
+        let source = peer.sources.get(&rtc_track_id).copied().unwrap_or(match rtc_kind {
+            RtpCodecKind::Audio => TrackSource::Microphone,
+            _ => TrackSource::Camera,
+        });
+        let kind = match source {
+            TrackSource::Microphone | TrackSource::ScreenAudio => TrackKind::Audio,
+            TrackSource::Camera => TrackKind::Video,
+            TrackSource::Screen => TrackKind::Screen,
+        };
+        if (kind == TrackKind::Audio) != (rtc_kind == RtpCodecKind::Audio) {
+            warn!("{key:?}: track {rtc_track_id} declared as {source:?} but is {rtc_kind}");
+            return;
+        }
+        let track = match state.room.publish(key.participant, kind) {
+            Ok(track) => track,
+            Err(err) => {
+                warn!("{key:?}: track {rtc_track_id} not published: {err}");
+                return;
+            }
+        };
+        peer.published.insert(rtc_track_id, track);
+        state.published.insert(
+            track,
+            Published {
+                owner: key.participant,
+                receiver,
+                source,
+                kind,
+                video_codec: VideoCodec::from_mime(&codec.rtp_codec.mime_type),
+                codec: codec.rtp_codec.clone(),
+                encodings: vec![(ssrc, rid)],
+                audio_level_ext,
+                last_keyframe_request: None,
+            },
+        );
+        self.process_room_events(now, key.room);
+    }
+
+    fn on_track_closed(&mut self, now: Instant, key: PeerKey, rtc_track_id: &str) {
+        let Some(track) = self.peers.get_mut(&key).and_then(|p| p.published.remove(rtc_track_id)) else {
+            return;
+        };
+        if let Some(state) = self.rooms.get_mut(&key.room)
+            && let Err(err) = state.room.unpublish(key.participant, track)
+        {
+            debug!("{key:?}: unpublish {track}: {err}");
+        }
+        self.process_room_events(now, key.room);
+    }
+
+    /// Turns the room's bookkeeping changes into subscriptions and events.
+    fn process_room_events(&mut self, now: Instant, room: RoomId) {
+        loop {
+            let Some(state) = self.rooms.get_mut(&room) else {
+                return;
+            };
+            let Some(event) = state.room.poll_event() else {
+                return;
+            };
+            match event {
+                RoomEvent::ParticipantJoined { participant } => {
+                    let key = PeerKey { room, participant };
+                    let tracks: Vec<TrackId> = state.published.keys().copied().collect();
+                    for track in tracks {
+                        self.subscribe(now, key, track);
+                    }
+                }
+                RoomEvent::TrackPublished { track, owner, .. } => {
+                    let others: Vec<ParticipantId> = state.room.participants().filter(|p| *p != owner).collect();
+                    if let Some(published) = state.published.get(&track) {
+                        self.events.push_back(SfuEvent::TrackPublished {
+                            room,
+                            owner,
+                            track,
+                            stream_id: stream_id(owner),
+                            track_id: track_label(track),
+                            kind: published.kind,
+                            source: published.source,
+                        });
+                    }
+                    for participant in others {
+                        self.subscribe(now, PeerKey { room, participant }, track);
+                    }
+                }
+                RoomEvent::TrackUnpublished { track, owner, .. } => {
+                    let published = state.published.remove(&track);
+                    for (key, peer) in self.peers.iter_mut().filter(|(k, _)| k.room == room) {
+                        if let Some(sub) = peer.subscriptions.remove(&track) {
+                            peer.subscribed_by_rtc_track.retain(|_, t| *t != track);
+                            if let Err(err) = peer.pc.remove_track(sub.sender) {
+                                debug!("{key:?}: remove {track}: {err}");
+                            }
+                            peer.negotiation.renegotiation_needed();
+                            if !self.dirty.contains(key) {
+                                self.dirty.push(*key);
+                            }
+                        }
+                    }
+                    if let Some(published) = published {
+                        self.events.push_back(SfuEvent::TrackUnpublished {
+                            room,
+                            owner,
+                            track,
+                            source: published.source,
+                        });
+                    }
+                }
+                RoomEvent::ParticipantLeft { .. } => {}
+                RoomEvent::RoomEmpty => {
+                    self.rooms.remove(&room);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Adds a send-only transceiver for `track` to `key`'s connection.
+    fn subscribe(&mut self, now: Instant, key: PeerKey, track: TrackId) {
+        let Some(state) = self.rooms.get(&key.room) else {
+            return;
+        };
+        let Some(published) = state.published.get(&track) else {
+            return;
+        };
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return;
+        };
+        if peer.subscriptions.contains_key(&track) {
+            return;
+        }
+        let kind = if published.kind == TrackKind::Audio {
+            RtpCodecKind::Audio
+        } else {
+            RtpCodecKind::Video
+        };
+        let ssrc = rand::rng().random::<u32>();
+        let label = track_label(track);
+        let stream = stream_id(published.owner);
+        let media_track = MediaStreamTrack::new(
+            stream.clone(),
+            label.clone(),
+            label.clone(),
+            kind,
+            vec![RTCRtpEncodingParameters {
+                rtp_coding_parameters: RTCRtpCodingParameters {
+                    ssrc: Some(ssrc),
+                    ..Default::default()
+                },
+                codec: published.codec.clone(),
+                ..Default::default()
+            }],
+        );
+        let init = RTCRtpTransceiverInit {
+            direction: RTCRtpTransceiverDirection::Sendonly,
+            streams: vec![stream],
+            send_encodings: vec![],
+        };
+        let transceiver = match peer.pc.add_transceiver_from_track(media_track, Some(init)) {
+            Ok(t) => t,
+            Err(err) => {
+                warn!("{key:?}: cannot receive {track}: {err}");
+                return;
+            }
+        };
+        let Some(sender) = peer.pc.rtp_transceiver(transceiver).and_then(|t| t.sender()) else {
+            warn!("{key:?}: transceiver for {track} has no sender");
+            return;
+        };
+        peer.subscriptions.insert(
+            track,
+            Subscription {
+                sender,
+                ssrc,
+                payload_types: HashMap::new(),
+                rewriter: Rewriter::default(),
+                wanted: Layer::High,
+                current: None,
+                target: None,
+            },
+        );
+        peer.subscribed_by_rtc_track.insert(label, track);
+        peer.negotiation.renegotiation_needed();
+        self.mark_dirty(key);
+        self.reselect_layer(now, key, track);
+    }
+
+    /// Re-decides which layer of `track` goes to `key`; a change waits for a keyframe, which is
+    /// requested.
+    fn reselect_layer(&mut self, now: Instant, key: PeerKey, track: TrackId) {
+        let Some(published) = self.rooms.get(&key.room).and_then(|s| s.published.get(&track)) else {
+            return;
+        };
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return;
+        };
+        let allowed = peer.link.max_layer(now);
+        let Some(sub) = peer.subscriptions.get_mut(&track) else {
+            return;
+        };
+        let target = published.pick(sub.wanted.min(allowed));
+        if target != sub.target {
+            sub.target = target;
+            if published.video_codec.is_some() && target != sub.current {
+                self.request_keyframe(now, key.room, track, target);
+            }
+        }
+    }
+
+    /// Asks a track's publisher for a keyframe (throttled per track).
+    fn request_keyframe(&mut self, now: Instant, room: RoomId, track: TrackId, ssrc: Option<u32>) {
+        let interval = self.config.keyframe_request_interval;
+        let Some(published) = self.rooms.get_mut(&room).and_then(|s| s.published.get_mut(&track)) else {
+            return;
+        };
+        if published.video_codec.is_none() {
+            return;
+        }
+        if published
+            .last_keyframe_request
+            .is_some_and(|at| now.saturating_duration_since(at) < interval)
+        {
+            return;
+        }
+        published.last_keyframe_request = Some(now);
+        let owner = PeerKey {
+            room,
+            participant: published.owner,
+        };
+        let ssrcs: Vec<u32> = match ssrc {
+            Some(ssrc) => vec![ssrc],
+            None => published.encodings.iter().map(|(s, _)| *s).collect(),
+        };
+        let receiver = published.receiver;
+        let Some(peer) = self.peers.get_mut(&owner) else {
+            return;
+        };
+        let Some(mut receiver) = peer.pc.rtp_receiver(receiver) else {
+            return;
+        };
+        for media_ssrc in ssrcs {
+            let pli = PictureLossIndication {
+                sender_ssrc: 0,
+                media_ssrc,
+            };
+            if let Err(err) = receiver.write_rtcp(now, vec![Box::new(pli)]) {
+                debug!("{owner:?}: keyframe request: {err}");
+            }
+        }
+        self.stats.keyframe_requests += 1;
+        self.mark_dirty(owner);
+    }
+
+    fn on_rtp(&mut self, now: Instant, from: PeerKey, rtc_track_id: &str, mut packet: rtc::rtp::Packet) {
+        let Some(track) = self
+            .peers
+            .get(&from)
+            .and_then(|p| p.published.get(rtc_track_id))
+            .copied()
+        else {
+            return;
+        };
+        let Some(state) = self.rooms.get_mut(&from.room) else {
+            return;
+        };
+        let Some(published) = state.published.get(&track) else {
+            return;
+        };
+        if let Some(level) = published
+            .audio_level_ext
+            .and_then(|id| packet.header.get_extension(id))
+            .and_then(|ext| ext.first().copied())
+        {
+            state.speaker.observe(now, from.participant, level & 0x7f);
+        }
+        let source_ssrc = packet.header.ssrc;
+        let simulcast = published.is_simulcast();
+        let keyframe = published
+            .video_codec
+            .is_some_and(|codec| is_keyframe(codec, &packet.payload));
+        let frame_gap = published.codec.clock_rate / 30;
+        let mime = published.codec.mime_type.clone();
+        let subscribers: Vec<ParticipantId> = match state.room.subscribers_of(track) {
+            Ok(s) => s.collect(),
+            Err(_) => return,
+        };
+        packet.header.extensions.clear();
+        packet.header.extension = false;
+        packet.header.extension_profile = 0;
+        for participant in subscribers {
+            let key = PeerKey {
+                room: from.room,
+                participant,
+            };
+            let Some(peer) = self.peers.get_mut(&key) else {
+                continue;
+            };
+            if !peer.connected {
+                continue;
+            }
+            let Some(sub) = peer.subscriptions.get_mut(&track) else {
+                continue;
+            };
+            if simulcast {
+                if sub.target == Some(source_ssrc) && sub.current != Some(source_ssrc) && keyframe {
+                    sub.current = Some(source_ssrc);
+                    sub.rewriter.switch_source();
+                    self.stats.layer_switches += 1;
+                }
+                if sub.current != Some(source_ssrc) {
+                    continue;
+                }
+            }
+            let pt = *sub.payload_types.entry(packet.header.payload_type).or_insert_with(|| {
+                peer.pc.rtp_sender(sub.sender).and_then(|mut s| {
+                    s.get_parameters()
+                        .rtp_parameters
+                        .codecs
+                        .iter()
+                        .find(|c| c.rtp_codec.mime_type.eq_ignore_ascii_case(&mime))
+                        .map(|c| c.payload_type)
+                })
+            });
+            let Some(pt) = pt else {
+                continue;
+            };
+            let (seq, ts) = sub
+                .rewriter
+                .rewrite(packet.header.sequence_number, packet.header.timestamp, frame_gap);
+            let mut out = packet.clone();
+            out.header.payload_type = pt;
+            out.header.ssrc = sub.ssrc;
+            out.header.sequence_number = seq;
+            out.header.timestamp = ts;
+            let sender = sub.sender;
+            match peer.pc.rtp_sender(sender).map(|mut s| s.write_rtp(now, out)) {
+                Some(Ok(())) => self.stats.forwarded_packets += 1,
+                Some(Err(err)) => trace!("{key:?}: forward {track}: {err}"),
+                None => {}
+            }
+            if !self.dirty.contains(&key) {
+                self.dirty.push(key);
+            }
+        }
+    }
+
+    fn on_rtcp(&mut self, now: Instant, from: PeerKey, rtc_track_id: &str, packets: &[Box<dyn rtc::rtcp::Packet>]) {
+        let Some(peer) = self.peers.get_mut(&from) else {
+            return;
+        };
+        // Feedback about a track the peer receives: find which.
+        let Some(track) = peer.subscribed_by_rtc_track.get(rtc_track_id).copied() else {
+            return;
+        };
+        let mut keyframe = false;
+        let mut link_changed = false;
+        for packet in packets {
+            let any = packet.as_any();
+            if any.is::<PictureLossIndication>() || any.is::<FullIntraRequest>() {
+                keyframe = true;
+            } else if let Some(rr) = any.downcast_ref::<ReceiverReport>() {
+                for report in &rr.reports {
+                    link_changed |= peer.link.observe_loss(now, report.fraction_lost);
+                }
+            } else if let Some(remb) = any.downcast_ref::<ReceiverEstimatedMaximumBitrate>() {
+                link_changed |= peer.link.observe_remb(now, remb.bitrate as u64);
+            }
+        }
+        let current = peer.subscriptions.get(&track).and_then(|s| s.current.or(s.target));
+        let subscribed: Vec<TrackId> = peer.subscriptions.keys().copied().collect();
+        if keyframe {
+            self.request_keyframe(now, from.room, track, current);
+        }
+        if link_changed {
+            for track in subscribed {
+                self.reselect_layer(now, from, track);
+            }
+        }
+    }
+}
+
+fn add_host_candidate(pc: &mut RTCPeerConnection, addr: SocketAddr) -> Result<(), SfuError> {
+    let candidate = CandidateHostConfig {
+        base_config: CandidateConfig {
+            network: "udp".to_owned(),
+            address: addr.ip().to_string(),
+            port: addr.port(),
+            component: 1,
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+    .new_candidate_host()
+    .map_err(setup_error)?;
+    let init = RTCIceCandidate::from(&candidate).to_json().map_err(setup_error)?;
+    pc.add_local_candidate(init).map_err(setup_error)
+}
+
+/// The stream id subscribers see for a participant's tracks.
+pub fn stream_id(owner: ParticipantId) -> String {
+    owner.to_string()
+}
+
+/// The track id subscribers see for a published track.
+pub fn track_label(track: TrackId) -> String {
+    track.to_string()
+}
+
+/// True when no offer is outstanding in either direction.
+pub(crate) fn is_stable(pc: &RTCPeerConnection) -> bool {
+    pc.pending_local_description().is_none() && pc.pending_remote_description().is_none()
+}
+
+fn random_token(len: usize) -> String {
+    rand::rng()
+        .sample_iter(&Alphanumeric)
+        .take(len)
+        .map(char::from)
+        .collect()
+}
+
+fn sdp_error(err: rtc::shared::error::Error) -> SfuError {
+    SfuError::Negotiation(err.to_string())
+}
+
+fn setup_error(err: rtc::shared::error::Error) -> SfuError {
+    SfuError::Setup(err.to_string())
+}

@@ -1,0 +1,508 @@
+//! Scenario tests for the SFU on a virtual clock: the SFU and its clients are sans-IO state
+//! machines; datagrams travel through an in-memory network and time only moves when the
+//! harness moves it. No sockets, no sleeping.
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use huddle_sfu::client::{ClientConfig, ClientPeer, MediaKind};
+use huddle_sfu::{ParticipantId, PeerKey, RoomId, Sfu, SfuConfig, SfuError, SfuEvent, TrackKind};
+use huddle_signaling::TrackSource;
+
+const ROOM: RoomId = RoomId(1);
+const SFU_ADDR: &str = "10.0.0.1:5000";
+
+struct Net {
+    now: Instant,
+    sfu: Sfu,
+    clients: HashMap<u64, ClientPeer>,
+    /// Clients whose network vanished: what they send and what is sent to them is lost.
+    cut: HashSet<u64>,
+    events: Vec<SfuEvent>,
+}
+
+fn key(p: u64) -> PeerKey {
+    PeerKey {
+        room: ROOM,
+        participant: ParticipantId(p),
+    }
+}
+
+fn client_addr(p: u64) -> SocketAddr {
+    format!("10.0.1.{p}:6000").parse().unwrap()
+}
+
+impl Net {
+    fn new() -> Self {
+        let now = Instant::now();
+        let mut config = SfuConfig::new(SFU_ADDR.parse().unwrap());
+        config.ice_disconnected_timeout = Duration::from_secs(2);
+        config.ice_failed_timeout = Duration::from_secs(4);
+        config.ice_keepalive_interval = Duration::from_millis(500);
+        Self {
+            now,
+            sfu: Sfu::new(config).unwrap(),
+            clients: HashMap::new(),
+            cut: HashSet::new(),
+            events: Vec::new(),
+        }
+    }
+
+    /// Joins participant `p`, publishes its audio and video and completes negotiation.
+    fn join(&mut self, p: u64) {
+        let mut client = ClientPeer::new(self.now, ClientConfig::new(client_addr(p), format!("c{p}"))).unwrap();
+        self.sfu.join(self.now, key(p)).unwrap();
+        let offer = client.create_offer(self.now).unwrap();
+        let sources = vec![
+            (client.track_id(MediaKind::Audio), TrackSource::Microphone),
+            (client.track_id(MediaKind::Video), TrackSource::Camera),
+        ];
+        let reply = self.sfu.handle_offer(self.now, key(p), offer, &sources).unwrap();
+        client.apply_answer(self.now, reply.answer.unwrap()).unwrap();
+        self.clients.insert(p, client);
+        self.follow_up(p, reply.offer);
+    }
+
+    /// Answers the SFU's offer to `p` (and any it makes right after).
+    fn follow_up(&mut self, p: u64, mut offer: Option<(u64, String)>) {
+        while let Some((offer_id, sdp)) = offer.take() {
+            let client = self.clients.get_mut(&p).unwrap();
+            let Some(answer) = client.apply_offer(self.now, sdp).unwrap() else {
+                return;
+            };
+            offer = self
+                .sfu
+                .handle_answer(self.now, key(p), offer_id, answer)
+                .unwrap()
+                .offer;
+        }
+    }
+
+    /// Moves datagrams and events until the network is quiet, then time by `step`, `rounds`
+    /// times.
+    fn run(&mut self, rounds: usize, step: Duration) {
+        for _ in 0..rounds {
+            self.pump();
+            self.now += step;
+            self.sfu.handle_timeout(self.now);
+            for client in self.clients.values_mut() {
+                if client.poll_timeout().is_some_and(|at| at <= self.now) {
+                    client.handle_timeout(self.now);
+                }
+            }
+            self.pump();
+        }
+    }
+
+    fn pump(&mut self) {
+        let sfu_addr: SocketAddr = SFU_ADDR.parse().unwrap();
+        loop {
+            let mut moved = false;
+            while let Some(t) = self.sfu.poll_transmit() {
+                moved = true;
+                let Some((&p, client)) = self.clients.iter_mut().find(|(_, c)| c.local_addr() == t.to) else {
+                    continue;
+                };
+                if !self.cut.contains(&p) {
+                    client.handle_datagram(self.now, sfu_addr, t.to, &t.payload);
+                }
+            }
+            let mut outgoing = Vec::new();
+            for (&p, client) in &mut self.clients {
+                while let Some((_, to, payload)) = client.poll_transmit() {
+                    if to == sfu_addr && !self.cut.contains(&p) {
+                        outgoing.push((client.local_addr(), payload));
+                    }
+                }
+            }
+            for (from, payload) in outgoing {
+                moved = true;
+                let _ = self.sfu.handle_datagram(self.now, from, &payload);
+            }
+            while let Some(event) = self.sfu.poll_event() {
+                moved = true;
+                if let SfuEvent::Offer { peer, offer_id, sdp } = &event {
+                    let p = peer.participant.0;
+                    if self.clients.contains_key(&p) {
+                        self.follow_up(p, Some((*offer_id, sdp.clone())));
+                    }
+                }
+                self.events.push(event);
+            }
+            if !moved {
+                return;
+            }
+        }
+    }
+
+    fn run_until(&mut self, what: &str, mut done: impl FnMut(&Net) -> bool) {
+        for _ in 0..2000 {
+            if done(self) {
+                return;
+            }
+            self.run(1, Duration::from_millis(10));
+        }
+        panic!("timed out (virtual) waiting for {what}");
+    }
+
+    fn all_connected(&self) -> bool {
+        self.clients.values().all(ClientPeer::is_connected)
+    }
+
+    /// Every client sends `frames` audio and video packets with payloads naming their origin.
+    fn send_media(&mut self, frames: usize) {
+        for frame in 0..frames {
+            let ps: Vec<u64> = self.clients.keys().copied().collect();
+            for p in ps {
+                let client = self.clients.get_mut(&p).unwrap();
+                client
+                    .send(self.now, MediaKind::Audio, audio_payload(p, frame))
+                    .unwrap();
+                client
+                    .send(self.now, MediaKind::Video, video_payload(p, frame))
+                    .unwrap();
+            }
+            self.run(1, Duration::from_millis(20));
+        }
+    }
+
+    /// One packet of each kind from every client, so the SFU sees their tracks.
+    fn prime(&mut self) {
+        let now = self.now;
+        for client in self.clients.values_mut() {
+            client
+                .send(now, MediaKind::Audio, Bytes::from_static(b"primer"))
+                .unwrap();
+            client
+                .send(now, MediaKind::Video, Bytes::from_static(&[0x10, 0x00, b'p']))
+                .unwrap();
+        }
+        self.run(5, Duration::from_millis(10));
+    }
+
+    /// The payloads client `to` received from participant `from` of `kind`.
+    fn received(&self, to: u64, from: u64, kind: &str) -> Vec<Bytes> {
+        let client = &self.clients[&to];
+        let matching: Vec<_> = client
+            .remote_tracks()
+            .values()
+            .filter(|t| t.stream_id == format!("p{from}") && t.kind == kind)
+            .collect();
+        assert!(matching.len() <= 1, "one {kind} track per participant");
+        let primer = |p: &Bytes| p.ends_with(b"primer") || p.as_ref() == [0x10, 0x00, b'p'];
+        matching
+            .first()
+            .map(|t| t.payloads.iter().filter(|p| !primer(p)).cloned().collect())
+            .unwrap_or_default()
+    }
+
+    fn track_of(&self, owner: u64, kind: TrackKind) -> String {
+        self.events
+            .iter()
+            .find_map(|e| match e {
+                SfuEvent::TrackPublished {
+                    owner: o,
+                    kind: k,
+                    track_id,
+                    ..
+                } if *o == ParticipantId(owner) && *k == kind => Some(track_id.clone()),
+                _ => None,
+            })
+            .expect("published track")
+    }
+}
+
+fn audio_payload(p: u64, frame: usize) -> Bytes {
+    Bytes::from(format!("opus from {p} #{frame}"))
+}
+
+/// A VP8 payload: descriptor (start of partition 0), then a frame header whose low bit says
+/// key (0) or inter (1) frame, then bytes naming the origin.
+fn video_payload(p: u64, frame: usize) -> Bytes {
+    let mut payload = vec![0x10, if frame == 0 { 0x00 } else { 0x01 }];
+    payload.extend_from_slice(format!("vp8 from {p} #{frame}").as_bytes());
+    Bytes::from(payload)
+}
+
+fn three_party_call() -> Net {
+    let mut net = Net::new();
+    for p in 1..=3 {
+        net.join(p);
+    }
+    net.run_until("everyone connected", Net::all_connected);
+    // A track is published when its first packet arrives (its SSRC may only be known then).
+    net.prime();
+    // Let the renegotiations settle and the keyframe-request throttle pass.
+    net.run(60, Duration::from_millis(10));
+    net
+}
+
+#[test]
+fn three_peers_publish_and_each_receives_the_other_two() {
+    let mut net = three_party_call();
+    for p in 1..=3 {
+        assert_eq!(
+            net.sfu.subscriptions(key(p)).len(),
+            4,
+            "p{p} receives 2 tracks from each of 2 others"
+        );
+    }
+    net.send_media(30);
+    net.run(20, Duration::from_millis(10));
+    for to in 1..=3 {
+        for from in (1..=3).filter(|f| *f != to) {
+            let audio: Vec<Bytes> = (0..30).map(|f| audio_payload(from, f)).collect();
+            let video: Vec<Bytes> = (0..30).map(|f| video_payload(from, f)).collect();
+            assert_eq!(net.received(to, from, "audio"), audio, "audio {from} -> {to}");
+            assert_eq!(net.received(to, from, "video"), video, "video {from} -> {to}");
+        }
+        assert!(
+            net.received(to, to, "audio").is_empty(),
+            "nobody receives their own tracks"
+        );
+    }
+    assert!(net.sfu.stats().forwarded_packets >= 3 * 2 * 2 * 30);
+    let published = net
+        .events
+        .iter()
+        .filter(|e| matches!(e, SfuEvent::TrackPublished { .. }))
+        .count();
+    assert_eq!(published, 6);
+}
+
+#[test]
+fn a_subscribers_keyframe_request_reaches_the_publisher() {
+    let mut net = three_party_call();
+    net.send_media(3);
+    net.run(60, Duration::from_millis(10));
+    let video_of_1 = net.track_of(1, TrackKind::Video);
+    let audio_of_1 = net.track_of(1, TrackKind::Audio);
+    let before = net.clients[&1].keyframe_requests();
+    let requests_before = net.sfu.stats().keyframe_requests;
+
+    let now = net.now;
+    net.clients
+        .get_mut(&2)
+        .unwrap()
+        .request_keyframe(now, &video_of_1)
+        .unwrap();
+    net.run(2, Duration::from_millis(10));
+    assert_eq!(
+        net.clients[&1].keyframe_requests(),
+        before + 1,
+        "PLI forwarded to the publisher"
+    );
+    assert_eq!(net.sfu.stats().keyframe_requests, requests_before + 1);
+
+    // A burst of requests from the other subscriber inside the throttle interval is merged.
+    let now = net.now;
+    net.clients
+        .get_mut(&3)
+        .unwrap()
+        .request_keyframe(now, &video_of_1)
+        .unwrap();
+    net.run(2, Duration::from_millis(10));
+    assert_eq!(net.clients[&1].keyframe_requests(), before + 1, "throttled");
+
+    // Audio has no keyframes: nothing goes upstream.
+    let now = net.now;
+    net.clients
+        .get_mut(&2)
+        .unwrap()
+        .request_keyframe(now, &audio_of_1)
+        .unwrap();
+    net.run(60, Duration::from_millis(10));
+    assert_eq!(net.clients[&1].keyframe_requests(), before + 1);
+
+    // After the interval, a new request goes through.
+    let now = net.now;
+    net.clients
+        .get_mut(&3)
+        .unwrap()
+        .request_keyframe(now, &video_of_1)
+        .unwrap();
+    net.run(2, Duration::from_millis(10));
+    assert_eq!(net.clients[&1].keyframe_requests(), before + 2);
+}
+
+#[test]
+fn a_leaving_peers_tracks_disappear_from_the_others() {
+    let mut net = three_party_call();
+    let now = net.now;
+    net.sfu.leave(now, key(3)).unwrap();
+    net.clients.remove(&3);
+    net.run(20, Duration::from_millis(10));
+
+    let unpublished: Vec<_> = net
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            SfuEvent::TrackUnpublished { owner, source, .. } => Some((*owner, *source)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(unpublished.len(), 2);
+    assert!(unpublished.iter().all(|(owner, _)| *owner == ParticipantId(3)));
+    for p in 1..=2 {
+        assert_eq!(
+            net.sfu.subscriptions(key(p)).len(),
+            2,
+            "p{p} keeps only the other's tracks"
+        );
+    }
+    assert_eq!(net.sfu.participants(ROOM), vec![ParticipantId(1), ParticipantId(2)]);
+
+    // The two who stayed still talk, through the renegotiated connections.
+    let before = net.received(2, 1, "audio").len();
+    net.send_media(5);
+    net.run(10, Duration::from_millis(10));
+    assert_eq!(net.received(2, 1, "audio").len(), before + 5);
+
+    // The last two leave: the room and every connection are gone.
+    let now = net.now;
+    net.sfu.leave(now, key(1)).unwrap();
+    net.sfu.leave(now, key(2)).unwrap();
+    assert_eq!((net.sfu.peer_count(), net.sfu.room_count()), (0, 0));
+}
+
+#[test]
+fn a_peer_whose_network_vanishes_is_removed_when_ice_consent_fails() {
+    let mut net = three_party_call();
+    net.cut.insert(3);
+    net.run_until("the SFU gives up on p3", |n| {
+        n.events
+            .iter()
+            .any(|e| matches!(e, SfuEvent::PeerFailed { peer } if *peer == key(3)))
+    });
+    assert_eq!(net.sfu.participants(ROOM), vec![ParticipantId(1), ParticipantId(2)]);
+    assert_eq!(
+        net.events
+            .iter()
+            .filter(|e| matches!(e, SfuEvent::TrackUnpublished { owner, .. } if *owner == ParticipantId(3)))
+            .count(),
+        2,
+        "the others are told its tracks are gone"
+    );
+    for p in 1..=2 {
+        assert_eq!(net.sfu.subscriptions(key(p)).len(), 2);
+    }
+}
+
+#[test]
+fn join_and_leave_churn_leaks_nothing() {
+    let mut net = three_party_call();
+    for round in 0..5u64 {
+        let p = 10 + round;
+        net.join(p);
+        net.run_until("the newcomer connected", |n| n.clients[&p].is_connected());
+        net.prime();
+        net.run(20, Duration::from_millis(10));
+        assert_eq!(net.sfu.subscriptions(key(p)).len(), 6);
+        let now = net.now;
+        net.sfu.leave(now, key(p)).unwrap();
+        net.clients.remove(&p);
+        net.run(20, Duration::from_millis(10));
+        for q in 1..=3 {
+            assert_eq!(net.sfu.subscriptions(key(q)).len(), 4, "round {round}: p{q}");
+        }
+    }
+    assert_eq!(net.sfu.peer_count(), 3);
+}
+
+#[test]
+fn malformed_datagrams_and_sdp_are_refused_without_harm() {
+    let mut net = three_party_call();
+    let now = net.now;
+    let c1 = client_addr(1);
+    let stranger: SocketAddr = "10.9.9.9:1234".parse().unwrap();
+    let garbage: Vec<Vec<u8>> = vec![
+        vec![],
+        vec![0x80],
+        vec![0x80, 0x60, 0x00],                               // truncated RTP
+        vec![0x80, 0xc8, 0x00, 0x06, 1, 2, 3, 4],             // truncated RTCP sender report
+        vec![0x81, 0xc9, 0xff, 0xff],                         // RTCP with a length far beyond the datagram
+        [0x90u8; 1500].to_vec(),                              // RTP with a bogus extension header
+        vec![0x16, 0xfe, 0xfd, 0, 0],                         // truncated DTLS record
+        vec![0x00, 0x01, 0x00, 0x50, 0x21, 0x12, 0xa4, 0x42], // STUN header, no body
+        (0..=255u8).collect(),
+    ];
+    for datagram in &garbage {
+        assert!(
+            net.sfu.handle_datagram(now, stranger, datagram).is_err(),
+            "unknown source"
+        );
+        let _ = net.sfu.handle_datagram(now, c1, datagram);
+    }
+    assert!(net.sfu.stats().dropped_datagrams >= garbage.len() as u64);
+
+    // SDP: too large, not SDP, and SDP that is not an offer the SFU can accept.
+    let huge = format!("v=0\r\n{}", "a=x\r\n".repeat(10_000));
+    assert!(matches!(
+        net.sfu.handle_offer(now, key(1), huge, &[]),
+        Err(SfuError::SdpTooLarge { .. })
+    ));
+    for bad in [
+        "",
+        "hello",
+        "v=0\r\nm=audio\r\n",
+        "v=0\r\no=- 0 0 IN IP4 0\r\ns=-\r\nt=0 0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\n",
+    ] {
+        assert!(
+            net.sfu.handle_offer(now, key(1), bad.to_owned(), &[]).is_err(),
+            "{bad:?} must be refused"
+        );
+    }
+    assert!(matches!(
+        net.sfu.handle_answer(now, key(1), 999, "v=0\r\n".into()),
+        Err(SfuError::Negotiation(_))
+    ));
+    assert!(
+        net.sfu.handle_offer(now, key(42), "v=0".into(), &[]).is_err(),
+        "not in the room"
+    );
+
+    // The call goes on undisturbed.
+    let before = net.received(2, 1, "video").len();
+    net.send_media(5);
+    net.run(10, Duration::from_millis(10));
+    assert_eq!(net.received(2, 1, "video").len(), before + 5);
+}
+
+#[test]
+fn the_loudest_participant_becomes_the_active_speaker() {
+    let mut net = three_party_call();
+    for frame in 0..40usize {
+        for p in 1..=3u64 {
+            let level = if p == 2 { 10 } else { 120 };
+            let now = net.now;
+            let client = net.clients.get_mut(&p).unwrap();
+            client
+                .send_audio_with_level(now, level, audio_payload(p, frame))
+                .unwrap();
+        }
+        net.run(1, Duration::from_millis(20));
+    }
+    let speakers: Vec<_> = net
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            SfuEvent::Speaker { participant, .. } => Some(*participant),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(speakers, vec![Some(ParticipantId(2))]);
+}
+
+#[test]
+fn a_full_room_refuses_the_next_participant() {
+    let mut config = SfuConfig::new(SFU_ADDR.parse().unwrap());
+    config.room.max_participants = 2;
+    let mut sfu = Sfu::new(config).unwrap();
+    let now = Instant::now();
+    sfu.join(now, key(1)).unwrap();
+    sfu.join(now, key(2)).unwrap();
+    assert_eq!(sfu.join(now, key(3)), Err(SfuError::RoomFull { max: 2 }));
+    assert_eq!(sfu.join(now, key(1)), Err(SfuError::AlreadyJoined(ParticipantId(1))));
+}
