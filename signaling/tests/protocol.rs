@@ -1,8 +1,9 @@
 //! Wire-shape tests for call messages: camelCase JSON, unknown fields refused, limits enforced.
 
 use huddle_signaling::protocol::{
-    CallAccept, CallEnded, CallIncoming, CallJoin, CallLeave, CallStart, IceCandidate, MAX_ICE_CANDIDATE_BYTES,
-    MAX_SDP_BYTES, SdpAnswer, SdpOffer, SocketEvent, TrackSourceEntry, Validate,
+    ActiveSpeaker, CallAccept, CallEnded, CallIncoming, CallJoin, CallLeave, CallStart, IceCandidate, LayerRequest,
+    MAX_ICE_CANDIDATE_BYTES, MAX_SDP_BYTES, MuteRequest, ParticipantMuted, SdpAnswer, SdpOffer, SocketEvent,
+    TrackPublished, TrackSourceEntry, TrackUnpublished, Validate,
 };
 use huddle_signaling::{CallKind, CallStatus, EndReason, SignalingError, TrackSource};
 
