@@ -88,6 +88,14 @@ pub struct Config {
     pub turn_urls: Vec<String>,
     pub stun_urls: Vec<String>,
     pub turn_ttl_secs: u64,
+    /// The SFU's one UDP port for every call's media (ICE, DTLS, SRTP muxed).
+    pub media_udp_addr: SocketAddr,
+    /// The IP participants are told to send media to, when the server is behind 1:1 NAT or
+    /// bound to `0.0.0.0` (then `127.0.0.1` is advertised unless this is set).
+    pub media_public_ip: Option<std::net::IpAddr>,
+    /// Participants per call, and tracks (microphone, camera, screen...) per participant.
+    pub call_max_participants: usize,
+    pub call_max_tracks_per_participant: usize,
 }
 
 impl Default for Config {
@@ -132,6 +140,10 @@ impl Default for Config {
             turn_urls: Vec::new(),
             stun_urls: Vec::new(),
             turn_ttl_secs: 3600,
+            media_udp_addr: SocketAddr::from(([0, 0, 0, 0], 50_000)),
+            media_public_ip: None,
+            call_max_participants: 16,
+            call_max_tracks_per_participant: 4,
         }
     }
 }
@@ -264,6 +276,16 @@ const ENV: &[(&str, Setter)] = &[
         set(&mut c.stun_urls, Ok(v.split(',').filter_map(non_empty).collect()))
     }),
     ("HUDDLE_TURN_TTL", |c, v| set(&mut c.turn_ttl_secs, parse(v))),
+    ("HUDDLE_MEDIA_UDP_ADDR", |c, v| set(&mut c.media_udp_addr, parse(v))),
+    ("HUDDLE_MEDIA_PUBLIC_IP", |c, v| {
+        set(&mut c.media_public_ip, non_empty(v).map(|v| parse(&v)).transpose())
+    }),
+    ("HUDDLE_CALL_MAX_PARTICIPANTS", |c, v| {
+        set(&mut c.call_max_participants, parse(v))
+    }),
+    ("HUDDLE_CALL_MAX_TRACKS", |c, v| {
+        set(&mut c.call_max_tracks_per_participant, parse(v))
+    }),
 ];
 
 impl Config {
@@ -401,6 +423,21 @@ impl Config {
                 ));
             }
         }
+        if !(2..=huddle_sfu::MAX_PARTICIPANTS).contains(&self.call_max_participants) {
+            return Err(err(
+                "HUDDLE_CALL_MAX_PARTICIPANTS",
+                format!("must be between 2 and {}", huddle_sfu::MAX_PARTICIPANTS),
+            ));
+        }
+        if !(1..=huddle_sfu::MAX_TRACKS_PER_PARTICIPANT).contains(&self.call_max_tracks_per_participant) {
+            return Err(err(
+                "HUDDLE_CALL_MAX_TRACKS",
+                format!("must be between 1 and {}", huddle_sfu::MAX_TRACKS_PER_PARTICIPANT),
+            ));
+        }
+        if self.media_public_ip.is_some_and(|ip| ip.is_unspecified()) {
+            return Err(err("HUDDLE_MEDIA_PUBLIC_IP", "must be an address clients can reach"));
+        }
         if !self.turn_urls.is_empty() && self.turn_secret.is_none() {
             return Err(err("HUDDLE_TURN_SECRET", "is required when HUDDLE_TURN_URLS is set"));
         }
@@ -410,6 +447,16 @@ impl Config {
             return Err(err("OPENAI_BASE_URL", "must be an http:// or https:// URL"));
         }
         Ok(())
+    }
+
+    /// The media address advertised to participants in the SFU's ICE candidate.
+    pub fn media_public_addr(&self, bound: SocketAddr) -> SocketAddr {
+        let ip = match self.media_public_ip {
+            Some(ip) => ip,
+            None if bound.ip().is_unspecified() => std::net::IpAddr::from([127, 0, 0, 1]),
+            None => bound.ip(),
+        };
+        SocketAddr::new(ip, bound.port())
     }
 
     pub fn access_token_ttl(&self) -> Duration {

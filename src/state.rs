@@ -18,6 +18,7 @@ use crate::embedded::lock::DataDirLock;
 use crate::embedded::s3::EmbeddedS3;
 use crate::mail::{Mailer, outbox::Outbox, sendgrid::SendGrid};
 use crate::media::calls::{self, CallHub};
+use crate::media::sfu::MediaServer;
 use crate::realtime::Realtime;
 use crate::store::Store;
 use crate::store::s3::MediaStore;
@@ -35,6 +36,7 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     pub realtime: Realtime,
     pub calls: CallHub,
+    pub sfu: MediaServer,
 }
 
 /// What the server started for itself; stopped when this is shut down or dropped.
@@ -145,6 +147,7 @@ impl AppState {
             config.access_token_ttl(),
         );
         let (hub, inbox) = CallHub::channel();
+        let (sfu, media_inbox) = MediaServer::bind(&config).await?;
         let state = Self {
             store,
             media,
@@ -156,10 +159,16 @@ impl AppState {
             metrics: crate::telemetry::metrics_handle(),
             realtime: Realtime::new(),
             calls: hub,
+            sfu,
             config: Arc::new(config),
         };
         crate::realtime::register(state.clone());
         tokio::spawn(calls::run(state.clone(), inbox));
+        tokio::spawn(crate::media::sfu::run(
+            state.config.clone(),
+            state.calls.clone(),
+            media_inbox,
+        ));
         let backends = Backends {
             db: embedded_db,
             s3: embedded_s3,

@@ -319,6 +319,7 @@ async fn acknowledged_messages_survive_a_restart() {
     let config = huddle::Config {
         data_dir: dir.path().to_path_buf(),
         cookie_secure: false,
+        media_udp_addr: ([127, 0, 0, 1], 0).into(),
         ..huddle::Config::default()
     };
     let first = TestServer::start_config(config.clone()).await.expect("start");

@@ -302,6 +302,7 @@ async fn accounts_and_sessions_survive_a_restart_on_the_embedded_default() {
     let config = huddle::Config {
         data_dir: dir.path().to_path_buf(),
         cookie_secure: false,
+        media_udp_addr: ([127, 0, 0, 1], 0).into(),
         ..huddle::Config::default()
     };
     let first = TestServer::start_config(config.clone()).await.expect("first start");
@@ -352,6 +353,7 @@ async fn the_binary_logs_json_without_secrets_and_stops_on_sigterm() {
         .env("MONGODB_URI", config.mongodb_uri.as_ref().unwrap().expose())
         .env("HUDDLE_MONGODB_DB", &config.mongodb_db)
         .env("HUDDLE_COOKIE_SECURE", "false")
+        .env("HUDDLE_MEDIA_UDP_ADDR", "127.0.0.1:0")
         .env("HUDDLE_LOG_FORMAT", "json")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -40,6 +40,12 @@ enum Command {
         action: Action,
         reply: oneshot::Sender<AppResult<Call>>,
     },
+    /// Whether `user` has joined the live call `call`.
+    IsJoined {
+        call: ObjectId,
+        user: ObjectId,
+        reply: oneshot::Sender<bool>,
+    },
     /// The chats of the live calls `user` is in (or rung by).
     LiveChatsOf {
         user: ObjectId,
@@ -86,6 +92,10 @@ impl CallHub {
             reply,
         })
         .await?
+    }
+
+    pub async fn is_joined(&self, call: ObjectId, user: ObjectId) -> AppResult<bool> {
+        self.ask(|reply| Command::IsJoined { call, user, reply }).await
     }
 
     pub async fn live_chats_of(&self, user: ObjectId) -> AppResult<Vec<ObjectId>> {
@@ -228,6 +238,13 @@ impl Hub {
                 let result = self.act(call, user, action).await;
                 let _ = reply.send(result);
             }
+            Command::IsJoined { call, user, reply } => {
+                let joined = self
+                    .calls
+                    .get(&call)
+                    .is_some_and(|l| l.session.check_joined(&user.to_hex()).is_ok());
+                let _ = reply.send(joined);
+            }
             Command::LiveChatsOf { user, reply } => {
                 let hex = user.to_hex();
                 let chats = self
@@ -365,6 +382,9 @@ impl Hub {
                     realtime.to_chat(chat, "call:participant-joined", &event).await;
                 }
                 SessionEvent::ParticipantLeft { user_id } => {
+                    if let Some(user) = oid(&user_id) {
+                        self.state.sfu.remove(id, user).await;
+                    }
                     let event = json!({ "callId": view_id, "userId": user_id });
                     realtime.to_chat(chat, "call:participant-left", &event).await;
                 }
@@ -376,6 +396,7 @@ impl Hub {
                 } => {
                     let ended = self.wall_clock(at);
                     let Some(mut live) = self.calls.remove(&id) else { return };
+                    self.state.sfu.end(id).await;
                     live.call.status = status;
                     live.call.end_reason = Some(reason);
                     live.call.ended_at = Some(ended);

@@ -1,4 +1,5 @@
-//! The glue around live calls: the hub task that owns every call's state (signaling now,
-//! the SFU rooms as they arrive), reached through a command channel.
+//! The glue around live calls: the hub task that owns every call's signaling state, and the
+//! media task that owns the SFU and its UDP port, each reached through a command channel.
 
 pub mod calls;
+pub mod sfu;

@@ -18,6 +18,8 @@ use crate::media::calls::{Action, CallView};
 use crate::service::calls;
 use crate::service::messages::{self, MessageView, SendMessage, SyncRequest};
 use crate::state::AppState;
+use huddle_signaling::protocol::{IceCandidate, LayerRequest, MuteRequest, SdpAnswer, SdpOffer, Validate};
+use rtc::peer_connection::transport::RTCIceCandidateInit;
 
 #[derive(Deserialize)]
 struct Handshake {
@@ -188,6 +190,7 @@ fn register_events(state: &AppState, socket: &SocketRef) {
         let ice = calls::ice_servers(&state, user.id).await?;
         Ok(json!({ "call": CallView::from(&call), "iceServers": ice.ice_servers, "ttl": ice.ttl }))
     });
+    register_media_events(&socket, &state);
     for (event, typing) in [("typing:start", true), ("typing:stop", false)] {
         on(&socket, &state, event, move |state, user, req: ChatRef| async move {
             let chat = parse_id(&req.chat_id)?;
@@ -207,6 +210,93 @@ fn register_events(state: &AppState, socket: &SocketRef) {
             Ok(json!({}))
         });
     }
+}
+
+/// `rtc:*` and `participant:mute`: media signaling between a call participant and the SFU.
+/// Each request is validated, then allowed only to a participant who joined the call.
+fn register_media_events(socket: &SocketRef, state: &AppState) {
+    on_socket(
+        socket,
+        state,
+        "rtc:offer",
+        |state, user, socket, req: SdpOffer| async move {
+            req.validate().map_err(signaling_error)?;
+            let call = parse_id(&req.call_id)?;
+            calls::check_in_call(&state, user.id, call).await?;
+            let sources = req.sources.into_iter().map(|s| (s.track_id, s.source)).collect();
+            let reply = state.sfu.offer(call, user.id, socket, req.sdp, sources).await?;
+            Ok(negotiation_reply(reply))
+        },
+    );
+    on(socket, state, "rtc:answer", |state, user, req: SdpAnswer| async move {
+        req.validate().map_err(signaling_error)?;
+        let call = parse_id(&req.call_id)?;
+        calls::check_in_call(&state, user.id, call).await?;
+        let reply = state.sfu.answer(call, user.id, req.offer_id, req.sdp).await?;
+        Ok(negotiation_reply(reply))
+    });
+    on(
+        socket,
+        state,
+        "rtc:candidate",
+        |state, user, req: IceCandidate| async move {
+            req.validate().map_err(signaling_error)?;
+            let call = parse_id(&req.call_id)?;
+            calls::check_in_call(&state, user.id, call).await?;
+            let candidate = RTCIceCandidateInit {
+                candidate: req.candidate,
+                sdp_mid: req.sdp_mid,
+                sdp_mline_index: req.sdp_m_line_index,
+                username_fragment: None,
+                url: None,
+            };
+            state.sfu.candidate(call, user.id, candidate).await?;
+            Ok(json!({}))
+        },
+    );
+    on(
+        socket,
+        state,
+        "rtc:layer",
+        |state, user, req: LayerRequest| async move {
+            req.validate().map_err(signaling_error)?;
+            let call = parse_id(&req.call_id)?;
+            calls::check_in_call(&state, user.id, call).await?;
+            state.sfu.layer(call, user.id, req.track_id, req.layer).await?;
+            Ok(json!({}))
+        },
+    );
+    on(
+        socket,
+        state,
+        "participant:mute",
+        |state, user, req: MuteRequest| async move {
+            req.validate().map_err(signaling_error)?;
+            let call = parse_id(&req.call_id)?;
+            calls::check_in_call(&state, user.id, call).await?;
+            state.sfu.mute(call, user.id, req.source, req.muted).await?;
+            Ok(json!({}))
+        },
+    );
+}
+
+fn signaling_error(e: huddle_signaling::SignalingError) -> AppError {
+    AppError::Rejected {
+        code: e.code(),
+        message: e.to_string(),
+    }
+}
+
+/// `{ sdp }` for an answer, plus `{ offer: { offerId, sdp } }` when the SFU offers right after.
+fn negotiation_reply(reply: huddle_sfu::NegotiationReply) -> Value {
+    let mut body = json!({});
+    if let Some(answer) = reply.answer {
+        body["sdp"] = json!(answer);
+    }
+    if let Some((offer_id, sdp)) = reply.offer {
+        body["offer"] = json!({ "offerId": offer_id, "sdp": sdp });
+    }
+    body
 }
 
 /// Tells a user's friends they came online or went offline.
@@ -237,6 +327,19 @@ where
     Fut: Future<Output = AppResult<R>> + Send + 'static,
     R: serde::Serialize + Send + 'static,
 {
+    on_socket(socket, state, event, move |state, user, _socket, request| {
+        handler(state, user, request)
+    });
+}
+
+/// Like [`on`], for handlers that need the socket itself (media signaling answers on it).
+fn on_socket<T, F, Fut, R>(socket: &SocketRef, state: &AppState, event: &'static str, handler: F)
+where
+    T: DeserializeOwned + Send + 'static,
+    F: Fn(AppState, AuthUser, SocketRef, T) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = AppResult<R>> + Send + 'static,
+    R: serde::Serialize + Send + 'static,
+{
     let state = state.clone();
     socket.on(
         event,
@@ -248,7 +351,7 @@ where
                     let payload = payload.map_err(|e| AppError::bad_request(format!("payload: {e}")))?;
                     let request =
                         serde_json::from_value::<T>(payload).map_err(|e| AppError::bad_request(e.to_string()))?;
-                    handler(state, user, request).await
+                    handler(state, user, socket.clone(), request).await
                 }
                 .await;
                 if let Err(e) = ack.send(&Ack::from(result)) {

@@ -110,3 +110,13 @@ pub async fn ice_servers(state: &AppState, user: ObjectId) -> AppResult<IceServe
         ttl: config.turn_ttl_secs,
     })
 }
+
+/// Media signaling is for participants who joined the call; anyone else gets the answer of a
+/// call that does not exist.
+pub async fn check_in_call(state: &AppState, user: ObjectId, call: ObjectId) -> AppResult<()> {
+    if state.calls.is_joined(call, user).await? {
+        Ok(())
+    } else {
+        Err(AppError::NotFound)
+    }
+}

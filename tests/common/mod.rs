@@ -63,6 +63,7 @@ pub async fn test_config(data_dir: &Path) -> Config {
         mongodb_db: format!("t{}", mongodb::bson::oid::ObjectId::new().to_hex()),
         jwt_secret: Some(huddle::config::Secret::new("test-secret-test-secret-test-secret-0123")),
         cookie_secure: false,
+        media_udp_addr: ([127, 0, 0, 1], 0).into(),
         rate_limit_per_ip: 1000,
         rate_limit_per_account: 1000,
         ..Config::default()

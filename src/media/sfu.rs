@@ -1,0 +1,671 @@
+//! The media task: owns the SFU (`huddle-sfu`), its one UDP socket and its timer, and is
+//! reached through a command channel. Signaling (`rtc:*`, `participant:mute`) arrives here
+//! from the socket handlers after the call hub confirmed the caller is in the call; what the
+//! SFU reports goes back to the call's participants over their sockets.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use huddle_sfu::{NegotiationReply, ParticipantId, PeerKey, RoomConfig, RoomId, Sfu, SfuConfig, SfuError, SfuEvent};
+use huddle_signaling::protocol::{ActiveSpeaker, ParticipantMuted, TrackPublished, TrackUnpublished};
+use huddle_signaling::{Layer, TrackKind, TrackSource};
+use mongodb::bson::oid::ObjectId;
+use rtc::peer_connection::transport::RTCIceCandidateInit;
+use serde::Serialize;
+use socketioxide::extract::SocketRef;
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::config::Config;
+use crate::error::{AppError, AppResult};
+use crate::media::calls::{Action, CallHub};
+
+/// Commands waiting for the media task before senders feel back-pressure.
+const QUEUE: usize = 4096;
+/// Largest datagram read from the socket (MTU-sized packets and then some).
+const MAX_DATAGRAM: usize = 2048;
+
+enum Command {
+    Offer {
+        call: ObjectId,
+        user: ObjectId,
+        socket: SocketRef,
+        sdp: String,
+        sources: Vec<(String, TrackSource)>,
+        reply: oneshot::Sender<Result<NegotiationReply, SfuError>>,
+    },
+    Answer {
+        call: ObjectId,
+        user: ObjectId,
+        offer_id: u64,
+        sdp: String,
+        reply: oneshot::Sender<Result<NegotiationReply, SfuError>>,
+    },
+    Candidate {
+        call: ObjectId,
+        user: ObjectId,
+        candidate: RTCIceCandidateInit,
+        reply: oneshot::Sender<Result<(), SfuError>>,
+    },
+    Layer {
+        call: ObjectId,
+        user: ObjectId,
+        track: String,
+        layer: Layer,
+        reply: oneshot::Sender<Result<(), SfuError>>,
+    },
+    Mute {
+        call: ObjectId,
+        user: ObjectId,
+        source: TrackSource,
+        muted: bool,
+    },
+    /// The user left the call (or was dropped by the hub).
+    Remove {
+        call: ObjectId,
+        user: ObjectId,
+    },
+    /// The call is over: every connection closes.
+    End {
+        call: ObjectId,
+    },
+    Stats {
+        reply: oneshot::Sender<MediaStats>,
+    },
+}
+
+/// Counters for tests and metrics.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MediaStats {
+    pub rooms: usize,
+    pub peers: usize,
+    pub forwarded_packets: u64,
+    pub dropped_datagrams: u64,
+    pub keyframe_requests: u64,
+}
+
+/// The handle the rest of the server talks to the media task through.
+#[derive(Clone, Debug)]
+pub struct MediaServer {
+    tx: mpsc::Sender<Command>,
+    local_addr: SocketAddr,
+}
+
+/// The media task's end, consumed by [`run`].
+pub struct MediaInbox {
+    rx: mpsc::Receiver<Command>,
+    socket: UdpSocket,
+    public_addr: SocketAddr,
+}
+
+impl std::fmt::Debug for MediaInbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MediaInbox")
+    }
+}
+
+impl MediaServer {
+    /// Binds the media port; the task starts with [`run`].
+    pub async fn bind(config: &Config) -> anyhow::Result<(Self, MediaInbox)> {
+        let socket = UdpSocket::bind(config.media_udp_addr)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot bind the media port {}: {e}", config.media_udp_addr))?;
+        let local_addr = socket.local_addr()?;
+        let public_addr = config.media_public_addr(local_addr);
+        let (tx, rx) = mpsc::channel(QUEUE);
+        Ok((
+            Self { tx, local_addr },
+            MediaInbox {
+                rx,
+                socket,
+                public_addr,
+            },
+        ))
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    async fn send(&self, command: Command) -> AppResult<()> {
+        self.tx
+            .send(command)
+            .await
+            .map_err(|_| AppError::Internal(anyhow::anyhow!("media task stopped")))
+    }
+
+    async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> AppResult<T> {
+        let (reply, answer) = oneshot::channel();
+        self.send(make(reply)).await?;
+        answer
+            .await
+            .map_err(|_| AppError::Internal(anyhow::anyhow!("media task dropped a request")))
+    }
+
+    pub async fn offer(
+        &self,
+        call: ObjectId,
+        user: ObjectId,
+        socket: SocketRef,
+        sdp: String,
+        sources: Vec<(String, TrackSource)>,
+    ) -> AppResult<NegotiationReply> {
+        self.ask(|reply| Command::Offer {
+            call,
+            user,
+            socket,
+            sdp,
+            sources,
+            reply,
+        })
+        .await?
+        .map_err(sfu_error)
+    }
+
+    pub async fn answer(
+        &self,
+        call: ObjectId,
+        user: ObjectId,
+        offer_id: u64,
+        sdp: String,
+    ) -> AppResult<NegotiationReply> {
+        self.ask(|reply| Command::Answer {
+            call,
+            user,
+            offer_id,
+            sdp,
+            reply,
+        })
+        .await?
+        .map_err(sfu_error)
+    }
+
+    pub async fn candidate(&self, call: ObjectId, user: ObjectId, candidate: RTCIceCandidateInit) -> AppResult<()> {
+        self.ask(|reply| Command::Candidate {
+            call,
+            user,
+            candidate,
+            reply,
+        })
+        .await?
+        .map_err(sfu_error)
+    }
+
+    pub async fn layer(&self, call: ObjectId, user: ObjectId, track: String, layer: Layer) -> AppResult<()> {
+        self.ask(|reply| Command::Layer {
+            call,
+            user,
+            track,
+            layer,
+            reply,
+        })
+        .await?
+        .map_err(sfu_error)
+    }
+
+    pub async fn mute(&self, call: ObjectId, user: ObjectId, source: TrackSource, muted: bool) -> AppResult<()> {
+        self.send(Command::Mute {
+            call,
+            user,
+            source,
+            muted,
+        })
+        .await
+    }
+
+    pub async fn remove(&self, call: ObjectId, user: ObjectId) {
+        let _ = self.send(Command::Remove { call, user }).await;
+    }
+
+    pub async fn end(&self, call: ObjectId) {
+        let _ = self.send(Command::End { call }).await;
+    }
+
+    pub async fn stats(&self) -> AppResult<MediaStats> {
+        self.ask(|reply| Command::Stats { reply }).await
+    }
+}
+
+/// SFU refusals as client errors; an unknown participant reads like a call one is not in.
+fn sfu_error(e: SfuError) -> AppError {
+    match e {
+        SfuError::UnknownParticipant(_) => AppError::NotFound,
+        SfuError::Setup(message) => AppError::Internal(anyhow::anyhow!("media setup: {message}")),
+        other => AppError::Rejected {
+            code: other.code(),
+            message: other.to_string(),
+        },
+    }
+}
+
+struct Participant {
+    user: ObjectId,
+    socket: SocketRef,
+    muted: HashMap<TrackSource, bool>,
+}
+
+struct CallRoom {
+    call: ObjectId,
+    participants: HashMap<ParticipantId, Participant>,
+    next_participant: u64,
+    /// What has been published, for participants who arrive later.
+    tracks: HashMap<String, TrackPublished>,
+}
+
+struct Media {
+    sfu: Sfu,
+    hub: CallHub,
+    rooms: HashMap<RoomId, CallRoom>,
+    by_call: HashMap<ObjectId, RoomId>,
+    next_room: u64,
+}
+
+/// Runs the media task until the server stops.
+pub async fn run(config: std::sync::Arc<Config>, hub: CallHub, inbox: MediaInbox) {
+    let MediaInbox {
+        mut rx,
+        socket,
+        public_addr,
+    } = inbox;
+    let local_addr = socket.local_addr().unwrap_or(public_addr);
+    let mut sfu_config = SfuConfig::new(local_addr);
+    sfu_config.public_addr = public_addr;
+    sfu_config.room = RoomConfig {
+        max_participants: config.call_max_participants,
+        max_tracks_per_participant: config.call_max_tracks_per_participant,
+    };
+    let sfu = match Sfu::new(sfu_config) {
+        Ok(sfu) => sfu,
+        Err(e) => {
+            tracing::error!(error = %e, "the SFU cannot start; calls will have no media");
+            return;
+        }
+    };
+    tracing::info!(bound = %local_addr, advertised = %public_addr, "media: SFU on one UDP port");
+    let mut media = Media {
+        sfu,
+        hub,
+        rooms: HashMap::new(),
+        by_call: HashMap::new(),
+        next_room: 1,
+    };
+    let mut buf = vec![0u8; MAX_DATAGRAM];
+    loop {
+        let deadline = media
+            .sfu
+            .poll_timeout()
+            .unwrap_or_else(|| Instant::now() + Duration::from_secs(1));
+        tokio::select! {
+            command = rx.recv() => match command {
+                Some(command) => media.handle(command),
+                None => break,
+            },
+            received = socket.recv_from(&mut buf) => match received {
+                Ok((len, from)) => {
+                    // Refused datagrams are counted by the SFU; nothing to tell anyone.
+                    let _ = media.sfu.handle_datagram(Instant::now(), from, &buf[..len]);
+                }
+                Err(e) => tracing::debug!(error = %e, "media socket read"),
+            },
+            () = tokio::time::sleep_until(deadline.into()) => media.sfu.handle_timeout(Instant::now()),
+        }
+        while let Some(transmit) = media.sfu.poll_transmit() {
+            if let Err(e) = socket.send_to(&transmit.payload, transmit.to).await {
+                tracing::debug!(error = %e, to = %transmit.to, "media socket write");
+            }
+        }
+        media.flush_events();
+    }
+}
+
+impl Media {
+    fn key(&self, call: ObjectId, user: ObjectId) -> Option<PeerKey> {
+        let room = *self.by_call.get(&call)?;
+        let (participant, _) = self
+            .rooms
+            .get(&room)?
+            .participants
+            .iter()
+            .find(|(_, p)| p.user == user)?;
+        Some(PeerKey {
+            room,
+            participant: *participant,
+        })
+    }
+
+    fn handle(&mut self, command: Command) {
+        let now = Instant::now();
+        match command {
+            Command::Offer {
+                call,
+                user,
+                socket,
+                sdp,
+                sources,
+                reply,
+            } => {
+                let result = self.offer(now, call, user, socket, sdp, &sources);
+                let _ = reply.send(result);
+            }
+            Command::Answer {
+                call,
+                user,
+                offer_id,
+                sdp,
+                reply,
+            } => {
+                let result = match self.key(call, user) {
+                    Some(key) => self.sfu.handle_answer(now, key, offer_id, sdp),
+                    None => Err(SfuError::UnknownParticipant(ParticipantId(0))),
+                };
+                let _ = reply.send(result);
+            }
+            Command::Candidate {
+                call,
+                user,
+                candidate,
+                reply,
+            } => {
+                let result = match self.key(call, user) {
+                    Some(key) => self.sfu.add_candidate(key, candidate),
+                    None => Err(SfuError::UnknownParticipant(ParticipantId(0))),
+                };
+                let _ = reply.send(result);
+            }
+            Command::Layer {
+                call,
+                user,
+                track,
+                layer,
+                reply,
+            } => {
+                let track = track
+                    .strip_prefix('t')
+                    .and_then(|n| n.parse().ok())
+                    .map(huddle_sfu::TrackId);
+                let result = match (self.key(call, user), track) {
+                    (Some(key), Some(track)) => self.sfu.set_layer(now, key, track, layer),
+                    (None, _) => Err(SfuError::UnknownParticipant(ParticipantId(0))),
+                    (_, None) => Err(SfuError::UnknownTrack(huddle_sfu::TrackId(u64::MAX))),
+                };
+                let _ = reply.send(result);
+            }
+            Command::Mute {
+                call,
+                user,
+                source,
+                muted,
+            } => {
+                let Some(key) = self.key(call, user) else { return };
+                if let Some(room) = self.rooms.get_mut(&key.room)
+                    && let Some(p) = room.participants.get_mut(&key.participant)
+                {
+                    p.muted.insert(source, muted);
+                }
+                let event = ParticipantMuted {
+                    call_id: call.to_hex(),
+                    user_id: user.to_hex(),
+                    source,
+                    muted,
+                };
+                self.to_room(key.room, Some(key.participant), "participant:muted", &event);
+            }
+            Command::Remove { call, user } => {
+                if let Some(key) = self.key(call, user) {
+                    self.remove(now, key);
+                }
+            }
+            Command::End { call } => {
+                if let Some(room) = self.by_call.get(&call).copied() {
+                    let participants: Vec<ParticipantId> = self
+                        .rooms
+                        .get(&room)
+                        .map(|r| r.participants.keys().copied().collect())
+                        .unwrap_or_default();
+                    for participant in participants {
+                        self.remove(now, PeerKey { room, participant });
+                    }
+                }
+            }
+            Command::Stats { reply } => {
+                let stats = self.sfu.stats();
+                let _ = reply.send(MediaStats {
+                    rooms: self.sfu.room_count(),
+                    peers: self.sfu.peer_count(),
+                    forwarded_packets: stats.forwarded_packets,
+                    dropped_datagrams: stats.dropped_datagrams,
+                    keyframe_requests: stats.keyframe_requests,
+                });
+            }
+        }
+    }
+
+    fn offer(
+        &mut self,
+        now: Instant,
+        call: ObjectId,
+        user: ObjectId,
+        socket: SocketRef,
+        sdp: String,
+        sources: &[(String, TrackSource)],
+    ) -> Result<NegotiationReply, SfuError> {
+        let key = match self.key(call, user) {
+            Some(key) => {
+                // The same user from another socket (a reconnect, another tab) takes over.
+                if let Some(p) = self
+                    .rooms
+                    .get_mut(&key.room)
+                    .and_then(|r| r.participants.get_mut(&key.participant))
+                {
+                    p.socket = socket;
+                }
+                key
+            }
+            None => self.join(now, call, user, socket)?,
+        };
+        self.sfu.handle_offer(now, key, sdp, sources)
+    }
+
+    fn join(&mut self, now: Instant, call: ObjectId, user: ObjectId, socket: SocketRef) -> Result<PeerKey, SfuError> {
+        let room = match self.by_call.get(&call) {
+            Some(room) => *room,
+            None => {
+                let room = RoomId(self.next_room);
+                self.next_room += 1;
+                self.by_call.insert(call, room);
+                self.rooms.insert(
+                    room,
+                    CallRoom {
+                        call,
+                        participants: HashMap::new(),
+                        next_participant: 1,
+                        tracks: HashMap::new(),
+                    },
+                );
+                room
+            }
+        };
+        let Some(call_room) = self.rooms.get_mut(&room) else {
+            return Err(SfuError::UnknownParticipant(ParticipantId(0)));
+        };
+        let key = PeerKey {
+            room,
+            participant: ParticipantId(call_room.next_participant),
+        };
+        if let Err(e) = self.sfu.join(now, key) {
+            if call_room.participants.is_empty() {
+                self.rooms.remove(&room);
+                self.by_call.remove(&call);
+            }
+            return Err(e);
+        }
+        call_room.next_participant += 1;
+        // Tell the newcomer what is already there.
+        for track in call_room.tracks.values() {
+            emit(&socket, "track:published", track);
+        }
+        for p in call_room.participants.values() {
+            for (source, muted) in &p.muted {
+                let event = ParticipantMuted {
+                    call_id: call.to_hex(),
+                    user_id: p.user.to_hex(),
+                    source: *source,
+                    muted: *muted,
+                };
+                emit(&socket, "participant:muted", &event);
+            }
+        }
+        call_room.participants.insert(
+            key.participant,
+            Participant {
+                user,
+                socket,
+                muted: HashMap::new(),
+            },
+        );
+        Ok(key)
+    }
+
+    fn remove(&mut self, now: Instant, key: PeerKey) {
+        if let Err(e) = self.sfu.leave(now, key) {
+            tracing::debug!(error = %e, "media leave");
+        }
+        self.flush_events();
+        if let Some(room) = self.rooms.get_mut(&key.room) {
+            room.participants.remove(&key.participant);
+            if room.participants.is_empty() {
+                let call = room.call;
+                self.rooms.remove(&key.room);
+                self.by_call.remove(&call);
+            }
+        }
+    }
+
+    fn user_of(&self, key: PeerKey) -> Option<(ObjectId, ObjectId)> {
+        let room = self.rooms.get(&key.room)?;
+        Some((room.call, room.participants.get(&key.participant)?.user))
+    }
+
+    fn to_room<T: Serialize + ?Sized>(&self, room: RoomId, except: Option<ParticipantId>, event: &str, data: &T) {
+        let Some(room) = self.rooms.get(&room) else { return };
+        for (id, p) in &room.participants {
+            if Some(*id) != except {
+                emit(&p.socket, event, data);
+            }
+        }
+    }
+
+    fn flush_events(&mut self) {
+        while let Some(event) = self.sfu.poll_event() {
+            match event {
+                SfuEvent::Offer { peer, offer_id, sdp } => {
+                    let Some((call, _)) = self.user_of(peer) else { continue };
+                    let Some(p) = self
+                        .rooms
+                        .get(&peer.room)
+                        .and_then(|r| r.participants.get(&peer.participant))
+                    else {
+                        continue;
+                    };
+                    let payload = serde_json::json!({ "callId": call.to_hex(), "sdp": sdp, "offerId": offer_id });
+                    emit(&p.socket, "rtc:offer", &payload);
+                }
+                SfuEvent::Connected { peer } => {
+                    if let Some((call, user)) = self.user_of(peer) {
+                        tracing::debug!(call = %call, user = %user, "media connected");
+                    }
+                }
+                SfuEvent::TrackPublished {
+                    room,
+                    owner,
+                    track_id,
+                    stream_id,
+                    kind,
+                    source,
+                    ..
+                } => {
+                    let Some((call, user)) = self.user_of(PeerKey {
+                        room,
+                        participant: owner,
+                    }) else {
+                        continue;
+                    };
+                    let event = TrackPublished {
+                        call_id: call.to_hex(),
+                        user_id: user.to_hex(),
+                        track_id: track_id.clone(),
+                        stream_id,
+                        kind: wire_kind(kind),
+                        source,
+                    };
+                    self.to_room(room, Some(owner), "track:published", &event);
+                    if let Some(r) = self.rooms.get_mut(&room) {
+                        r.tracks.insert(track_id, event);
+                    }
+                }
+                SfuEvent::TrackUnpublished {
+                    room,
+                    owner,
+                    track,
+                    source,
+                } => {
+                    let track_id = huddle_sfu::engine::track_label(track);
+                    let Some(published) = self.rooms.get_mut(&room).and_then(|r| r.tracks.remove(&track_id)) else {
+                        continue;
+                    };
+                    let event = TrackUnpublished {
+                        call_id: published.call_id,
+                        user_id: published.user_id,
+                        track_id,
+                        kind: published.kind,
+                        source,
+                    };
+                    self.to_room(room, Some(owner), "track:unpublished", &event);
+                }
+                SfuEvent::PeerFailed { peer } => {
+                    let Some((call, user)) = self.user_of(peer) else {
+                        continue;
+                    };
+                    tracing::info!(call = %call, user = %user, "media connection lost; leaving the call");
+                    if let Some(room) = self.rooms.get_mut(&peer.room) {
+                        room.participants.remove(&peer.participant);
+                    }
+                    // The hub may be waiting on this task: ask it from elsewhere.
+                    let hub = self.hub.clone();
+                    tokio::spawn(async move {
+                        if let Err(e) = hub.act(call, user, Action::Leave).await {
+                            tracing::debug!(error = %e, "leave after a lost connection");
+                        }
+                    });
+                }
+                SfuEvent::Speaker { room, participant } => {
+                    let Some(call) = self.rooms.get(&room).map(|r| r.call) else {
+                        continue;
+                    };
+                    let user = participant.and_then(|p| self.user_of(PeerKey { room, participant: p }).map(|(_, u)| u));
+                    let event = ActiveSpeaker {
+                        call_id: call.to_hex(),
+                        user_id: user.map(|u| u.to_hex()),
+                    };
+                    self.to_room(room, None, "call:speaker", &event);
+                }
+            }
+        }
+    }
+}
+
+fn wire_kind(kind: huddle_sfu::TrackKind) -> TrackKind {
+    match kind {
+        huddle_sfu::TrackKind::Audio => TrackKind::Audio,
+        huddle_sfu::TrackKind::Video | huddle_sfu::TrackKind::Screen => TrackKind::Video,
+    }
+}
+
+fn emit<T: Serialize + ?Sized>(socket: &SocketRef, event: &str, data: &T) {
+    if let Err(e) = socket.emit(event, data) {
+        metrics::counter!("huddle_socket_emit_failures_total").increment(1);
+        tracing::debug!(event, error = %e, "media emit");
+    }
+}

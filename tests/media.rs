@@ -1,0 +1,366 @@
+//! Whole-server media: real webrtc-rs peers (`huddle_sfu::client`, each on its own UDP socket)
+//! signal over Socket.IO (the official `socket.io-client`) and exchange RTP through the SFU.
+
+mod common;
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::sio::SioClient;
+use common::{Session, TestServer, group_with, socket};
+use huddle_sfu::client::{ClientConfig, ClientPeer, MediaKind};
+use mongodb::bson::oid::ObjectId;
+use serde_json::{Value, json};
+use tokio::net::UdpSocket;
+
+/// A call participant: its socket, its WebRTC connection and the UDP socket under it.
+struct Peer {
+    user_id: String,
+    sio: SioClient,
+    rtc: ClientPeer,
+    udp: UdpSocket,
+    call: String,
+    /// `track:published` events received: track id -> event.
+    published: HashMap<String, Value>,
+}
+
+impl Peer {
+    async fn new(session: &Session, sio: SioClient, call: &str) -> Self {
+        let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let config = ClientConfig::new(udp.local_addr().unwrap(), session.user_id.clone());
+        Self {
+            user_id: session.user_id.clone(),
+            sio,
+            rtc: ClientPeer::new(Instant::now(), config).unwrap(),
+            udp,
+            call: call.to_string(),
+            published: HashMap::new(),
+        }
+    }
+
+    /// Offers the microphone and camera tracks and applies the SFU's answer.
+    async fn publish(&mut self) {
+        let sdp = self.rtc.create_offer(Instant::now()).unwrap();
+        let sources = json!([
+            { "trackId": self.rtc.track_id(MediaKind::Audio), "source": "microphone" },
+            { "trackId": self.rtc.track_id(MediaKind::Video), "source": "camera" },
+        ]);
+        let ack = self
+            .sio
+            .emit(
+                "rtc:offer",
+                json!({ "callId": self.call, "sdp": sdp, "sources": sources }),
+            )
+            .await;
+        let data = ack.get("data").unwrap_or_else(|| panic!("rtc:offer refused: {ack}"));
+        self.rtc
+            .apply_answer(Instant::now(), data["sdp"].as_str().unwrap().to_string())
+            .unwrap();
+        self.follow(data.get("offer").cloned()).await;
+    }
+
+    /// Answers the SFU's offers, including those that come in the ack of an answer.
+    async fn follow(&mut self, mut offer: Option<Value>) {
+        while let Some(o) = offer.take() {
+            let sdp = o["sdp"].as_str().unwrap().to_string();
+            let Some(answer) = self.rtc.apply_offer(Instant::now(), sdp).unwrap() else {
+                return;
+            };
+            let ack = self
+                .sio
+                .emit(
+                    "rtc:answer",
+                    json!({ "callId": self.call, "sdp": answer, "offerId": o["offerId"] }),
+                )
+                .await;
+            offer = ack.get("data").and_then(|d| d.get("offer")).cloned();
+        }
+    }
+
+    /// Moves datagrams, timers and signaling once, without waiting.
+    async fn step(&mut self) {
+        let local = self.udp.local_addr().unwrap();
+        let mut buf = [0u8; 2048];
+        while let Ok((n, from)) = self.udp.try_recv_from(&mut buf) {
+            self.rtc.handle_datagram(Instant::now(), from, local, &buf[..n]);
+        }
+        let now = Instant::now();
+        if self.rtc.poll_timeout().is_some_and(|at| at <= now) {
+            self.rtc.handle_timeout(now);
+        }
+        while let Some((_, to, payload)) = self.rtc.poll_transmit() {
+            let _ = self.udp.send_to(&payload, to).await;
+        }
+        for offer in self.sio.take_all("rtc:offer") {
+            self.follow(Some(offer)).await;
+        }
+        for event in self.sio.take_all("track:published") {
+            self.published
+                .insert(event["trackId"].as_str().unwrap().to_string(), event);
+        }
+    }
+
+    fn send(&mut self, frame: usize) {
+        let now = Instant::now();
+        let tag = &self.user_id;
+        self.rtc
+            .send(now, MediaKind::Audio, Bytes::from(format!("opus {tag} #{frame}")))
+            .unwrap();
+        let mut vp8 = vec![0x10, if frame == 0 { 0x00 } else { 0x01 }];
+        vp8.extend_from_slice(format!("vp8 {tag} #{frame}").as_bytes());
+        self.rtc.send(now, MediaKind::Video, Bytes::from(vp8)).unwrap();
+    }
+
+    /// The payloads received from `from`'s track of `kind` (as `track:published` named it).
+    fn received_from(&self, from: &str, kind: &str) -> Vec<Bytes> {
+        let Some((track_id, _)) = self
+            .published
+            .iter()
+            .find(|(_, e)| e["userId"] == from && e["kind"] == kind)
+        else {
+            return Vec::new();
+        };
+        self.rtc
+            .remote_tracks()
+            .get(track_id)
+            .map(|t| t.payloads.clone())
+            .unwrap_or_default()
+    }
+}
+
+/// Steps every peer until `done` holds; panics after 30 s naming `what`.
+async fn pump(peers: &mut [Peer], what: &str, done: impl Fn(&[Peer]) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !done(peers) {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        for peer in peers.iter_mut() {
+            peer.step().await;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+async fn start_group_call(server: &TestServer, people: &[&Session], chat: &str) -> (String, Vec<SioClient>) {
+    let mut sockets = Vec::new();
+    for who in people {
+        sockets.push(socket(server, who).await);
+    }
+    let ack = sockets[0]
+        .emit("call:start", json!({ "chatId": chat, "type": "video" }))
+        .await;
+    let call = ack["data"]["_id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{ack}"))
+        .to_string();
+    for s in sockets.iter_mut().skip(1) {
+        s.next("call:incoming").await;
+        let ack = s.emit("call:accept", json!({ "callId": call })).await;
+        assert!(ack.get("data").is_some(), "{ack}");
+        let ack = s.emit("call:join", json!({ "callId": call })).await;
+        assert!(ack.get("data").is_some(), "{ack}");
+    }
+    (call, sockets)
+}
+
+#[tokio::test]
+async fn three_webrtc_peers_exchange_opus_and_vp8_through_the_sfu() {
+    let server = TestServer::start().await;
+    let ada = server.signed_up("ada").await;
+    let bob = server.signed_up("bob").await;
+    let cy = server.signed_up("cyd").await;
+    let (_, chat) = group_with(&ada, "Standup", &[&bob, &cy]).await;
+    let people = [&ada, &bob, &cy];
+    let (call, sockets) = start_group_call(&server, &people, &chat).await;
+
+    let mut peers = Vec::new();
+    for (who, sio) in people.iter().zip(sockets) {
+        peers.push(Peer::new(who, sio, &call).await);
+    }
+    for peer in &mut peers {
+        peer.publish().await;
+    }
+    pump(&mut peers, "every peer connected", |ps| {
+        ps.iter().all(|p| p.rtc.is_connected())
+    })
+    .await;
+
+    // Tracks are published with their first packet; keep a trickle of frames going until each
+    // peer has been told of, and receives, the other two's audio and video.
+    let mut frame = 0;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let ready = peers.iter().all(|p| {
+            p.published.len() == 4
+                && peers.iter().filter(|o| o.user_id != p.user_id).all(|o| {
+                    !p.received_from(&o.user_id, "audio").is_empty() && !p.received_from(&o.user_id, "video").is_empty()
+                })
+        });
+        if ready {
+            break;
+        }
+        assert!(Instant::now() < deadline, "tracks never flowed everywhere");
+        for p in &mut peers {
+            p.send(frame);
+        }
+        frame += 1;
+        for _ in 0..10 {
+            for p in &mut peers {
+                p.step().await;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+    for p in &peers {
+        for event in p.published.values() {
+            assert_eq!(event["callId"], call.as_str());
+            assert_ne!(
+                event["userId"],
+                p.user_id.as_str(),
+                "nobody is told of their own tracks"
+            );
+            let expected = if event["kind"] == "audio" {
+                "microphone"
+            } else {
+                "camera"
+            };
+            assert_eq!(event["source"], expected, "{event}");
+        }
+    }
+
+    // Now a known run of frames: every byte must arrive, from the right sender, on the right
+    // track, at both other peers.
+    let first = frame;
+    for f in first..first + 50 {
+        for p in &mut peers {
+            p.send(f);
+        }
+        for p in &mut peers {
+            p.step().await;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let expected = |user: &str, kind: &str| -> Vec<Bytes> {
+        (first..first + 50)
+            .map(|f| {
+                if kind == "audio" {
+                    Bytes::from(format!("opus {user} #{f}"))
+                } else {
+                    let mut vp8 = vec![0x10, 0x01];
+                    vp8.extend_from_slice(format!("vp8 {user} #{f}").as_bytes());
+                    Bytes::from(vp8)
+                }
+            })
+            .collect()
+    };
+    pump(&mut peers, "the 50 frames everywhere", |ps| {
+        ps.iter().all(|p| {
+            ps.iter().filter(|o| o.user_id != p.user_id).all(|o| {
+                ["audio", "video"].iter().all(|kind| {
+                    let got = p.received_from(&o.user_id, kind);
+                    expected(&o.user_id, kind).iter().all(|e| got.contains(e))
+                })
+            })
+        })
+    })
+    .await;
+    for p in &peers {
+        for o in peers.iter().filter(|o| o.user_id != p.user_id) {
+            for kind in ["audio", "video"] {
+                let got: Vec<Bytes> = p
+                    .received_from(&o.user_id, kind)
+                    .into_iter()
+                    .filter(|b| expected(&o.user_id, kind).contains(b))
+                    .collect();
+                assert_eq!(got, expected(&o.user_id, kind), "{kind} {} -> {}", o.user_id, p.user_id);
+            }
+        }
+    }
+    let stats = server.state.sfu.stats().await.unwrap();
+    assert_eq!((stats.rooms, stats.peers), (1, 3));
+    assert!(stats.forwarded_packets >= 3 * 2 * 2 * 50, "{stats:?}");
+
+    // Cy hangs up: the others are told its tracks are gone.
+    let cy_user = peers[2].user_id.clone();
+    let ack = peers[2].sio.emit("call:leave", json!({ "callId": call })).await;
+    assert!(ack.get("data").is_some(), "{ack}");
+    for p in peers.iter_mut().take(2) {
+        let mut gone = Vec::new();
+        for _ in 0..2 {
+            let event = p.sio.next("track:unpublished").await;
+            assert_eq!(event["userId"], cy_user.as_str());
+            gone.push(event["kind"].as_str().unwrap().to_string());
+        }
+        gone.sort();
+        assert_eq!(gone, ["audio", "video"]);
+    }
+    for p in peers.iter_mut().take(2) {
+        let ack = p.sio.emit("call:leave", json!({ "callId": call })).await;
+        assert!(ack.get("data").is_some(), "{ack}");
+    }
+    let stats = server.state.sfu.stats().await.unwrap();
+    assert_eq!(
+        (stats.rooms, stats.peers),
+        (0, 0),
+        "every connection closed with the call"
+    );
+
+    // The Call document in MongoDB names the three participants, the start and the end.
+    let stored = server
+        .state
+        .store
+        .calls
+        .by_id(ObjectId::parse_str(&call).unwrap())
+        .await
+        .unwrap()
+        .expect("call document");
+    let mut participants: Vec<String> = stored.participants.iter().map(|p| p.to_hex()).collect();
+    participants.sort();
+    let mut expected_ids: Vec<String> = people.iter().map(|p| p.user_id.clone()).collect();
+    expected_ids.sort();
+    assert_eq!(participants, expected_ids);
+    let ended = stored.ended_at.expect("end time");
+    assert!(ended >= stored.started_at);
+    assert_eq!(stored.status, huddle_signaling::CallStatus::Ended);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn media_signaling_is_for_participants_only() {
+    let server = TestServer::start().await;
+    let ada = server.signed_up("ada").await;
+    let bob = server.signed_up("bob").await;
+    let eve = server.signed_up("eve").await;
+    let (_, chat) = group_with(&ada, "Pair", &[&bob]).await;
+    let mut ada_socket = socket(&server, &ada).await;
+    let mut bob_socket = socket(&server, &bob).await;
+    let mut eve_socket = socket(&server, &eve).await;
+    let ack = ada_socket
+        .emit("call:start", json!({ "chatId": chat, "type": "audio" }))
+        .await;
+    let call = ack["data"]["_id"].as_str().unwrap().to_string();
+    let offer = json!({ "callId": call, "sdp": "v=0\r\n" });
+
+    // An outsider and a member who has not joined are both told there is no such call.
+    for s in [&mut eve_socket, &mut bob_socket] {
+        let ack = s.emit("rtc:offer", offer.clone()).await;
+        assert_eq!(ack["error"]["code"], "not_found", "{ack}");
+    }
+    // Bad payloads are refused before anything else looks at them.
+    let huge = json!({ "callId": call, "sdp": format!("v=0\r\n{}", "a".repeat(20_000)) });
+    let ack = ada_socket.emit("rtc:offer", huge).await;
+    assert_eq!(ack["error"]["code"], "sdp_too_large", "{ack}");
+    let ack = ada_socket
+        .emit("rtc:offer", json!({ "callId": call, "sdp": "v=0", "role": "admin" }))
+        .await;
+    assert_eq!(ack["error"]["code"], "bad_request", "{ack}");
+    let ack = ada_socket
+        .emit("rtc:offer", json!({ "callId": call, "sdp": "v=0\r\nnot sdp" }))
+        .await;
+    assert_eq!(ack["error"]["code"], "negotiation_failed", "{ack}");
+    let ack = ada_socket
+        .emit("rtc:answer", json!({ "callId": call, "sdp": "v=0\r\n", "offerId": 7 }))
+        .await;
+    assert!(ack.get("error").is_some(), "{ack}");
+    server.stop().await;
+}
