@@ -38,6 +38,11 @@ if [ "$mode" = test ] && [ ! -d "$test_js/node_modules/socket.io-client" ]; then
   npm ci --prefix "$test_js" --no-audit --no-fund
 fi
 
+# Tests only: coturn, for the relay-only call test.
+if [ "$mode" = test ] && ! command -v turnserver >/dev/null; then
+  apt_install coturn
+fi
+
 if have_secantus; then
   exit 0
 fi

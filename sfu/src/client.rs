@@ -1,8 +1,10 @@
 //! A call participant on webrtc-rs `rtc`, sans-IO like the SFU: it publishes an Opus and a VP8
 //! track of caller-made RTP, receives whatever the SFU forwards, and counts the keyframe
-//! requests it gets. Tests, the benchmark and load tools use it as the far end of a call.
+//! requests it gets. It can also reach the SFU only through a TURN relay (the `rtc` TURN
+//! client, with TURN REST credentials), as a client behind a strict NAT would. Tests, the
+//! benchmark and load tools use it as the far end of a call.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -19,7 +21,7 @@ use rtc::peer_connection::message::RTCMessage;
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::peer_connection::state::RTCPeerConnectionState;
 use rtc::peer_connection::transport::{
-    CandidateConfig, CandidateHostConfig, RTCIceCandidate, RTCIceCandidateInit, RTCIceServer,
+    CandidateConfig, CandidateHostConfig, CandidateRelayConfig, RTCIceCandidate, RTCIceCandidateInit, RTCIceServer,
 };
 use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
@@ -32,6 +34,7 @@ use rtc::rtp_transceiver::rtp_sender::{
 use rtc::rtp_transceiver::{RTCRtpReceiverId, RTCRtpSenderId};
 use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
+use rtc::turn::client::{Client as TurnClient, ClientConfig as TurnConfig, Event as TurnEvent};
 
 use crate::engine::{AUDIO_LEVEL_URI, is_stable};
 
@@ -46,9 +49,33 @@ pub struct ClientConfig {
     pub name: String,
     pub audio: bool,
     pub video: bool,
-    /// STUN/TURN servers; with `relay_only` the client uses relayed candidates only.
-    pub ice_servers: Vec<RTCIceServer>,
-    pub relay_only: bool,
+    /// Reach the SFU only through this TURN relay (relay candidates only).
+    pub relay: Option<RelayConfig>,
+}
+
+/// A TURN server and the credentials for it.
+#[derive(Debug, Clone)]
+pub struct RelayConfig {
+    pub server: SocketAddr,
+    pub username: String,
+    pub password: String,
+    /// Peers the relay may exchange datagrams with (the SFU's media address).
+    pub permit: Vec<SocketAddr>,
+}
+
+/// Where the relay allocation stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RelayState {
+    Allocating,
+    Allocated(SocketAddr),
+    Refused(String),
+}
+
+struct Relay {
+    client: TurnClient,
+    config: RelayConfig,
+    state: RelayState,
+    granted: HashSet<SocketAddr>,
 }
 
 impl ClientConfig {
@@ -58,8 +85,7 @@ impl ClientConfig {
             name: name.into(),
             audio: true,
             video: true,
-            ice_servers: Vec::new(),
-            relay_only: false,
+            relay: None,
         }
     }
 }
@@ -103,6 +129,7 @@ pub struct ClientPeer {
     failed: bool,
     transmits: VecDeque<(SocketAddr, SocketAddr, BytesMut)>,
     candidates: VecDeque<RTCIceCandidateInit>,
+    relay: Option<Relay>,
 }
 
 impl ClientPeer {
@@ -135,9 +162,15 @@ impl ClientPeer {
             None,
         )?;
         let registry = register_default_interceptors(crate::feedback::deliver_feedback(Registry::new()), &mut media)?;
-        let mut rtc_config = RTCConfigurationBuilder::new().with_ice_servers(config.ice_servers.clone());
-        if config.relay_only {
-            rtc_config = rtc_config.with_ice_transport_policy(RTCIceTransportPolicy::Relay);
+        let mut rtc_config = RTCConfigurationBuilder::new();
+        if let Some(relay) = &config.relay {
+            rtc_config = rtc_config
+                .with_ice_servers(vec![RTCIceServer {
+                    urls: vec![format!("turn:{}?transport=udp", relay.server)],
+                    username: relay.username.clone(),
+                    credential: relay.password.clone(),
+                }])
+                .with_ice_transport_policy(RTCIceTransportPolicy::Relay);
         }
         let settings = SettingEngineBuilder::new()
             .with_ice_timeouts(
@@ -199,7 +232,35 @@ impl ClientPeer {
         } else {
             None
         };
-        if !config.relay_only {
+        let relay = match &config.relay {
+            Some(relay) => {
+                let server = relay.server.to_string();
+                let mut client = TurnClient::new(
+                    TurnConfig {
+                        stun_serv_addr: server.clone(),
+                        turn_serv_addr: server,
+                        local_addr: config.local_addr,
+                        transport_protocol: TransportProtocol::UDP,
+                        username: relay.username.clone(),
+                        password: relay.password.clone(),
+                        realm: String::new(),
+                        software: String::new(),
+                        rto_in_ms: 0,
+                        allocation_refresh_interval_cap: None,
+                    },
+                    rtc::crypto::default_provider().map_err(|e| rtc::shared::error::Error::Other(e.to_string()))?,
+                )?;
+                client.allocate(now)?;
+                Some(Relay {
+                    client,
+                    config: relay.clone(),
+                    state: RelayState::Allocating,
+                    granted: HashSet::new(),
+                })
+            }
+            None => None,
+        };
+        if relay.is_none() {
             let host = CandidateHostConfig {
                 base_config: CandidateConfig {
                     network: "udp".to_owned(),
@@ -213,7 +274,7 @@ impl ClientPeer {
             .new_candidate_host()?;
             pc.add_local_candidate(RTCIceCandidate::from(&host).to_json()?)?;
         }
-        Ok(Self {
+        let mut peer = Self {
             pc,
             config,
             audio,
@@ -224,7 +285,15 @@ impl ClientPeer {
             failed: false,
             transmits: VecDeque::new(),
             candidates: VecDeque::new(),
-        })
+            relay,
+        };
+        peer.drain(now);
+        Ok(peer)
+    }
+
+    /// The relay allocation's state (`None` without a relay).
+    pub fn relay_state(&self) -> Option<&RelayState> {
+        self.relay.as_ref().map(|r| &r.state)
     }
 
     /// This client's track id for its audio or video (as its SDP's `msid` names it).
@@ -367,6 +436,25 @@ impl ClientPeer {
     }
 
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, to: SocketAddr, payload: &[u8]) {
+        if let Some(relay) = self.relay.as_mut()
+            && from == relay.config.server
+        {
+            let read = relay.client.handle_read(TaggedBytesMut {
+                now,
+                transport: TransportContext {
+                    local_addr: to,
+                    peer_addr: from,
+                    ecn: None,
+                    transport_protocol: TransportProtocol::UDP,
+                },
+                message: BytesMut::from(payload),
+            });
+            if let Err(err) = read {
+                debug!("{}: TURN datagram refused: {err}", self.config.name);
+            }
+            self.drain(now);
+            return;
+        }
         let result = self.pc.handle_read(TaggedBytesMut {
             now,
             transport: TransportContext {
@@ -384,12 +472,21 @@ impl ClientPeer {
     }
 
     pub fn poll_timeout(&mut self) -> Option<Instant> {
-        self.pc.poll_timeout()
+        let relay = self.relay.as_mut().and_then(|r| r.client.poll_timeout());
+        self.pc.poll_timeout().into_iter().chain(relay).min()
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
-        if let Err(err) = self.pc.handle_timeout(now) {
+        if self.pc.poll_timeout().is_some_and(|at| at <= now)
+            && let Err(err) = self.pc.handle_timeout(now)
+        {
             debug!("{}: timeout: {err}", self.config.name);
+        }
+        if let Some(relay) = self.relay.as_mut()
+            && relay.client.poll_timeout().is_some_and(|at| at <= now)
+            && let Err(err) = relay.client.handle_timeout(now)
+        {
+            debug!("{}: TURN timeout: {err}", self.config.name);
         }
         self.drain(now);
     }
@@ -421,7 +518,7 @@ impl ClientPeer {
     }
 
     fn drain(&mut self, now: Instant) {
-        let _ = now;
+        self.drain_relay(now);
         while let Some(event) = self.pc.poll_event() {
             match event {
                 RTCPeerConnectionEvent::OnConnectionStateChangeEvent(state) => match state {
@@ -471,8 +568,105 @@ impl ClientPeer {
             }
         }
         while let Some(t) = self.pc.poll_write() {
-            self.transmits
-                .push_back((t.transport.local_addr, t.transport.peer_addr, t.message));
+            match self.relay.as_mut() {
+                None => self
+                    .transmits
+                    .push_back((t.transport.local_addr, t.transport.peer_addr, t.message)),
+                Some(relay) => {
+                    let RelayState::Allocated(relayed) = relay.state else {
+                        continue;
+                    };
+                    // Without a permission the relay would drop it; ICE retries.
+                    if !relay.granted.contains(&t.transport.peer_addr) {
+                        continue;
+                    }
+                    let sent = relay
+                        .client
+                        .relay(relayed)
+                        .and_then(|mut r| r.send_to(now, &t.message, t.transport.peer_addr));
+                    if let Err(err) = sent {
+                        debug!("{}: relay send: {err}", self.config.name);
+                    }
+                }
+            }
+        }
+        if let Some(relay) = self.relay.as_mut() {
+            while let Some(t) = relay.client.poll_write() {
+                self.transmits
+                    .push_back((self.config.local_addr, t.transport.peer_addr, t.message));
+            }
+        }
+    }
+
+    /// Applies the TURN client's events: the allocation (then the relay candidate and the
+    /// permissions), and data relayed from peers.
+    fn drain_relay(&mut self, now: Instant) {
+        let Some(relay) = self.relay.as_mut() else {
+            return;
+        };
+        while let Some(event) = relay.client.poll_event() {
+            match event {
+                TurnEvent::AllocateResponse(_, relayed) => {
+                    relay.state = RelayState::Allocated(relayed);
+                    for peer in relay.config.permit.clone() {
+                        if let Err(err) = relay
+                            .client
+                            .relay(relayed)
+                            .and_then(|mut r| r.create_permission(now, peer))
+                        {
+                            debug!("{}: permission for {peer}: {err}", self.config.name);
+                        }
+                    }
+                    let candidate = CandidateRelayConfig {
+                        base_config: CandidateConfig {
+                            network: "udp".to_owned(),
+                            address: relayed.ip().to_string(),
+                            port: relayed.port(),
+                            component: 1,
+                            ..Default::default()
+                        },
+                        rel_addr: self.config.local_addr.ip().to_string(),
+                        rel_port: self.config.local_addr.port(),
+                        ..Default::default()
+                    }
+                    .new_candidate_relay()
+                    .and_then(|c| RTCIceCandidate::from(&c).to_json());
+                    match candidate {
+                        Ok(init) => {
+                            if let Err(err) = self.pc.add_local_candidate(init.clone()) {
+                                debug!("{}: relay candidate: {err}", self.config.name);
+                            }
+                            self.candidates.push_back(init);
+                        }
+                        Err(err) => debug!("{}: relay candidate: {err}", self.config.name),
+                    }
+                }
+                TurnEvent::AllocateError(_, err) => relay.state = RelayState::Refused(err.to_string()),
+                TurnEvent::TransactionTimeout(_) if relay.state == RelayState::Allocating => {
+                    relay.state = RelayState::Refused("no answer from the TURN server".into());
+                }
+                TurnEvent::CreatePermissionResponse(_, peer) => {
+                    relay.granted.insert(peer);
+                }
+                TurnEvent::DataIndicationOrChannelData(_, from, data) => {
+                    if let RelayState::Allocated(relayed) = relay.state {
+                        let read = self.pc.handle_read(TaggedBytesMut {
+                            now,
+                            transport: TransportContext {
+                                local_addr: relayed,
+                                peer_addr: from,
+                                ecn: None,
+                                transport_protocol: TransportProtocol::UDP,
+                            },
+                            message: data,
+                        });
+                        if let Err(err) = read {
+                            debug!("{}: relayed datagram refused: {err}", self.config.name);
+                        }
+                    }
+                }
+                _ => {}
+            }
         }
     }
 }
