@@ -7,8 +7,9 @@ use std::fmt;
 
 use crate::SfuError;
 
-/// Hard ceiling on a room's size; SFU fan-out grows with the square of it.
-pub const MAX_PARTICIPANTS: usize = 64;
+/// Hard ceiling on a room's size. Fan-out grows with publishers x participants, so a room this
+/// large is for a few speakers and many listeners (a town hall), not everyone on camera.
+pub const MAX_PARTICIPANTS: usize = 128;
 
 /// Hard ceiling on tracks per participant (microphone, camera, screen, screen audio).
 pub const MAX_TRACKS_PER_PARTICIPANT: usize = 4;
@@ -66,7 +67,7 @@ impl Default for RoomConfig {
 impl RoomConfig {
     pub fn validate(&self) -> Result<(), SfuError> {
         if !(1..=MAX_PARTICIPANTS).contains(&self.max_participants) {
-            return Err(SfuError::InvalidConfig("max_participants must be 1 to 64"));
+            return Err(SfuError::InvalidConfig("max_participants must be 1 to 128"));
         }
         if !(1..=MAX_TRACKS_PER_PARTICIPANT).contains(&self.max_tracks_per_participant) {
             return Err(SfuError::InvalidConfig("max_tracks_per_participant must be 1 to 4"));
