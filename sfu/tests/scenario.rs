@@ -20,6 +20,8 @@ struct Net {
     clients: HashMap<u64, ClientPeer>,
     /// Clients whose network vanished: what they send and what is sent to them is lost.
     cut: HashSet<u64>,
+    /// DTLS records still to drop (in either direction), to exercise handshake retransmission.
+    drop_dtls: usize,
     events: Vec<SfuEvent>,
 }
 
@@ -46,6 +48,7 @@ impl Net {
             sfu: Sfu::new(config).unwrap(),
             clients: HashMap::new(),
             cut: HashSet::new(),
+            drop_dtls: 0,
             events: Vec::new(),
         }
     }
@@ -105,6 +108,10 @@ impl Net {
                 let Some((&p, client)) = self.clients.iter_mut().find(|(_, c)| c.local_addr() == t.to) else {
                     continue;
                 };
+                if self.drop_dtls > 0 && is_dtls(&t.payload) {
+                    self.drop_dtls -= 1;
+                    continue;
+                }
                 if !self.cut.contains(&p) {
                     client.handle_datagram(self.now, sfu_addr, t.to, &t.payload);
                 }
@@ -119,6 +126,10 @@ impl Net {
             }
             for (from, payload) in outgoing {
                 moved = true;
+                if self.drop_dtls > 0 && is_dtls(&payload) {
+                    self.drop_dtls -= 1;
+                    continue;
+                }
                 let _ = self.sfu.handle_datagram(self.now, from, &payload);
             }
             while let Some(event) = self.sfu.poll_event() {
@@ -212,6 +223,11 @@ impl Net {
             })
             .expect("published track")
     }
+}
+
+/// RFC 7983: DTLS records start with a content type byte of 20 to 63.
+fn is_dtls(datagram: &[u8]) -> bool {
+    datagram.first().is_some_and(|b| (20..=63).contains(b))
 }
 
 fn audio_payload(p: u64, frame: usize) -> Bytes {
@@ -505,4 +521,15 @@ fn a_full_room_refuses_the_next_participant() {
     sfu.join(now, key(2)).unwrap();
     assert_eq!(sfu.join(now, key(3)), Err(SfuError::RoomFull { max: 2 }));
     assert_eq!(sfu.join(now, key(1)), Err(SfuError::AlreadyJoined(ParticipantId(1))));
+}
+
+#[test]
+fn lost_handshake_records_are_retransmitted() {
+    for lost in 1..=4 {
+        let mut net = Net::new();
+        net.drop_dtls = lost;
+        net.join(1);
+        net.run_until("a connection despite lost DTLS records", Net::all_connected);
+        assert_eq!(net.drop_dtls, 0, "{lost} records were dropped");
+    }
 }
