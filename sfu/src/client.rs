@@ -51,6 +51,21 @@ pub struct ClientConfig {
     pub video: bool,
     /// Reach the SFU only through this TURN relay (relay candidates only).
     pub relay: Option<RelayConfig>,
+    /// Send the video as three simulcast layers (RIDs `q`, `h`, `f`), like a browser camera.
+    pub simulcast: bool,
+}
+
+/// The simulcast RIDs a client sends, lowest first.
+pub const SIMULCAST_RIDS: [&str; 3] = ["q", "h", "f"];
+const MID_URI: &str = "urn:ietf:params:rtp-hdrext:sdes:mid";
+const RID_URI: &str = "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id";
+
+#[derive(Debug, Clone)]
+struct SimulcastTrack {
+    sender: RTCRtpSenderId,
+    /// `(rid, ssrc, next sequence number)`, lowest layer first.
+    layers: Vec<(String, u32, u16)>,
+    timestamp: u32,
 }
 
 /// A TURN server and the credentials for it.
@@ -86,6 +101,7 @@ impl ClientConfig {
             audio: true,
             video: true,
             relay: None,
+            simulcast: false,
         }
     }
 }
@@ -97,6 +113,8 @@ pub struct RemoteTrack {
     pub kind: String,
     /// Payloads in arrival order.
     pub payloads: Vec<Bytes>,
+    /// Their sequence numbers, in the same order.
+    pub sequence_numbers: Vec<u16>,
     pub last_sequence: Option<u16>,
     receiver: RTCRtpReceiverId,
     ssrc: u32,
@@ -123,6 +141,7 @@ pub struct ClientPeer {
     config: ClientConfig,
     audio: Option<LocalTrack>,
     video: Option<LocalTrack>,
+    simulcast: Option<SimulcastTrack>,
     remote: HashMap<String, RemoteTrack>,
     keyframe_requests: u64,
     connected: bool,
@@ -221,7 +240,7 @@ impl ClientPeer {
         } else {
             None
         };
-        let video = if config.video {
+        let video = if config.video && !config.simulcast {
             Some(add(
                 RtpCodecKind::Video,
                 "video",
@@ -229,6 +248,37 @@ impl ClientPeer {
                 VIDEO_PAYLOAD_TYPE,
                 3000,
             )?)
+        } else {
+            None
+        };
+        let simulcast = if config.video && config.simulcast {
+            let layers: Vec<(String, u32, u16)> = SIMULCAST_RIDS
+                .iter()
+                .map(|rid| (rid.to_string(), rand::random::<u32>(), rand::random::<u16>()))
+                .collect();
+            let track = MediaStreamTrack::new(
+                format!("{}-stream", config.name),
+                format!("{}-video", config.name),
+                format!("{}-video", config.name),
+                RtpCodecKind::Video,
+                layers
+                    .iter()
+                    .map(|(rid, ssrc, _)| RTCRtpEncodingParameters {
+                        rtp_coding_parameters: RTCRtpCodingParameters {
+                            rid: rid.clone(),
+                            ssrc: Some(*ssrc),
+                            ..Default::default()
+                        },
+                        codec: codec(MIME_TYPE_VP8, 90_000, 0, ""),
+                        ..Default::default()
+                    })
+                    .collect(),
+            );
+            Some(SimulcastTrack {
+                sender: pc.add_track(track)?,
+                layers,
+                timestamp: rand::random(),
+            })
         } else {
             None
         };
@@ -279,6 +329,7 @@ impl ClientPeer {
             config,
             audio,
             video,
+            simulcast,
             remote: HashMap::new(),
             keyframe_requests: 0,
             connected: false,
@@ -371,6 +422,52 @@ impl ClientPeer {
         let sender = track.sender;
         if let Some(mut sender) = self.pc.rtp_sender(sender) {
             sender.write_rtp(now, packet)?;
+        }
+        self.drain(now);
+        Ok(())
+    }
+
+    /// Sends one frame on simulcast layer `layer` (0 lowest; see [`SIMULCAST_RIDS`]), tagged
+    /// with its MID and RID as browsers do.
+    pub fn send_layer(&mut self, now: Instant, layer: usize, payload: Bytes) -> Result<(), rtc::shared::error::Error> {
+        let Some(track) = self.simulcast.as_mut() else {
+            return Ok(());
+        };
+        let Some((rid, ssrc, seq)) = track.layers.get_mut(layer) else {
+            return Ok(());
+        };
+        let sender = track.sender;
+        let transceivers: Vec<_> = self.pc.get_transceivers().collect();
+        let mid = transceivers.into_iter().find_map(|t| {
+            let handle = self.pc.rtp_transceiver(t)?;
+            (handle.sender() == Some(sender))
+                .then(|| handle.mid().clone())
+                .flatten()
+        });
+        let ids = self.pc.rtp_sender(sender).map(|mut s| {
+            let exts = &s.get_parameters().rtp_parameters.header_extensions;
+            let id = |uri: &str| exts.iter().find(|e| e.uri == uri).map(|e| e.id as u8);
+            (id(MID_URI), id(RID_URI))
+        });
+        let mut header = Header {
+            version: 2,
+            marker: true,
+            payload_type: VIDEO_PAYLOAD_TYPE,
+            sequence_number: *seq,
+            timestamp: track.timestamp,
+            ssrc: *ssrc,
+            ..Default::default()
+        };
+        if let (Some((Some(mid_id), Some(rid_id))), Some(mid)) = (ids, mid) {
+            header.set_extension(mid_id, Bytes::from(mid.into_bytes()))?;
+            header.set_extension(rid_id, Bytes::from(rid.clone().into_bytes()))?;
+        }
+        *seq = seq.wrapping_add(1);
+        if layer + 1 == track.layers.len() {
+            track.timestamp = track.timestamp.wrapping_add(3000);
+        }
+        if let Some(mut sender) = self.pc.rtp_sender(sender) {
+            sender.write_rtp(now, Packet { header, payload })?;
         }
         self.drain(now);
         Ok(())
@@ -554,6 +651,7 @@ impl ClientPeer {
                 RTCMessage::RtpPacket(track_id, packet) => {
                     let entry = self.remote.entry(track_id).or_default();
                     entry.last_sequence = Some(packet.header.sequence_number);
+                    entry.sequence_numbers.push(packet.header.sequence_number);
                     entry.payloads.push(packet.payload);
                 }
                 RTCMessage::RtcpPacket(_, packets) => {

@@ -167,11 +167,22 @@ struct Published {
     encodings: Vec<(u32, Option<String>)>,
     audio_level_ext: Option<u8>,
     last_keyframe_request: Option<Instant>,
+    /// Layers asked for within the throttle interval, sent when it ends (`None`: all layers).
+    deferred_keyframe: Option<Option<Vec<u32>>>,
 }
 
 impl Published {
+    /// When a deferred keyframe request is due.
+    fn keyframe_due(&self, interval: Duration) -> Option<Instant> {
+        self.deferred_keyframe.as_ref()?;
+        self.last_keyframe_request.map(|at| at + interval)
+    }
+}
+
+impl Published {
+    /// Simulcast tracks name their layers with RIDs (known from the first packet of each).
     fn is_simulcast(&self) -> bool {
-        self.encodings.len() > 1
+        self.encodings.iter().any(|(_, rid)| rid.is_some())
     }
 
     fn layer_of_ssrc(&self, ssrc: u32) -> Option<Layer> {
@@ -508,8 +519,13 @@ impl Sfu {
 
     pub fn poll_timeout(&mut self) -> Option<Instant> {
         let peers = self.peers.values_mut().filter_map(|p| p.pc.poll_timeout());
+        let interval = self.config.keyframe_request_interval;
         let speakers = self.rooms.values().filter_map(|r| r.speaker.poll_timeout());
-        peers.chain(speakers).min()
+        let keyframes = self
+            .rooms
+            .values()
+            .flat_map(|r| r.published.values().filter_map(|p| p.keyframe_due(interval)));
+        peers.chain(speakers).chain(keyframes).min()
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
@@ -526,6 +542,8 @@ impl Sfu {
             }
             self.mark_dirty(key);
         }
+        let interval = self.config.keyframe_request_interval;
+        let mut deferred = Vec::new();
         for (room, state) in &mut self.rooms {
             if let Some(participant) = state.speaker.handle_timeout(now) {
                 self.events.push_back(SfuEvent::Speaker {
@@ -533,6 +551,14 @@ impl Sfu {
                     participant,
                 });
             }
+            for (track, published) in &mut state.published {
+                if published.keyframe_due(interval).is_some_and(|at| at <= now) {
+                    deferred.push((*room, *track, published.deferred_keyframe.take().flatten()));
+                }
+            }
+        }
+        for (room, track, layers) in deferred {
+            self.send_keyframe_request(now, room, track, layers);
         }
         self.drive(now, None);
     }
@@ -823,6 +849,7 @@ impl Sfu {
                 encodings: vec![(ssrc, rid)],
                 audio_level_ext,
                 last_keyframe_request: None,
+                deferred_keyframe: None,
             },
         );
         self.process_room_events(now, key.room);
@@ -998,7 +1025,9 @@ impl Sfu {
         }
     }
 
-    /// Asks a track's publisher for a keyframe (throttled per track).
+    /// Asks a track's publisher for a keyframe of layer `ssrc` (all layers: `None`). At most one
+    /// request per track goes out per interval; requests within it are merged and sent when it
+    /// ends, so none is lost.
     fn request_keyframe(&mut self, now: Instant, room: RoomId, track: TrackId, ssrc: Option<u32>) {
         let interval = self.config.keyframe_request_interval;
         let Some(published) = self.rooms.get_mut(&room).and_then(|s| s.published.get_mut(&track)) else {
@@ -1007,21 +1036,37 @@ impl Sfu {
         if published.video_codec.is_none() {
             return;
         }
+        let merged = match (published.deferred_keyframe.take(), ssrc) {
+            (Some(None), _) | (_, None) => None,
+            (Some(Some(mut layers)), Some(ssrc)) => {
+                if !layers.contains(&ssrc) {
+                    layers.push(ssrc);
+                }
+                Some(layers)
+            }
+            (None, Some(ssrc)) => Some(vec![ssrc]),
+        };
         if published
             .last_keyframe_request
             .is_some_and(|at| now.saturating_duration_since(at) < interval)
         {
+            published.deferred_keyframe = Some(merged);
             return;
         }
+        self.send_keyframe_request(now, room, track, merged);
+    }
+
+    fn send_keyframe_request(&mut self, now: Instant, room: RoomId, track: TrackId, layers: Option<Vec<u32>>) {
+        let Some(published) = self.rooms.get_mut(&room).and_then(|s| s.published.get_mut(&track)) else {
+            return;
+        };
         published.last_keyframe_request = Some(now);
+        published.deferred_keyframe = None;
         let owner = PeerKey {
             room,
             participant: published.owner,
         };
-        let ssrcs: Vec<u32> = match ssrc {
-            Some(ssrc) => vec![ssrc],
-            None => published.encodings.iter().map(|(s, _)| *s).collect(),
-        };
+        let ssrcs = layers.unwrap_or_else(|| published.encodings.iter().map(|(s, _)| *s).collect());
         let receiver = published.receiver;
         let Some(peer) = self.peers.get_mut(&owner) else {
             return;

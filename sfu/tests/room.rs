@@ -222,7 +222,7 @@ fn bad_configs_are_refused() {
             ..RoomConfig::default()
         },
         RoomConfig {
-            max_participants: 65,
+            max_participants: huddle_sfu::MAX_PARTICIPANTS + 1,
             ..RoomConfig::default()
         },
         RoomConfig {

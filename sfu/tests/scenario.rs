@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use huddle_sfu::client::{ClientConfig, ClientPeer, MediaKind};
-use huddle_sfu::{ParticipantId, PeerKey, RoomId, Sfu, SfuConfig, SfuError, SfuEvent, TrackKind};
+use huddle_sfu::{ParticipantId, PeerKey, RoomId, Sfu, SfuConfig, SfuError, SfuEvent, TrackId, TrackKind};
+use huddle_signaling::Layer;
 use huddle_signaling::TrackSource;
 
 const ROOM: RoomId = RoomId(1);
@@ -55,7 +56,13 @@ impl Net {
 
     /// Joins participant `p`, publishes its audio and video and completes negotiation.
     fn join(&mut self, p: u64) {
-        let mut client = ClientPeer::new(self.now, ClientConfig::new(client_addr(p), format!("c{p}"))).unwrap();
+        self.join_with(p, |_| {});
+    }
+
+    fn join_with(&mut self, p: u64, adjust: impl FnOnce(&mut ClientConfig)) {
+        let mut config = ClientConfig::new(client_addr(p), format!("c{p}"));
+        adjust(&mut config);
+        let mut client = ClientPeer::new(self.now, config).unwrap();
         self.sfu.join(self.now, key(p)).unwrap();
         let offer = client.create_offer(self.now).unwrap();
         let sources = vec![
@@ -312,15 +319,23 @@ fn a_subscribers_keyframe_request_reaches_the_publisher() {
     );
     assert_eq!(net.sfu.stats().keyframe_requests, requests_before + 1);
 
-    // A burst of requests from the other subscriber inside the throttle interval is merged.
-    let now = net.now;
-    net.clients
-        .get_mut(&3)
-        .unwrap()
-        .request_keyframe(now, &video_of_1)
-        .unwrap();
-    net.run(2, Duration::from_millis(10));
+    // More requests inside the throttle interval are merged into one, sent when it ends.
+    for p in [3, 2, 3] {
+        let now = net.now;
+        net.clients
+            .get_mut(&p)
+            .unwrap()
+            .request_keyframe(now, &video_of_1)
+            .unwrap();
+        net.run(2, Duration::from_millis(10));
+    }
     assert_eq!(net.clients[&1].keyframe_requests(), before + 1, "throttled");
+    net.run(50, Duration::from_millis(10));
+    assert_eq!(
+        net.clients[&1].keyframe_requests(),
+        before + 2,
+        "the merged request, once"
+    );
 
     // Audio has no keyframes: nothing goes upstream.
     let now = net.now;
@@ -330,9 +345,9 @@ fn a_subscribers_keyframe_request_reaches_the_publisher() {
         .request_keyframe(now, &audio_of_1)
         .unwrap();
     net.run(60, Duration::from_millis(10));
-    assert_eq!(net.clients[&1].keyframe_requests(), before + 1);
+    assert_eq!(net.clients[&1].keyframe_requests(), before + 2);
 
-    // After the interval, a new request goes through.
+    // After the interval, a new request goes straight through.
     let now = net.now;
     net.clients
         .get_mut(&3)
@@ -340,7 +355,7 @@ fn a_subscribers_keyframe_request_reaches_the_publisher() {
         .request_keyframe(now, &video_of_1)
         .unwrap();
     net.run(2, Duration::from_millis(10));
-    assert_eq!(net.clients[&1].keyframe_requests(), before + 2);
+    assert_eq!(net.clients[&1].keyframe_requests(), before + 3);
 }
 
 #[test]
@@ -532,4 +547,104 @@ fn lost_handshake_records_are_retransmitted() {
         net.run_until("a connection despite lost DTLS records", Net::all_connected);
         assert_eq!(net.drop_dtls, 0, "{lost} records were dropped");
     }
+}
+
+/// A simulcast VP8 frame: key or inter, naming its layer and number.
+fn layer_frame(layer: usize, frame: usize, key: bool) -> Bytes {
+    let mut payload = vec![0x10, if key { 0x00 } else { 0x01 }];
+    payload.extend_from_slice(format!("L{layer} #{frame}").as_bytes());
+    Bytes::from(payload)
+}
+
+#[test]
+fn simulcast_layers_follow_what_each_subscriber_asks_for() {
+    let mut net = Net::new();
+    net.join_with(1, |c| c.simulcast = true);
+    net.join(2);
+    net.join(3);
+    net.run_until("everyone connected", Net::all_connected);
+
+    // The publisher sends all three layers; it answers a keyframe request with keyframes.
+    let mut frame = 0;
+    let mut requests_seen = net.clients[&1].keyframe_requests();
+    let mut send_frames = |net: &mut Net, frames: usize| {
+        for _ in 0..frames {
+            let requested = net.clients[&1].keyframe_requests();
+            let key = frame == 0 || requested > requests_seen;
+            requests_seen = requested;
+            let now = net.now;
+            let publisher = net.clients.get_mut(&1).unwrap();
+            for layer in 0..3 {
+                publisher
+                    .send_layer(now, layer, layer_frame(layer, frame, key))
+                    .unwrap();
+            }
+            frame += 1;
+            net.run(1, Duration::from_millis(33));
+        }
+    };
+    send_frames(&mut net, 10);
+    let track = net
+        .events
+        .iter()
+        .find_map(|e| match e {
+            SfuEvent::TrackPublished { owner, kind, track, .. }
+                if *owner == ParticipantId(1) && *kind == TrackKind::Video =>
+            {
+                Some(*track)
+            }
+            _ => None,
+        })
+        .expect("the simulcast track is published once");
+    let layers_of = |net: &Net, p: u64| -> Vec<u8> {
+        net.clients[&p]
+            .remote_tracks()
+            .values()
+            .filter(|t| t.stream_id == "p1" && t.kind == "video")
+            .flat_map(|t| t.payloads.iter().map(|b| b[3]))
+            .collect()
+    };
+    // By default both subscribers get the highest layer (after the lower ones while the
+    // higher were not yet known), one layer at a time, moving up only.
+    for p in [2, 3] {
+        let got = layers_of(&net, p);
+        assert!(
+            got.len() >= 8 && got[got.len() - 5..].iter().all(|l| *l == b'2'),
+            "p{p}: {got:?}"
+        );
+        assert!(got.windows(2).all(|w| w[0] <= w[1]), "p{p}: {got:?}");
+    }
+
+    // Subscriber 2 asks for the lowest layer (a thumbnail): the SFU asks the publisher for a
+    // keyframe and switches on it; subscriber 3 keeps the highest.
+    let before = (layers_of(&net, 2).len(), layers_of(&net, 3).len());
+    let now = net.now;
+    net.sfu.set_layer(now, key(2), track, Layer::Low).unwrap();
+    send_frames(&mut net, 10);
+    let after_2 = &layers_of(&net, 2)[before.0..];
+    let after_3 = &layers_of(&net, 3)[before.1..];
+    let switched_at = after_2
+        .iter()
+        .position(|l| *l == b'0')
+        .expect("p2 switched to the low layer");
+    assert!(after_2[switched_at..].iter().all(|l| *l == b'0'), "{after_2:?}");
+    assert!(
+        after_2[..switched_at].iter().all(|l| *l == b'2'),
+        "the old layer until the keyframe"
+    );
+    assert!(after_3.iter().all(|l| *l == b'2'), "{after_3:?}");
+    assert!(net.sfu.stats().layer_switches >= 1);
+
+    // One continuous stream for the subscriber: sequence numbers never jump at the switch.
+    let seqs: Vec<u16> = net.clients[&2]
+        .remote_tracks()
+        .values()
+        .filter(|t| t.stream_id == "p1" && t.kind == "video")
+        .flat_map(|t| t.sequence_numbers.clone())
+        .collect();
+    assert!(seqs.windows(2).all(|w| w[1] == w[0].wrapping_add(1)), "{seqs:?}");
+    assert_eq!(
+        net.sfu.set_layer(now, key(2), TrackId(999), Layer::High),
+        Err(SfuError::UnknownTrack(TrackId(999)))
+    );
 }
