@@ -13,7 +13,9 @@ use log::debug;
 use rtc::interceptor::Registry;
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
-use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_OPUS, MIME_TYPE_VP8, MediaEngine};
+use rtc::peer_connection::configuration::media_engine::{
+    MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_VP8, MIME_TYPE_VP9, MediaEngine,
+};
 use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
 use rtc::peer_connection::configuration::{RTCConfigurationBuilder, RTCIceTransportPolicy};
 use rtc::peer_connection::event::{RTCPeerConnectionEvent, RTCTrackEvent};
@@ -53,6 +55,37 @@ pub struct ClientConfig {
     pub relay: Option<RelayConfig>,
     /// Send the video as three simulcast layers (RIDs `q`, `h`, `f`), like a browser camera.
     pub simulcast: bool,
+    /// Also share a screen: a second video track.
+    pub screen: bool,
+    /// The one video codec this client offers.
+    pub video_codec: VideoCodecChoice,
+}
+
+/// Video codecs a client can be limited to, as browsers may be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum VideoCodecChoice {
+    #[default]
+    Vp8,
+    Vp9,
+    H264,
+}
+
+impl VideoCodecChoice {
+    fn mime(self) -> &'static str {
+        match self {
+            Self::Vp8 => MIME_TYPE_VP8,
+            Self::Vp9 => MIME_TYPE_VP9,
+            Self::H264 => MIME_TYPE_H264,
+        }
+    }
+
+    fn fmtp(self) -> &'static str {
+        match self {
+            Self::Vp9 => "profile-id=0",
+            Self::H264 => "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f",
+            Self::Vp8 => "",
+        }
+    }
 }
 
 /// The simulcast RIDs a client sends, lowest first.
@@ -102,6 +135,8 @@ impl ClientConfig {
             video: true,
             relay: None,
             simulcast: false,
+            screen: false,
+            video_codec: VideoCodecChoice::Vp8,
         }
     }
 }
@@ -134,6 +169,8 @@ struct LocalTrack {
 pub enum MediaKind {
     Audio,
     Video,
+    /// A second video track: the screen share.
+    Screen,
 }
 
 pub struct ClientPeer {
@@ -141,6 +178,7 @@ pub struct ClientPeer {
     config: ClientConfig,
     audio: Option<LocalTrack>,
     video: Option<LocalTrack>,
+    screen: Option<LocalTrack>,
     simulcast: Option<SimulcastTrack>,
     remote: HashMap<String, RemoteTrack>,
     keyframe_requests: u64,
@@ -163,7 +201,14 @@ impl ClientPeer {
                 AUDIO_PAYLOAD_TYPE,
                 RtpCodecKind::Audio,
             ),
-            (MIME_TYPE_VP8, 90_000, 0, "", VIDEO_PAYLOAD_TYPE, RtpCodecKind::Video),
+            (
+                config.video_codec.mime(),
+                90_000,
+                0,
+                config.video_codec.fmtp(),
+                VIDEO_PAYLOAD_TYPE,
+                RtpCodecKind::Video,
+            ),
         ] {
             media.register_codec(
                 rtc::rtp_transceiver::rtp_sender::RTCRtpCodecParameters {
@@ -244,7 +289,18 @@ impl ClientPeer {
             Some(add(
                 RtpCodecKind::Video,
                 "video",
-                codec(MIME_TYPE_VP8, 90_000, 0, ""),
+                codec(config.video_codec.mime(), 90_000, 0, config.video_codec.fmtp()),
+                VIDEO_PAYLOAD_TYPE,
+                3000,
+            )?)
+        } else {
+            None
+        };
+        let screen = if config.screen {
+            Some(add(
+                RtpCodecKind::Video,
+                "screen",
+                codec(config.video_codec.mime(), 90_000, 0, config.video_codec.fmtp()),
                 VIDEO_PAYLOAD_TYPE,
                 3000,
             )?)
@@ -269,7 +325,7 @@ impl ClientPeer {
                             ssrc: Some(*ssrc),
                             ..Default::default()
                         },
-                        codec: codec(MIME_TYPE_VP8, 90_000, 0, ""),
+                        codec: codec(config.video_codec.mime(), 90_000, 0, config.video_codec.fmtp()),
                         ..Default::default()
                     })
                     .collect(),
@@ -329,6 +385,7 @@ impl ClientPeer {
             config,
             audio,
             video,
+            screen,
             simulcast,
             remote: HashMap::new(),
             keyframe_requests: 0,
@@ -352,6 +409,7 @@ impl ClientPeer {
         match kind {
             MediaKind::Audio => format!("{}-audio", self.config.name),
             MediaKind::Video => format!("{}-video", self.config.name),
+            MediaKind::Screen => format!("{}-screen", self.config.name),
         }
     }
 
@@ -401,6 +459,7 @@ impl ClientPeer {
         let track = match kind {
             MediaKind::Audio => self.audio.as_mut(),
             MediaKind::Video => self.video.as_mut(),
+            MediaKind::Screen => self.screen.as_mut(),
         };
         let Some(track) = track else {
             return Ok(());

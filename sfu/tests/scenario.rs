@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use huddle_sfu::client::{ClientConfig, ClientPeer, MediaKind};
+use huddle_sfu::client::{ClientConfig, ClientPeer, MediaKind, VideoCodecChoice};
 use huddle_sfu::{ParticipantId, PeerKey, RoomId, Sfu, SfuConfig, SfuError, SfuEvent, TrackId, TrackKind};
 use huddle_signaling::Layer;
 use huddle_signaling::TrackSource;
@@ -68,6 +68,7 @@ impl Net {
         let sources = vec![
             (client.track_id(MediaKind::Audio), TrackSource::Microphone),
             (client.track_id(MediaKind::Video), TrackSource::Camera),
+            (client.track_id(MediaKind::Screen), TrackSource::Screen),
         ];
         let reply = self.sfu.handle_offer(self.now, key(p), offer, &sources).unwrap();
         client.apply_answer(self.now, reply.answer.unwrap()).unwrap();
@@ -647,4 +648,103 @@ fn simulcast_layers_follow_what_each_subscriber_asks_for() {
         net.sfu.set_layer(now, key(2), TrackId(999), Layer::High),
         Err(SfuError::UnknownTrack(TrackId(999)))
     );
+}
+
+#[test]
+fn a_screen_share_is_a_second_video_track() {
+    let mut net = Net::new();
+    net.join_with(1, |c| c.screen = true);
+    net.join(2);
+    net.run_until("everyone connected", Net::all_connected);
+    net.prime();
+    let now = net.now;
+    net.clients
+        .get_mut(&1)
+        .unwrap()
+        .send(now, MediaKind::Screen, Bytes::from_static(&[0x10, 0x00, b's', b'1']))
+        .unwrap();
+    net.run(30, Duration::from_millis(10));
+    let published: Vec<(TrackKind, TrackSource)> = net
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            SfuEvent::TrackPublished {
+                owner, kind, source, ..
+            } if *owner == ParticipantId(1) => Some((*kind, *source)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(published.len(), 3, "{published:?}");
+    assert!(published.contains(&(TrackKind::Screen, TrackSource::Screen)));
+    assert!(published.contains(&(TrackKind::Video, TrackSource::Camera)));
+    let screen_track = net.track_of(1, TrackKind::Screen);
+    let received = &net.clients[&2].remote_tracks()[&screen_track];
+    assert_eq!(received.kind, "video");
+    assert_eq!(
+        received.payloads.last().map(|b| b.as_ref()),
+        Some(&[0x10, 0x00, b's', b'1'][..])
+    );
+    assert_eq!(net.sfu.subscriptions(key(2)).len(), 3);
+}
+
+#[test]
+fn vp9_and_h264_are_forwarded_when_the_clients_offer_only_them() {
+    for (codec, keyframe) in [
+        (VideoCodecChoice::Vp9, vec![0x08u8, b'k']),
+        (VideoCodecChoice::H264, vec![0x65u8, b'k']),
+    ] {
+        let mut net = Net::new();
+        net.join_with(1, |c| c.video_codec = codec);
+        net.join_with(2, |c| c.video_codec = codec);
+        net.run_until("everyone connected", Net::all_connected);
+        for frame in 0..5u8 {
+            let now = net.now;
+            for p in [1, 2] {
+                let mut payload = keyframe.clone();
+                payload.push(frame);
+                payload.push(p as u8);
+                net.clients
+                    .get_mut(&p)
+                    .unwrap()
+                    .send(now, MediaKind::Video, Bytes::from(payload))
+                    .unwrap();
+            }
+            net.run(3, Duration::from_millis(10));
+        }
+        for (to, from) in [(1u8, 2u8), (2, 1)] {
+            let got: Vec<Vec<u8>> = net.clients[&u64::from(to)]
+                .remote_tracks()
+                .values()
+                .filter(|t| t.kind == "video")
+                .flat_map(|t| t.payloads.iter().map(|b| b.to_vec()))
+                .collect();
+            // Tracks publish on their first packet, so the first frame may not be forwarded yet.
+            assert!(got.len() >= 3, "{codec:?} {from} -> {to}: {got:?}");
+            assert!(
+                got.iter().all(|p| p[..2] == keyframe[..] && p[3] == from),
+                "{codec:?}: {got:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_answer_negotiates_feedback_for_loss_keyframes_and_congestion_control() {
+    let now = Instant::now();
+    let mut sfu = Sfu::new(SfuConfig::new(SFU_ADDR.parse().unwrap())).unwrap();
+    let mut client = ClientPeer::new(now, ClientConfig::new(client_addr(1), "c1")).unwrap();
+    sfu.join(now, key(1)).unwrap();
+    let offer = client.create_offer(now).unwrap();
+    let answer = sfu.handle_offer(now, key(1), offer, &[]).unwrap().answer.unwrap();
+    for needle in [
+        "a=rtcp-fb:96 nack",
+        "a=rtcp-fb:96 nack pli",
+        "a=rtcp-fb:96 transport-cc",
+        "transport-wide-cc",
+        "ssrc-audio-level",
+        "a=ice-lite",
+        &format!("{SFU_ADDR}").replace(':', " "),
+    ] {
+        assert!(answer.contains(needle), "answer lacks {needle:?}:\n{answer}");
+    }
 }
