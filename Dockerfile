@@ -25,5 +25,5 @@ USER huddle
 WORKDIR /var/lib/huddle
 ENV HUDDLE_HTTP_ADDR=0.0.0.0:3000 \
     HUDDLE_DATA_DIR=/var/lib/huddle
-EXPOSE 3000
+EXPOSE 3000 50000/udp
 ENTRYPOINT ["/usr/local/bin/huddle"]

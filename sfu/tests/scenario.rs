@@ -743,7 +743,7 @@ fn the_answer_negotiates_feedback_for_loss_keyframes_and_congestion_control() {
         "transport-wide-cc",
         "ssrc-audio-level",
         "a=ice-lite",
-        &format!("{SFU_ADDR}").replace(':', " "),
+        &SFU_ADDR.replace(':', " "),
     ] {
         assert!(answer.contains(needle), "answer lacks {needle:?}:\n{answer}");
     }
