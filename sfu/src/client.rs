@@ -35,7 +35,7 @@ use rtc::rtp_transceiver::rtp_sender::{
 };
 use rtc::rtp_transceiver::{RTCRtpReceiverId, RTCRtpSenderId};
 use rtc::sansio::Protocol;
-use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
+use rtc::shared::TransportProtocol;
 use rtc::turn::client::{Client as TurnClient, ClientConfig as TurnConfig, Event as TurnEvent};
 
 use crate::engine::{AUDIO_LEVEL_URI, is_stable};
@@ -285,28 +285,22 @@ impl ClientPeer {
         } else {
             None
         };
-        let video = if config.video && !config.simulcast {
-            Some(add(
-                RtpCodecKind::Video,
-                "video",
-                codec(config.video_codec.mime(), 90_000, 0, config.video_codec.fmtp()),
-                VIDEO_PAYLOAD_TYPE,
-                3000,
-            )?)
-        } else {
-            None
+        let video_codec = codec(config.video_codec.mime(), 90_000, 0, config.video_codec.fmtp());
+        let mut add_video = |enabled: bool, suffix: &str| {
+            enabled
+                .then(|| {
+                    add(
+                        RtpCodecKind::Video,
+                        suffix,
+                        video_codec.clone(),
+                        VIDEO_PAYLOAD_TYPE,
+                        3000,
+                    )
+                })
+                .transpose()
         };
-        let screen = if config.screen {
-            Some(add(
-                RtpCodecKind::Video,
-                "screen",
-                codec(config.video_codec.mime(), 90_000, 0, config.video_codec.fmtp()),
-                VIDEO_PAYLOAD_TYPE,
-                3000,
-            )?)
-        } else {
-            None
-        };
+        let video = add_video(config.video && !config.simulcast, "video")?;
+        let screen = add_video(config.screen, "screen")?;
         let simulcast = if config.video && config.simulcast {
             let layers: Vec<(String, u32, u16)> = SIMULCAST_RIDS
                 .iter()
@@ -595,32 +589,18 @@ impl ClientPeer {
         if let Some(relay) = self.relay.as_mut()
             && from == relay.config.server
         {
-            let read = relay.client.handle_read(TaggedBytesMut {
-                now,
-                transport: TransportContext {
-                    local_addr: to,
-                    peer_addr: from,
-                    ecn: None,
-                    transport_protocol: TransportProtocol::UDP,
-                },
-                message: BytesMut::from(payload),
-            });
+            let read = relay
+                .client
+                .handle_read(crate::udp_datagram(now, to, from, BytesMut::from(payload)));
             if let Err(err) = read {
                 debug!("{}: TURN datagram refused: {err}", self.config.name);
             }
             self.drain(now);
             return;
         }
-        let result = self.pc.handle_read(TaggedBytesMut {
-            now,
-            transport: TransportContext {
-                local_addr: to,
-                peer_addr: from,
-                ecn: None,
-                transport_protocol: TransportProtocol::UDP,
-            },
-            message: BytesMut::from(payload),
-        });
+        let result = self
+            .pc
+            .handle_read(crate::udp_datagram(now, to, from, BytesMut::from(payload)));
         if let Err(err) = result {
             debug!("{}: datagram refused: {err}", self.config.name);
         }
@@ -807,16 +787,7 @@ impl ClientPeer {
                 }
                 TurnEvent::DataIndicationOrChannelData(_, from, data) => {
                     if let RelayState::Allocated(relayed) = relay.state {
-                        let read = self.pc.handle_read(TaggedBytesMut {
-                            now,
-                            transport: TransportContext {
-                                local_addr: relayed,
-                                peer_addr: from,
-                                ecn: None,
-                                transport_protocol: TransportProtocol::UDP,
-                            },
-                            message: data,
-                        });
+                        let read = self.pc.handle_read(crate::udp_datagram(now, relayed, from, data));
                         if let Err(err) = read {
                             debug!("{}: relayed datagram refused: {err}", self.config.name);
                         }

@@ -36,7 +36,6 @@ use rtc::rtp_transceiver::rtp_sender::{
 };
 use rtc::rtp_transceiver::{RTCRtpReceiverId, RTCRtpSenderId, RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use rtc::sansio::Protocol;
-use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 
 use crate::demux;
 use crate::forward::{Rewriter, VideoCodec, is_keyframe, layer_of};
@@ -498,16 +497,9 @@ impl Sfu {
         };
         let local_addr = self.config.local_addr;
         let peer = self.peers.get_mut(&key).ok_or(SfuError::UnknownSource)?;
-        let result = peer.pc.handle_read(TaggedBytesMut {
-            now,
-            transport: TransportContext {
-                local_addr,
-                peer_addr: from,
-                ecn: None,
-                transport_protocol: TransportProtocol::UDP,
-            },
-            message: BytesMut::from(payload),
-        });
+        let result = peer
+            .pc
+            .handle_read(crate::udp_datagram(now, local_addr, from, BytesMut::from(payload)));
         self.mark_dirty(key);
         self.drive(now, None);
         result.map_err(|e| {

@@ -14,6 +14,25 @@ pub mod link;
 pub mod room;
 pub mod speaker;
 
+/// A datagram received on UDP, as `rtc` takes it.
+pub(crate) fn udp_datagram(
+    now: std::time::Instant,
+    local_addr: std::net::SocketAddr,
+    peer_addr: std::net::SocketAddr,
+    payload: bytes::BytesMut,
+) -> rtc::shared::TaggedBytesMut {
+    rtc::shared::TaggedBytesMut {
+        now,
+        transport: rtc::shared::TransportContext {
+            local_addr,
+            peer_addr,
+            ecn: None,
+            transport_protocol: rtc::shared::TransportProtocol::UDP,
+        },
+        message: payload,
+    }
+}
+
 pub use engine::{NegotiationReply, PeerKey, RoomId, Sfu, SfuConfig, SfuEvent, SfuStats, Transmit};
 pub use error::SfuError;
 pub use room::{

@@ -335,6 +335,12 @@ impl Media {
         })
     }
 
+    /// `key`, for requests: someone not (yet) in the media room is an unknown participant.
+    fn participant(&self, call: ObjectId, user: ObjectId) -> Result<PeerKey, SfuError> {
+        self.key(call, user)
+            .ok_or(SfuError::UnknownParticipant(ParticipantId(0)))
+    }
+
     fn handle(&mut self, command: Command) {
         let now = Instant::now();
         match command {
@@ -356,10 +362,9 @@ impl Media {
                 sdp,
                 reply,
             } => {
-                let result = match self.key(call, user) {
-                    Some(key) => self.sfu.handle_answer(now, key, offer_id, sdp),
-                    None => Err(SfuError::UnknownParticipant(ParticipantId(0))),
-                };
+                let result = self
+                    .participant(call, user)
+                    .and_then(|key| self.sfu.handle_answer(now, key, offer_id, sdp));
                 let _ = reply.send(result);
             }
             Command::Candidate {
@@ -368,10 +373,9 @@ impl Media {
                 candidate,
                 reply,
             } => {
-                let result = match self.key(call, user) {
-                    Some(key) => self.sfu.add_candidate(key, candidate),
-                    None => Err(SfuError::UnknownParticipant(ParticipantId(0))),
-                };
+                let result = self
+                    .participant(call, user)
+                    .and_then(|key| self.sfu.add_candidate(key, candidate));
                 let _ = reply.send(result);
             }
             Command::Layer {
@@ -385,11 +389,10 @@ impl Media {
                     .strip_prefix('t')
                     .and_then(|n| n.parse().ok())
                     .map(huddle_sfu::TrackId);
-                let result = match (self.key(call, user), track) {
-                    (Some(key), Some(track)) => self.sfu.set_layer(now, key, track, layer),
-                    (None, _) => Err(SfuError::UnknownParticipant(ParticipantId(0))),
-                    (_, None) => Err(SfuError::UnknownTrack(huddle_sfu::TrackId(u64::MAX))),
-                };
+                let result = self.participant(call, user).and_then(|key| {
+                    let track = track.ok_or(SfuError::UnknownTrack(huddle_sfu::TrackId(u64::MAX)))?;
+                    self.sfu.set_layer(now, key, track, layer)
+                });
                 let _ = reply.send(result);
             }
             Command::Mute {

@@ -220,18 +220,14 @@ fn register_media_events(socket: &SocketRef, state: &AppState) {
         state,
         "rtc:offer",
         |state, user, socket, req: SdpOffer| async move {
-            req.validate().map_err(signaling_error)?;
-            let call = parse_id(&req.call_id)?;
-            calls::check_in_call(&state, user.id, call).await?;
+            let call = joined_call(&state, user.id, &req, &req.call_id).await?;
             let sources = req.sources.into_iter().map(|s| (s.track_id, s.source)).collect();
             let reply = state.sfu.offer(call, user.id, socket, req.sdp, sources).await?;
             Ok(negotiation_reply(reply))
         },
     );
     on(socket, state, "rtc:answer", |state, user, req: SdpAnswer| async move {
-        req.validate().map_err(signaling_error)?;
-        let call = parse_id(&req.call_id)?;
-        calls::check_in_call(&state, user.id, call).await?;
+        let call = joined_call(&state, user.id, &req, &req.call_id).await?;
         let reply = state.sfu.answer(call, user.id, req.offer_id, req.sdp).await?;
         Ok(negotiation_reply(reply))
     });
@@ -240,9 +236,7 @@ fn register_media_events(socket: &SocketRef, state: &AppState) {
         state,
         "rtc:candidate",
         |state, user, req: IceCandidate| async move {
-            req.validate().map_err(signaling_error)?;
-            let call = parse_id(&req.call_id)?;
-            calls::check_in_call(&state, user.id, call).await?;
+            let call = joined_call(&state, user.id, &req, &req.call_id).await?;
             let candidate = RTCIceCandidateInit {
                 candidate: req.candidate,
                 sdp_mid: req.sdp_mid,
@@ -259,9 +253,7 @@ fn register_media_events(socket: &SocketRef, state: &AppState) {
         state,
         "rtc:layer",
         |state, user, req: LayerRequest| async move {
-            req.validate().map_err(signaling_error)?;
-            let call = parse_id(&req.call_id)?;
-            calls::check_in_call(&state, user.id, call).await?;
+            let call = joined_call(&state, user.id, &req, &req.call_id).await?;
             state.sfu.layer(call, user.id, req.track_id, req.layer).await?;
             Ok(json!({}))
         },
@@ -271,13 +263,19 @@ fn register_media_events(socket: &SocketRef, state: &AppState) {
         state,
         "participant:mute",
         |state, user, req: MuteRequest| async move {
-            req.validate().map_err(signaling_error)?;
-            let call = parse_id(&req.call_id)?;
-            calls::check_in_call(&state, user.id, call).await?;
+            let call = joined_call(&state, user.id, &req, &req.call_id).await?;
             state.sfu.mute(call, user.id, req.source, req.muted).await?;
             Ok(json!({}))
         },
     );
+}
+
+/// Validates a media request and returns its call, if the caller joined it.
+async fn joined_call(state: &AppState, user: ObjectId, request: &impl Validate, call_id: &str) -> AppResult<ObjectId> {
+    request.validate().map_err(signaling_error)?;
+    let call = parse_id(call_id)?;
+    calls::check_in_call(state, user, call).await?;
+    Ok(call)
 }
 
 fn signaling_error(e: huddle_signaling::SignalingError) -> AppError {
