@@ -18,7 +18,9 @@ use rand::distr::Alphanumeric;
 use rtc::interceptor::Registry;
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
-use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
+use rtc::peer_connection::configuration::interceptor_registry::{
+    CongestionFeedback, configure_congestion_control, register_default_interceptors,
+};
 use rtc::peer_connection::configuration::media_engine::MediaEngine;
 use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
 use rtc::peer_connection::event::{RTCPeerConnectionEvent, RTCTrackEvent};
@@ -235,6 +237,8 @@ struct Peer {
     /// Sender track id (as the subscriber's RTCP names it) -> room track.
     subscribed_by_rtc_track: HashMap<String, TrackId>,
     link: LinkEstimate,
+    /// The send-side estimate of this peer's downlink (GCC over its TWCC feedback).
+    estimate: crate::bwe::SharedEstimate,
 }
 
 struct RoomState {
@@ -294,6 +298,11 @@ impl Sfu {
         self.rooms.len()
     }
 
+    /// The send-side bandwidth estimate of `peer`'s downlink, bits per second.
+    pub fn downlink_estimate(&self, peer: PeerKey) -> Option<u64> {
+        self.peers.get(&peer).map(|p| p.estimate.bits_per_second())
+    }
+
     /// Tracks `participant` receives, with the ids its SDP names them by.
     pub fn subscriptions(&self, peer: PeerKey) -> Vec<TrackId> {
         let mut tracks: Vec<TrackId> = self
@@ -325,7 +334,7 @@ impl Sfu {
             });
         }
         let ufrag = random_token(16);
-        let pc = new_connection(&self.config, now, &ufrag)?;
+        let (pc, estimate) = new_connection(&self.config, now, &ufrag)?;
         state.room.join(key.participant)?;
         self.by_ufrag.insert(ufrag.clone(), key);
         self.peers.insert(
@@ -343,6 +352,7 @@ impl Sfu {
                 subscriptions: HashMap::new(),
                 subscribed_by_rtc_track: HashMap::new(),
                 link: LinkEstimate::default(),
+                estimate,
             },
         );
         self.process_room_events(now, key.room);
@@ -534,6 +544,17 @@ impl Sfu {
             }
             self.mark_dirty(key);
         }
+        // The downlink estimates move with TWCC feedback; re-cap layers where one crossed a
+        // threshold.
+        let mut relayer = Vec::new();
+        for (key, peer) in &mut self.peers {
+            if peer.link.observe_estimate(now, peer.estimate.bits_per_second()) {
+                relayer.extend(peer.subscriptions.keys().map(|t| (*key, *t)));
+            }
+        }
+        for (key, track) in relayer {
+            self.reselect_layer(now, key, track);
+        }
         let interval = self.config.keyframe_request_interval;
         let mut deferred = Vec::new();
         for (room, state) in &mut self.rooms {
@@ -566,7 +587,11 @@ impl Sfu {
     // ---- internals ----
 }
 
-fn new_connection(config: &SfuConfig, now: Instant, ufrag: &str) -> Result<RTCPeerConnection, SfuError> {
+fn new_connection(
+    config: &SfuConfig,
+    now: Instant,
+    ufrag: &str,
+) -> Result<(RTCPeerConnection, crate::bwe::SharedEstimate), SfuError> {
     let mut media = MediaEngine::default();
     media.register_default_codecs().map_err(setup_error)?;
     media
@@ -578,8 +603,15 @@ fn new_connection(config: &SfuConfig, now: Instant, ufrag: &str) -> Result<RTCPe
             None,
         )
         .map_err(setup_error)?;
-    let registry = register_default_interceptors(crate::feedback::deliver_feedback(Registry::new()), &mut media)
-        .map_err(setup_error)?;
+    let (gcc, estimate) = crate::bwe::ReportingGcc::new();
+    let registry = configure_congestion_control(
+        crate::feedback::deliver_feedback(Registry::new()),
+        gcc,
+        CongestionFeedback::Twcc,
+        &mut media,
+    )
+    .map_err(setup_error)?;
+    let registry = register_default_interceptors(registry, &mut media).map_err(setup_error)?;
     let settings = SettingEngineBuilder::new()
         .with_ice_credentials(ufrag.to_owned(), random_token(32))
         .with_ice_timeouts(
@@ -589,13 +621,14 @@ fn new_connection(config: &SfuConfig, now: Instant, ufrag: &str) -> Result<RTCPe
         )
         .with_lite(true)
         .build();
-    RTCPeerConnectionBuilder::new()
+    let pc = RTCPeerConnectionBuilder::new()
         .with_configuration(RTCConfigurationBuilder::new().build())
         .with_setting_engine(settings)
         .with_media_engine(media)
         .with_interceptor_registry(registry)
         .build(now)
-        .map_err(setup_error)
+        .map_err(setup_error)?;
+    Ok((pc, estimate))
 }
 
 impl Sfu {

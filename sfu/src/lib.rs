@@ -4,6 +4,7 @@
 //! publishers, NACK/RTX per leg, simulcast layers per subscriber, active speaker. No sockets, no
 //! clock, no runtime: the server's media task owns the `Sfu` and drives it through `&mut self`.
 
+pub mod bwe;
 pub mod client;
 pub mod demux;
 pub mod engine;

@@ -1,5 +1,6 @@
-//! What a subscriber's downlink can carry, from what it reports: the loss fraction in its
-//! receiver reports and, when it sends them, REMB estimates. The result caps the simulcast
+//! What a subscriber's downlink can carry: the SFU's own send-side estimate (GCC over the
+//! subscriber's transport-wide feedback), REMB estimates when the subscriber sends them, and
+//! the loss fraction in its receiver reports. The most cautious of them caps the simulcast
 //! layer it is sent.
 
 use std::time::{Duration, Instant};
@@ -21,6 +22,7 @@ const MEDIUM_BELOW: u64 = 800_000;
 pub struct LinkEstimate {
     loss_cap: Layer,
     remb_cap: Layer,
+    estimate_cap: Layer,
     clean_since: Option<Instant>,
     stepped_down: Option<Instant>,
 }
@@ -30,6 +32,7 @@ impl Default for LinkEstimate {
         Self {
             loss_cap: Layer::High,
             remb_cap: Layer::High,
+            estimate_cap: Layer::High,
             clean_since: None,
             stepped_down: None,
         }
@@ -38,7 +41,7 @@ impl Default for LinkEstimate {
 
 impl LinkEstimate {
     pub fn max_layer(&self, _now: Instant) -> Layer {
-        self.loss_cap.min(self.remb_cap)
+        self.loss_cap.min(self.remb_cap).min(self.estimate_cap)
     }
 
     /// A receiver report's loss fraction (RFC 3550: lost/256). Returns true when the cap moved.
@@ -69,12 +72,23 @@ impl LinkEstimate {
     /// A REMB estimate. Returns true when the cap moved.
     pub fn observe_remb(&mut self, _now: Instant, bits_per_second: u64) -> bool {
         let before = self.remb_cap;
-        self.remb_cap = match bits_per_second {
-            b if b < LOW_BELOW => Layer::Low,
-            b if b < MEDIUM_BELOW => Layer::Medium,
-            _ => Layer::High,
-        };
+        self.remb_cap = layer_for(bits_per_second);
         before != self.remb_cap
+    }
+
+    /// The SFU's own send-side estimate. Returns true when the cap moved.
+    pub fn observe_estimate(&mut self, _now: Instant, bits_per_second: u64) -> bool {
+        let before = self.estimate_cap;
+        self.estimate_cap = layer_for(bits_per_second);
+        before != self.estimate_cap
+    }
+}
+
+fn layer_for(bits_per_second: u64) -> Layer {
+    match bits_per_second {
+        b if b < LOW_BELOW => Layer::Low,
+        b if b < MEDIUM_BELOW => Layer::Medium,
+        _ => Layer::High,
     }
 }
 
@@ -122,5 +136,18 @@ mod tests {
         assert!(!link.observe_remb(t0, 600_000));
         assert!(link.observe_remb(t0, 3_000_000));
         assert_eq!(link.max_layer(t0), Layer::High);
+    }
+
+    #[test]
+    fn the_most_cautious_source_wins() {
+        let t0 = Instant::now();
+        let mut link = LinkEstimate::default();
+        assert!(link.observe_estimate(t0, 400_000));
+        assert!(!link.observe_remb(t0, 5_000_000));
+        assert_eq!(link.max_layer(t0), Layer::Medium);
+        assert!(link.observe_loss(t0, 128));
+        assert_eq!(link.max_layer(t0), Layer::Medium, "loss steps High down to Medium");
+        assert!(link.observe_estimate(t0, 200_000));
+        assert_eq!(link.max_layer(t0), Layer::Low);
     }
 }

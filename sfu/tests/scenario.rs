@@ -23,6 +23,9 @@ struct Net {
     cut: HashSet<u64>,
     /// DTLS records still to drop (in either direction), to exercise handshake retransmission.
     drop_dtls: usize,
+    /// Clients on a lossy downlink: every n-th datagram the SFU sends them is lost.
+    lossy: HashMap<u64, u64>,
+    sent_to: HashMap<u64, u64>,
     events: Vec<SfuEvent>,
 }
 
@@ -50,6 +53,8 @@ impl Net {
             clients: HashMap::new(),
             cut: HashSet::new(),
             drop_dtls: 0,
+            lossy: HashMap::new(),
+            sent_to: HashMap::new(),
             events: Vec::new(),
         }
     }
@@ -118,6 +123,11 @@ impl Net {
                 };
                 if self.drop_dtls > 0 && is_dtls(&t.payload) {
                     self.drop_dtls -= 1;
+                    continue;
+                }
+                let count = self.sent_to.entry(p).or_default();
+                *count += 1;
+                if self.lossy.get(&p).is_some_and(|every| count.is_multiple_of(*every)) {
                     continue;
                 }
                 if !self.cut.contains(&p) {
@@ -288,6 +298,15 @@ fn three_peers_publish_and_each_receives_the_other_two() {
         );
     }
     assert!(net.sfu.stats().forwarded_packets >= 3 * 2 * 2 * 30);
+    // Each subscriber's transport-wide feedback reached the SFU's congestion controller.
+    for p in 1..=3 {
+        let estimate = net.sfu.downlink_estimate(key(p)).unwrap();
+        assert_ne!(
+            estimate,
+            huddle_sfu::bwe::INITIAL_BPS as u64,
+            "p{p}: the estimate never moved"
+        );
+    }
     let published = net
         .events
         .iter()
@@ -747,4 +766,40 @@ fn the_answer_negotiates_feedback_for_loss_keyframes_and_congestion_control() {
     ] {
         assert!(answer.contains(needle), "answer lacks {needle:?}:\n{answer}");
     }
+}
+
+#[test]
+fn a_lossy_downlink_gets_a_lower_simulcast_layer() {
+    let mut net = Net::new();
+    net.join_with(1, |c| c.simulcast = true);
+    net.join(2);
+    net.join(3);
+    net.run_until("everyone connected", Net::all_connected);
+    // Subscriber 2 loses one datagram in three; subscriber 3 none.
+    net.lossy.insert(2, 3);
+    let mut requests_seen = 0;
+    for frame in 0..300 {
+        let requested = net.clients[&1].keyframe_requests();
+        let key = frame % 60 == 0 || requested > requests_seen;
+        requests_seen = requested;
+        let now = net.now;
+        let publisher = net.clients.get_mut(&1).unwrap();
+        for layer in 0..3 {
+            publisher
+                .send_layer(now, layer, layer_frame(layer, frame, key))
+                .unwrap();
+        }
+        net.run(1, Duration::from_millis(33));
+    }
+    let last_layer = |net: &Net, p: u64| -> u8 {
+        net.clients[&p]
+            .remote_tracks()
+            .values()
+            .filter(|t| t.stream_id == "p1" && t.kind == "video")
+            .flat_map(|t| t.payloads.last().map(|b| b[3]))
+            .next()
+            .expect("video received")
+    };
+    assert_eq!(last_layer(&net, 3), b'2', "the clean downlink keeps the top layer");
+    assert!(last_layer(&net, 2) < b'2', "the lossy downlink was stepped down");
 }
