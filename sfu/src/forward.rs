@@ -216,6 +216,29 @@ mod tests {
     }
 
     #[test]
+    fn arbitrary_payloads_never_panic_the_keyframe_parsers() {
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for _ in 0..20_000 {
+            let len = (next() % 64) as usize;
+            let payload: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+            for codec in [VideoCodec::Vp8, VideoCodec::Vp9, VideoCodec::H264] {
+                let _ = is_keyframe(codec, &payload);
+            }
+            let _ = crate::demux::stun_local_ufrag(&payload);
+            let mut stun = vec![0x00, 0x01, 0x00, len as u8, 0x21, 0x12, 0xa4, 0x42];
+            stun.extend_from_slice(&[0; 12]);
+            stun.extend_from_slice(&payload);
+            let _ = crate::demux::stun_local_ufrag(&stun);
+        }
+    }
+
+    #[test]
     fn layers_are_named_from_common_rid_schemes() {
         let qhf: Vec<String> = ["q", "h", "f"].map(String::from).into();
         let lmh: Vec<String> = ["l", "m", "h"].map(String::from).into();

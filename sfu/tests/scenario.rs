@@ -26,6 +26,8 @@ struct Net {
     /// Clients on a lossy downlink: every n-th datagram the SFU sends them is lost.
     lossy: HashMap<u64, u64>,
     sent_to: HashMap<u64, u64>,
+    /// The last RTP datagram each client sent (as it went on the wire: SRTP).
+    last_rtp: HashMap<u64, Vec<u8>>,
     events: Vec<SfuEvent>,
 }
 
@@ -55,6 +57,7 @@ impl Net {
             drop_dtls: 0,
             lossy: HashMap::new(),
             sent_to: HashMap::new(),
+            last_rtp: HashMap::new(),
             events: Vec::new(),
         }
     }
@@ -138,6 +141,10 @@ impl Net {
             for (&p, client) in &mut self.clients {
                 while let Some((_, to, payload)) = client.poll_transmit() {
                     if to == sfu_addr && !self.cut.contains(&p) {
+                        // RFC 5761: RTP when the second byte is not an RTCP packet type.
+                        if payload.len() > 12 && payload[0] >> 6 == 2 && !(192..=223).contains(&payload[1]) {
+                            self.last_rtp.insert(p, payload.to_vec());
+                        }
                         outgoing.push((client.local_addr(), payload));
                     }
                 }
@@ -802,4 +809,34 @@ fn a_lossy_downlink_gets_a_lower_simulcast_layer() {
     };
     assert_eq!(last_layer(&net, 3), b'2', "the clean downlink keeps the top layer");
     assert!(last_layer(&net, 2) < b'2', "the lossy downlink was stepped down");
+}
+
+#[test]
+fn a_replayed_srtp_packet_is_not_forwarded_again() {
+    let mut net = three_party_call();
+    net.send_media(3);
+    net.run(10, Duration::from_millis(10));
+    let captured = net.last_rtp[&1].clone();
+    let before: usize = [2, 3]
+        .iter()
+        .map(|p| net.received(*p, 1, "video").len() + net.received(*p, 1, "audio").len())
+        .sum();
+    let forwarded = net.sfu.stats().forwarded_packets;
+    for _ in 0..5 {
+        let now = net.now;
+        let _ = net.sfu.handle_datagram(now, client_addr(1), &captured);
+        net.run(1, Duration::from_millis(10));
+    }
+    let after: usize = [2, 3]
+        .iter()
+        .map(|p| net.received(*p, 1, "video").len() + net.received(*p, 1, "audio").len())
+        .sum();
+    assert_eq!((after, net.sfu.stats().forwarded_packets), (before, forwarded));
+    // A captured packet sent from another address is not accepted either.
+    let now = net.now;
+    assert!(
+        net.sfu
+            .handle_datagram(now, "10.0.1.99:6000".parse().unwrap(), &captured)
+            .is_err()
+    );
 }
