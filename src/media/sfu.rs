@@ -283,7 +283,7 @@ pub async fn run(config: std::sync::Arc<Config>, hub: CallHub, inbox: MediaInbox
             return;
         }
     };
-    tracing::info!(bound = %local_addr, advertised = %public_addr, "media: SFU on one UDP port");
+    tracing::info!(component = "calls", bound = %local_addr, advertised = %public_addr, "calls: SFU media on one UDP port");
     let mut media = Media {
         sfu,
         hub,
