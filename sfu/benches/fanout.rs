@@ -265,25 +265,26 @@ fn main() {
             let cpu0 = thread_cpu();
             let forwarded0 = sfu.sfu.stats().forwarded_packets;
             while !stop.load(Ordering::Relaxed) {
-                let mut any = false;
+                // Take what is waiting (a batch), then run the due timers (the pacer releases
+                // copies there) and send; each datagram's added latency runs from its arrival
+                // to the end of its batch's sending.
+                let mut arrivals = Vec::new();
                 while let Ok((n, from)) = sfu.udp.recv_from(&mut buf) {
                     let arrived = Instant::now();
                     let _ = sfu.sfu.handle_datagram(arrived, from, &buf[..n]);
-                    let mut sent = 0;
-                    while let Some(t) = sfu.sfu.poll_transmit() {
-                        let _ = sfu.udp.send_to(&t.payload, t.to);
-                        sent += 1;
+                    arrivals.push(arrived);
+                    if arrivals.len() >= 16 {
+                        break;
                     }
-                    if sent > 1 {
-                        added.push(arrived.elapsed());
-                    }
-                    any = true;
                 }
                 let now = Instant::now();
                 if sfu.sfu.poll_timeout().is_some_and(|at| at <= now) {
                     sfu.sfu.handle_timeout(now);
-                    sfu.flush();
                 }
+                sfu.flush();
+                let done = Instant::now();
+                added.extend(arrivals.iter().map(|a| done - *a));
+                let any = !arrivals.is_empty();
                 while sfu.sfu.poll_event().is_some() {}
                 if !any {
                     thread::sleep(Duration::from_micros(50));

@@ -1,7 +1,7 @@
 //! Send-side bandwidth estimation for each subscriber's downlink: Google Congestion Control
 //! (`rtc`'s `Gcc`) fed by the subscriber's transport-wide congestion control feedback, with
-//! the pacer it drives. The estimate is shared with the SFU through an atomic so it can cap the
-//! simulcast layer; the interceptor chain owns the estimator itself.
+//! the pacer it drives. The estimate is shared with the SFU through an atomic so it can cap the simulcast layer; the
+//! interceptor chain owns the estimator itself.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -239,6 +239,9 @@ struct Peer {
     link: LinkEstimate,
     /// The send-side estimate of this peer's downlink (GCC over its TWCC feedback).
     estimate: crate::bwe::SharedEstimate,
+    /// The connection's next timeout, as of the last time it was drained (every input marks
+    /// it dirty, and draining refreshes this), so finding due connections is cheap.
+    deadline: Option<Instant>,
 }
 
 struct RoomState {
@@ -353,6 +356,7 @@ impl Sfu {
                 subscribed_by_rtc_track: HashMap::new(),
                 link: LinkEstimate::default(),
                 estimate,
+                deadline: Some(now),
             },
         );
         self.process_room_events(now, key.room);
@@ -520,7 +524,7 @@ impl Sfu {
     }
 
     pub fn poll_timeout(&mut self) -> Option<Instant> {
-        let peers = self.peers.values_mut().filter_map(|p| p.pc.poll_timeout());
+        let peers = self.peers.values().filter_map(|p| p.deadline);
         let interval = self.config.keyframe_request_interval;
         let speakers = self.rooms.values().filter_map(|r| r.speaker.poll_timeout());
         let keyframes = self
@@ -533,8 +537,8 @@ impl Sfu {
     pub fn handle_timeout(&mut self, now: Instant) {
         let due: Vec<PeerKey> = self
             .peers
-            .iter_mut()
-            .filter_map(|(k, p)| p.pc.poll_timeout().is_some_and(|at| at <= now).then_some(*k))
+            .iter()
+            .filter_map(|(k, p)| p.deadline.is_some_and(|at| at <= now).then_some(*k))
             .collect();
         for key in due {
             if let Some(peer) = self.peers.get_mut(&key)
@@ -603,6 +607,8 @@ fn new_connection(
             None,
         )
         .map_err(setup_error)?;
+    // Send-side estimation (GCC over TWCC) and the pacer it drives: forwarded media leaves at
+    // the rate the estimate allows, released by `handle_timeout`.
     let (gcc, estimate) = crate::bwe::ReportingGcc::new();
     let registry = configure_congestion_control(
         crate::feedback::deliver_feedback(Registry::new()),
@@ -676,6 +682,7 @@ impl Sfu {
                     payload: t.message,
                 });
             }
+            peer.deadline = peer.pc.poll_timeout();
             for event in events {
                 if self.on_connection_event(now, key, event) {
                     failed.push(key);
