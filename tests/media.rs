@@ -280,6 +280,40 @@ async fn three_webrtc_peers_exchange_opus_and_vp8_through_the_sfu() {
     assert_eq!((stats.rooms, stats.peers), (1, 3));
     assert!(stats.forwarded_packets >= 3 * 2 * 2 * 50, "{stats:?}");
 
+    // Bob talks (loud audio levels) while the others are silent: everyone hears who speaks.
+    let bob_user = peers[1].user_id.clone();
+    for f in 0..40 {
+        for (i, p) in peers.iter_mut().enumerate() {
+            let level = if i == 1 { 10 } else { 127 };
+            p.rtc
+                .send_audio_with_level(Instant::now(), level, Bytes::from(format!("level #{f}")))
+                .unwrap();
+            p.step().await;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for p in peers.iter_mut() {
+        let speaker = p.sio.next("call:speaker").await;
+        assert_eq!(speaker, json!({ "callId": call, "userId": bob_user }));
+    }
+    // Mute state goes to the others.
+    let ack = peers[0]
+        .sio
+        .emit(
+            "participant:mute",
+            json!({ "callId": call, "source": "microphone", "muted": true }),
+        )
+        .await;
+    assert!(ack.get("data").is_some(), "{ack}");
+    let ada_user = peers[0].user_id.clone();
+    for p in peers.iter_mut().skip(1) {
+        let muted = p.sio.next("participant:muted").await;
+        assert_eq!(
+            muted,
+            json!({ "callId": call, "userId": ada_user, "source": "microphone", "muted": true })
+        );
+    }
+
     // Cy hangs up: the others are told its tracks are gone.
     let cy_user = peers[2].user_id.clone();
     let ack = peers[2].sio.emit("call:leave", json!({ "callId": call })).await;
