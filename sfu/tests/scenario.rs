@@ -204,6 +204,12 @@ impl Net {
         }
     }
 
+    /// Client `p` asks the SFU for a keyframe of a track it receives.
+    fn request_keyframe(&mut self, p: u64, track: &str) {
+        let now = self.now;
+        self.clients.get_mut(&p).unwrap().request_keyframe(now, track).unwrap();
+    }
+
     /// One packet of each kind from every client, so the SFU sees their tracks.
     fn prime(&mut self) {
         let now = self.now;
@@ -332,12 +338,7 @@ fn a_subscribers_keyframe_request_reaches_the_publisher() {
     let before = net.clients[&1].keyframe_requests();
     let requests_before = net.sfu.stats().keyframe_requests;
 
-    let now = net.now;
-    net.clients
-        .get_mut(&2)
-        .unwrap()
-        .request_keyframe(now, &video_of_1)
-        .unwrap();
+    net.request_keyframe(2, &video_of_1);
     net.run(2, Duration::from_millis(10));
     assert_eq!(
         net.clients[&1].keyframe_requests(),
@@ -348,12 +349,7 @@ fn a_subscribers_keyframe_request_reaches_the_publisher() {
 
     // More requests inside the throttle interval are merged into one, sent when it ends.
     for p in [3, 2, 3] {
-        let now = net.now;
-        net.clients
-            .get_mut(&p)
-            .unwrap()
-            .request_keyframe(now, &video_of_1)
-            .unwrap();
+        net.request_keyframe(p, &video_of_1);
         net.run(2, Duration::from_millis(10));
     }
     assert_eq!(net.clients[&1].keyframe_requests(), before + 1, "throttled");
@@ -365,22 +361,12 @@ fn a_subscribers_keyframe_request_reaches_the_publisher() {
     );
 
     // Audio has no keyframes: nothing goes upstream.
-    let now = net.now;
-    net.clients
-        .get_mut(&2)
-        .unwrap()
-        .request_keyframe(now, &audio_of_1)
-        .unwrap();
+    net.request_keyframe(2, &audio_of_1);
     net.run(60, Duration::from_millis(10));
     assert_eq!(net.clients[&1].keyframe_requests(), before + 2);
 
     // After the interval, a new request goes straight through.
-    let now = net.now;
-    net.clients
-        .get_mut(&3)
-        .unwrap()
-        .request_keyframe(now, &video_of_1)
-        .unwrap();
+    net.request_keyframe(3, &video_of_1);
     net.run(2, Duration::from_millis(10));
     assert_eq!(net.clients[&1].keyframe_requests(), before + 3);
 }
