@@ -96,6 +96,14 @@ pub struct Config {
     /// Participants per call, and tracks (microphone, camera, screen...) per participant.
     pub call_max_participants: usize,
     pub call_max_tracks_per_participant: usize,
+    /// Largest upload per media type, bytes.
+    pub media_max_image_bytes: u64,
+    pub media_max_audio_bytes: u64,
+    pub media_max_video_bytes: u64,
+    pub media_max_file_bytes: u64,
+    /// How long a presigned upload stays valid, and a download URL.
+    pub upload_url_ttl_secs: u64,
+    pub download_url_ttl_secs: u64,
 }
 
 impl Default for Config {
@@ -144,6 +152,12 @@ impl Default for Config {
             media_public_ip: None,
             call_max_participants: 16,
             call_max_tracks_per_participant: 4,
+            media_max_image_bytes: 10 * 1024 * 1024,
+            media_max_audio_bytes: 20 * 1024 * 1024,
+            media_max_video_bytes: 100 * 1024 * 1024,
+            media_max_file_bytes: 50 * 1024 * 1024,
+            upload_url_ttl_secs: 600,
+            download_url_ttl_secs: 300,
         }
     }
 }
@@ -286,6 +300,24 @@ const ENV: &[(&str, Setter)] = &[
     ("HUDDLE_CALL_MAX_TRACKS", |c, v| {
         set(&mut c.call_max_tracks_per_participant, parse(v))
     }),
+    ("HUDDLE_MEDIA_MAX_IMAGE", |c, v| {
+        set(&mut c.media_max_image_bytes, parse(v))
+    }),
+    ("HUDDLE_MEDIA_MAX_AUDIO", |c, v| {
+        set(&mut c.media_max_audio_bytes, parse(v))
+    }),
+    ("HUDDLE_MEDIA_MAX_VIDEO", |c, v| {
+        set(&mut c.media_max_video_bytes, parse(v))
+    }),
+    ("HUDDLE_MEDIA_MAX_FILE", |c, v| {
+        set(&mut c.media_max_file_bytes, parse(v))
+    }),
+    ("HUDDLE_UPLOAD_URL_TTL", |c, v| {
+        set(&mut c.upload_url_ttl_secs, parse(v))
+    }),
+    ("HUDDLE_DOWNLOAD_URL_TTL", |c, v| {
+        set(&mut c.download_url_ttl_secs, parse(v))
+    }),
 ];
 
 impl Config {
@@ -383,6 +415,8 @@ impl Config {
             ("HUDDLE_RATE_LIMIT_WINDOW", self.rate_limit_window_secs, 1, 24 * 3600),
             ("HUDDLE_CALL_RING_TIMEOUT", self.call_ring_timeout_secs, 1, 600),
             ("HUDDLE_TURN_TTL", self.turn_ttl_secs, 60, 24 * 3600),
+            ("HUDDLE_UPLOAD_URL_TTL", self.upload_url_ttl_secs, 1, 7 * 24 * 3600),
+            ("HUDDLE_DOWNLOAD_URL_TTL", self.download_url_ttl_secs, 1, 7 * 24 * 3600),
         ];
         for (name, value, min, max) in ttl_checks {
             if !(min..=max).contains(&value) {
@@ -434,6 +468,17 @@ impl Config {
                 "HUDDLE_CALL_MAX_TRACKS",
                 format!("must be between 1 and {}", huddle_sfu::MAX_TRACKS_PER_PARTICIPANT),
             ));
+        }
+        for (name, value) in [
+            ("HUDDLE_MEDIA_MAX_IMAGE", self.media_max_image_bytes),
+            ("HUDDLE_MEDIA_MAX_AUDIO", self.media_max_audio_bytes),
+            ("HUDDLE_MEDIA_MAX_VIDEO", self.media_max_video_bytes),
+            ("HUDDLE_MEDIA_MAX_FILE", self.media_max_file_bytes),
+        ] {
+            // S3's single-request ceiling is 5 GiB.
+            if !(1..=5 * 1024 * 1024 * 1024).contains(&value) {
+                return Err(err(name, "must be between 1 byte and 5 GiB"));
+            }
         }
         if self.media_public_ip.is_some_and(|ip| ip.is_unspecified()) {
             return Err(err("HUDDLE_MEDIA_PUBLIC_IP", "must be an address clients can reach"));

@@ -7,6 +7,7 @@ pub mod chats;
 pub mod extract;
 pub mod friends;
 pub mod groups;
+pub mod media;
 pub mod ops;
 pub mod users;
 
@@ -39,6 +40,7 @@ use crate::state::AppState;
          (name = "chats", description = "1:1 and group chats"),
          (name = "groups", description = "Groups with admin roles"),
          (name = "calls", description = "Audio and video calls"),
+         (name = "media", description = "Uploads to S3 and download URLs"),
          (name = "messages", description = "Message history and writes"),
          (name = "notifications", description = "The caller's notifications"),
          (name = "ops", description = "Health, readiness, metrics")),
@@ -70,6 +72,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .nest("/api/v1/notifications", friends::notification_router())
         .nest("/api/v1/groups", groups::router())
         .nest("/api/v1/calls", calls::router())
+        .nest("/api/v1/media", media::router())
         .nest("/api/v1/chats", chats::chat_router())
         .nest("/api/v1/messages", chats::message_router())
         .merge(ops::router())

@@ -145,6 +145,7 @@ pub async fn send(state: &AppState, sender: ObjectId, chat_id: ObjectId, req: Se
     let reply_to = req.reply_to.as_deref().map(parse_id).transpose()?;
 
     let chat = member_chat(state, chat_id, sender).await?;
+    super::media::check_attachments(state, chat_id, &attachments).await?;
     if let Some(existing) = state
         .store
         .messages

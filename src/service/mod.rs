@@ -5,5 +5,6 @@ pub mod calls;
 pub mod chats;
 pub mod friends;
 pub mod groups;
+pub mod media;
 pub mod messages;
 pub mod notifications;

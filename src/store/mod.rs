@@ -5,6 +5,7 @@ pub mod calls;
 pub mod chats;
 pub mod friends;
 pub mod groups;
+pub mod media;
 pub mod messages;
 pub mod notifications;
 pub mod otps;
@@ -36,6 +37,7 @@ pub struct Store {
     pub friends: friends::FriendStore,
     pub groups: groups::GroupStore,
     pub calls: calls::CallStore,
+    pub media: media::UploadStore,
     pub notifications: notifications::NotificationStore,
 }
 
@@ -63,6 +65,7 @@ impl Store {
             friends: friends::FriendStore::new(&db),
             groups: groups::GroupStore::new(&db),
             calls: calls::CallStore::new(&db),
+            media: media::UploadStore::new(&db),
             notifications: notifications::NotificationStore::new(&db),
             client,
             db,
@@ -79,6 +82,7 @@ impl Store {
         self.friends.ensure_indexes().await?;
         self.groups.ensure_indexes().await?;
         self.calls.ensure_indexes().await?;
+        self.media.ensure_indexes().await?;
         self.notifications.ensure_indexes().await?;
         Ok(())
     }

@@ -1,8 +1,16 @@
 //! Media bytes live in S3. One `aws-sdk-s3` client serves AWS, any S3-compatible store and
 //! the embedded one alike; only the endpoint and credentials differ.
 
+use std::collections::BTreeMap;
+use std::time::Duration;
+
 use aws_sdk_s3::Client;
-use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_s3::config::{BehaviorVersion, Credentials, ProvideCredentials, Region, SharedCredentialsProvider};
+use aws_sdk_s3::presigning::PresigningConfig;
+use hmac::{Hmac, Mac};
+use serde::Serialize;
+use sha2::Sha256;
+use utoipa::ToSchema;
 
 use crate::config::Config;
 use crate::embedded::s3::EmbeddedS3;
@@ -11,6 +19,35 @@ use crate::embedded::s3::EmbeddedS3;
 pub struct MediaStore {
     pub client: Client,
     pub bucket: String,
+    region: String,
+    /// Where browsers POST uploads: the bucket's URL.
+    bucket_url: String,
+    /// What signs upload forms (the client's own provider is not reachable from it).
+    credentials: Option<SharedCredentialsProvider>,
+}
+
+/// A browser-ready upload form: POST `fields` then the file (last) as `multipart/form-data`
+/// to `url`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct PresignedPost {
+    pub url: String,
+    pub fields: BTreeMap<String, String>,
+}
+
+fn s3_error<E: std::error::Error + Send + Sync + 'static>(e: aws_sdk_s3::error::SdkError<E>) -> anyhow::Error {
+    anyhow::anyhow!("{}", aws_sdk_s3::error::DisplayErrorContext(e))
+}
+
+/// The bucket's URL: path style under a custom endpoint, else AWS's virtual-hosted style.
+fn bucket_url(endpoint: Option<&str>, bucket: &str, region: &str, path_style: bool) -> String {
+    match endpoint {
+        Some(endpoint) if path_style => format!("{}/{bucket}", endpoint.trim_end_matches('/')),
+        Some(endpoint) => match endpoint.split_once("://") {
+            Some((scheme, host)) => format!("{scheme}://{bucket}.{}", host.trim_end_matches('/')),
+            None => format!("{}/{bucket}", endpoint.trim_end_matches('/')),
+        },
+        None => format!("https://{bucket}.s3.{region}.amazonaws.com"),
+    }
 }
 
 /// The bucket the embedded store uses.
@@ -30,27 +67,39 @@ impl MediaStore {
         Self {
             client: Client::from_conf(builder.build()),
             bucket: bucket.to_string(),
+            credentials: shared.credentials_provider(),
+            region: config.s3_region.clone(),
+            bucket_url: bucket_url(
+                config.s3_endpoint.as_deref(),
+                bucket,
+                &config.s3_region,
+                config.s3_force_path_style,
+            ),
         }
     }
 
     /// A client for the embedded store; creates its bucket on first use.
     pub async fn embedded(config: &Config, s3: &EmbeddedS3) -> anyhow::Result<Self> {
+        let credentials = SharedCredentialsProvider::new(Credentials::new(
+            &s3.access_key,
+            &s3.secret_key,
+            None,
+            None,
+            "huddle-embedded",
+        ));
         let conf = aws_sdk_s3::config::Builder::new()
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new(config.s3_region.clone()))
             .endpoint_url(&s3.endpoint)
             .force_path_style(true)
-            .credentials_provider(Credentials::new(
-                &s3.access_key,
-                &s3.secret_key,
-                None,
-                None,
-                "huddle-embedded",
-            ))
+            .credentials_provider(credentials.clone())
             .build();
         let store = Self {
             client: Client::from_conf(conf),
             bucket: EMBEDDED_BUCKET.to_string(),
+            region: config.s3_region.clone(),
+            bucket_url: bucket_url(Some(&s3.endpoint), EMBEDDED_BUCKET, &config.s3_region, true),
+            credentials: Some(credentials),
         };
         if store.ping().await.is_err() {
             store
@@ -79,4 +128,124 @@ impl MediaStore {
             .map(|_| ())
             .map_err(|e| anyhow::anyhow!("{}", aws_sdk_s3::error::DisplayErrorContext(e)))
     }
+
+    /// A SigV4 POST policy for exactly one object: this key, this content type, exactly
+    /// `size` bytes (`content-length-range`), valid for `ttl`. The store itself refuses
+    /// anything else.
+    pub async fn presign_post(
+        &self,
+        key: &str,
+        content_type: &str,
+        size: u64,
+        ttl: Duration,
+    ) -> anyhow::Result<PresignedPost> {
+        let provider = self
+            .credentials
+            .as_ref()
+            .ok_or_else(|| anyhow::anyhow!("no S3 credentials configured"))?;
+        let creds = provider.provide_credentials().await?;
+        let now = chrono::Utc::now();
+        let date = now.format("%Y%m%d").to_string();
+        let amz_date = now.format("%Y%m%dT%H%M%SZ").to_string();
+        let expiration = (now + chrono::Duration::from_std(ttl)?)
+            .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+            .to_string();
+        let credential = format!("{}/{date}/{}/s3/aws4_request", creds.access_key_id(), self.region);
+        let mut fields = BTreeMap::from([
+            ("key".to_string(), key.to_string()),
+            ("Content-Type".to_string(), content_type.to_string()),
+            ("x-amz-algorithm".to_string(), "AWS4-HMAC-SHA256".to_string()),
+            ("x-amz-credential".to_string(), credential),
+            ("x-amz-date".to_string(), amz_date),
+        ]);
+        if let Some(token) = creds.session_token() {
+            fields.insert("x-amz-security-token".into(), token.to_string());
+        }
+        let mut conditions = vec![
+            serde_json::json!({ "bucket": self.bucket }),
+            serde_json::json!(["content-length-range", size, size]),
+        ];
+        conditions.extend(
+            fields
+                .iter()
+                .map(|(name, value)| serde_json::json!(["eq", format!("${name}"), value])),
+        );
+        let policy = serde_json::json!({ "expiration": expiration, "conditions": conditions });
+        let policy = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, policy.to_string());
+        let mut key_material = hmac_sha256(format!("AWS4{}", creds.secret_access_key()).as_bytes(), date.as_bytes());
+        for part in [self.region.as_bytes(), b"s3", b"aws4_request"] {
+            key_material = hmac_sha256(&key_material, part);
+        }
+        let signature = hex::encode(hmac_sha256(&key_material, policy.as_bytes()));
+        fields.insert("policy".into(), policy);
+        fields.insert("x-amz-signature".into(), signature);
+        Ok(PresignedPost {
+            url: self.bucket_url.clone(),
+            fields,
+        })
+    }
+
+    /// The object's size, or `None` when there is no such object.
+    pub async fn size_of(&self, key: &str) -> anyhow::Result<Option<u64>> {
+        match self.client.head_object().bucket(&self.bucket).key(key).send().await {
+            Ok(head) => Ok(Some(head.content_length().unwrap_or(0).max(0) as u64)),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => Ok(None),
+            Err(e) => Err(s3_error(e)),
+        }
+    }
+
+    /// The first `n` bytes of an object (fewer if it is shorter).
+    pub async fn head_bytes(&self, key: &str, n: usize) -> anyhow::Result<Vec<u8>> {
+        let object = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .range(format!("bytes=0-{}", n.saturating_sub(1)))
+            .send()
+            .await
+            .map_err(s3_error)?;
+        let bytes = object.body.collect().await?.into_bytes();
+        Ok(bytes[..bytes.len().min(n)].to_vec())
+    }
+
+    /// A short-lived GET URL; `attachment` names the file the browser saves it as.
+    pub async fn presign_get(&self, key: &str, ttl: Duration, attachment: Option<&str>) -> anyhow::Result<String> {
+        let mut request = self.client.get_object().bucket(&self.bucket).key(key);
+        if let Some(name) = attachment {
+            let safe: String = name
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_graphic() && c != '"' && c != '\\' {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
+                .collect();
+            request = request.response_content_disposition(format!("attachment; filename=\"{safe}\""));
+        }
+        let presigned = request
+            .presigned(PresigningConfig::expires_in(ttl)?)
+            .await
+            .map_err(s3_error)?;
+        Ok(presigned.uri().to_string())
+    }
+
+    pub async fn delete(&self, key: &str) -> anyhow::Result<()> {
+        self.client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(s3_error)
+    }
+}
+
+fn hmac_sha256(key: &[u8], data: &[u8]) -> Vec<u8> {
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes keys of any length");
+    mac.update(data);
+    mac.finalize().into_bytes().to_vec()
 }

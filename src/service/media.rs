@@ -1,0 +1,293 @@
+//! Uploads and downloads of media. Browsers send the bytes straight to S3 with a presigned
+//! POST form the server issues for a key it chooses; completing the upload checks what
+//! arrived (size, and the first bytes against the declared type) before a Media document
+//! exists. Downloads are short-lived presigned URLs, for those who may see the media.
+
+use std::time::Duration;
+
+use mongodb::bson::{self, oid::ObjectId};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::messages::member_chat;
+use crate::domain::media::{MediaType, SNIFF_BYTES, matches_declared};
+use crate::error::{AppError, AppResult};
+use crate::state::AppState;
+use crate::store::media::{Media, Upload, UploadKind};
+use crate::store::s3::PresignedPost;
+
+/// `POST /media/uploads`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UploadRequest {
+    /// `avatar` or `attachment`.
+    #[schema(value_type = String)]
+    pub kind: UploadKind,
+    /// The chat an attachment is for; members only.
+    #[serde(default)]
+    pub chat_id: Option<String>,
+    pub file_name: String,
+    pub content_type: String,
+    /// Exact size in bytes; the store refuses any other.
+    pub size: u64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UploadTicket {
+    /// The upload's id, for `POST /media/uploads/{id}/complete`.
+    #[serde(rename = "_id")]
+    pub id: String,
+    pub expires_at: chrono::DateTime<chrono::Utc>,
+    /// POST these fields, then the file as the last field `file`, as `multipart/form-data`.
+    pub form: PresignedPost,
+}
+
+/// A Media document as clients see it.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MediaView {
+    #[serde(rename = "_id")]
+    pub id: String,
+    /// `image`, `audio`, `video` or `file`.
+    #[serde(rename = "type")]
+    #[schema(value_type = String)]
+    pub media_type: MediaType,
+    /// `avatar` or `attachment`.
+    #[schema(value_type = String)]
+    pub kind: UploadKind,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chat_id: Option<String>,
+    pub uploader: String,
+    pub name: String,
+    pub file_type: String,
+    pub size: u64,
+    pub uploaded_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl From<&Media> for MediaView {
+    fn from(m: &Media) -> Self {
+        Self {
+            id: m.id.to_hex(),
+            media_type: m.media_type,
+            kind: m.kind,
+            chat_id: m.chat_id.map(|c| c.to_hex()),
+            uploader: m.uploader.to_hex(),
+            name: m.name.clone(),
+            file_type: m.file_type.clone(),
+            size: m.size,
+            uploaded_at: m.uploaded_at.to_chrono(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DownloadUrl {
+    pub url: String,
+    pub expires_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// The most a type of media may weigh.
+pub fn limit_for(state: &AppState, media_type: MediaType) -> u64 {
+    let c = &state.config;
+    match media_type {
+        MediaType::Image => c.media_max_image_bytes,
+        MediaType::Audio => c.media_max_audio_bytes,
+        MediaType::Video => c.media_max_video_bytes,
+        MediaType::File => c.media_max_file_bytes,
+    }
+}
+
+fn check_file_name(name: &str) -> AppResult<()> {
+    if name.trim().is_empty() || name.chars().count() > 255 || name.chars().any(char::is_control) {
+        return Err(AppError::bad_request(
+            "fileName: 1-255 characters, no control characters",
+        ));
+    }
+    Ok(())
+}
+
+fn check_content_type(content_type: &str) -> AppResult<()> {
+    let valid = content_type.len() <= 127
+        && content_type
+            .split_once('/')
+            .is_some_and(|(a, b)| !a.is_empty() && !b.is_empty())
+        && content_type.bytes().all(|b| b.is_ascii_graphic() || b == b' ');
+    if valid {
+        Ok(())
+    } else {
+        Err(AppError::bad_request("contentType: a media type like image/png"))
+    }
+}
+
+/// Issues a presigned form for one object of exactly the declared size and type.
+pub async fn create_upload(state: &AppState, user: ObjectId, req: UploadRequest) -> AppResult<(Upload, PresignedPost)> {
+    check_file_name(&req.file_name)?;
+    check_content_type(&req.content_type)?;
+    let media_type = MediaType::of_content_type(&req.content_type);
+    if req.size == 0 {
+        return Err(AppError::bad_request("size: at least 1 byte"));
+    }
+    if req.size > limit_for(state, media_type) {
+        return Err(AppError::PayloadTooLarge);
+    }
+    let (chat_id, group_id) = match (req.kind, req.chat_id.as_deref()) {
+        (UploadKind::Attachment, Some(chat)) => {
+            let chat = member_chat(state, crate::http::extract::parse_id(chat)?, user).await?;
+            (Some(chat.id), chat.group_id)
+        }
+        (UploadKind::Attachment, None) => return Err(AppError::bad_request("chatId: required for attachments")),
+        (UploadKind::Avatar, Some(_)) => return Err(AppError::bad_request("chatId: avatars belong to no chat")),
+        (UploadKind::Avatar, None) if media_type != MediaType::Image => {
+            return Err(AppError::UnsupportedMediaType);
+        }
+        (UploadKind::Avatar, None) => (None, None),
+    };
+    let id = ObjectId::new();
+    let folder = match req.kind {
+        UploadKind::Avatar => "avatars",
+        UploadKind::Attachment => "attachments",
+    };
+    // The key is the server's: nothing the client wrote becomes a path.
+    let key = format!("{folder}/{}/{}", user.to_hex(), id.to_hex());
+    let ttl = Duration::from_secs(state.config.upload_url_ttl_secs);
+    let form = state
+        .media
+        .presign_post(&key, &req.content_type, req.size, ttl)
+        .await
+        .map_err(AppError::Internal)?;
+    let now = bson::DateTime::now();
+    let upload = Upload {
+        id,
+        owner: user,
+        kind: req.kind,
+        chat_id,
+        group_id,
+        key,
+        file_name: req.file_name,
+        content_type: req.content_type,
+        media_type,
+        size: req.size,
+        created_at: now,
+        expires_at: bson::DateTime::from_millis(now.timestamp_millis() + ttl.as_millis() as i64),
+        completed: false,
+    };
+    state.store.media.insert_upload(&upload).await?;
+    Ok((upload, form))
+}
+
+/// Checks what arrived for an upload and records it as media. Someone else's upload answers
+/// as missing; completing twice returns the same media.
+pub async fn complete(state: &AppState, user: ObjectId, id: ObjectId) -> AppResult<Media> {
+    let upload = state
+        .store
+        .media
+        .upload(id)
+        .await?
+        .filter(|u| u.owner == user)
+        .ok_or(AppError::NotFound)?;
+    if upload.completed {
+        return state
+            .store
+            .media
+            .media_by_key(&upload.key)
+            .await?
+            .ok_or(AppError::Conflict("this upload is being completed"));
+    }
+    if let Some(chat) = upload.chat_id {
+        member_chat(state, chat, user).await?;
+    }
+    let reject = |code: &'static str, message: String| AppError::Rejected { code, message };
+    let size = state.media.size_of(&upload.key).await.map_err(AppError::Internal)?;
+    let Some(size) = size else {
+        return Err(reject(
+            "not_uploaded",
+            "nothing has been uploaded for this upload yet".into(),
+        ));
+    };
+    if size != upload.size {
+        discard(state, &upload.key).await;
+        return Err(reject(
+            "size_mismatch",
+            format!("{size} bytes arrived; {} were declared", upload.size),
+        ));
+    }
+    let head = state
+        .media
+        .head_bytes(&upload.key, SNIFF_BYTES)
+        .await
+        .map_err(AppError::Internal)?;
+    if !matches_declared(upload.media_type, &head) {
+        discard(state, &upload.key).await;
+        return Err(reject(
+            "type_mismatch",
+            format!("the bytes are not {}", upload.content_type),
+        ));
+    }
+    if !state.store.media.mark_completed(upload.id).await? {
+        return Err(AppError::Conflict("this upload is being completed"));
+    }
+    let media = Media {
+        id: ObjectId::new(),
+        uploader: user,
+        kind: upload.kind,
+        chat_id: upload.chat_id,
+        group_id: upload.group_id,
+        media_type: upload.media_type,
+        url: format!("s3://{}/{}", state.media.bucket, upload.key),
+        key: upload.key,
+        file_type: upload.content_type,
+        name: upload.file_name,
+        size,
+        uploaded_at: bson::DateTime::now(),
+    };
+    state.store.media.insert_media(&media).await?;
+    Ok(media)
+}
+
+/// Removes an object that failed its checks, so it never becomes reachable.
+async fn discard(state: &AppState, key: &str) {
+    if let Err(e) = state.media.delete(key).await {
+        tracing::warn!(error = %e, "a refused upload could not be deleted");
+    }
+}
+
+/// Media the caller may see: attachments of their chats, and avatars.
+pub async fn visible(state: &AppState, user: ObjectId, id: ObjectId) -> AppResult<Media> {
+    let media = state.store.media.media(id).await?.ok_or(AppError::NotFound)?;
+    if let Some(chat) = media.chat_id {
+        member_chat(state, chat, user).await?;
+    }
+    Ok(media)
+}
+
+/// A short-lived download URL; files download as attachments under their name.
+pub async fn download_url(state: &AppState, user: ObjectId, id: ObjectId) -> AppResult<DownloadUrl> {
+    let media = visible(state, user, id).await?;
+    let ttl = Duration::from_secs(state.config.download_url_ttl_secs);
+    let attachment = (media.media_type == MediaType::File).then_some(media.name.as_str());
+    let url = state
+        .media
+        .presign_get(&media.key, ttl, attachment)
+        .await
+        .map_err(AppError::Internal)?;
+    Ok(DownloadUrl {
+        url,
+        expires_at: chrono::Utc::now() + chrono::Duration::from_std(ttl).unwrap_or_default(),
+    })
+}
+
+/// The ids of a message's attachments, each an attachment uploaded to this chat.
+pub async fn check_attachments(state: &AppState, chat: ObjectId, ids: &[ObjectId]) -> AppResult<()> {
+    for id in ids {
+        let media = state.store.media.media(*id).await?;
+        if !media.is_some_and(|m| m.kind == UploadKind::Attachment && m.chat_id == Some(chat)) {
+            return Err(AppError::bad_request(format!(
+                "attachments: {} is not media uploaded to this chat",
+                id.to_hex()
+            )));
+        }
+    }
+    Ok(())
+}

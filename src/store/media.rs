@@ -1,0 +1,133 @@
+//! The `uploads` collection (an upload the server handed a presigned form for, until it is
+//! completed or expires) and the `media` collection (the seed's Media model: metadata and the
+//! object key; the bytes are in S3).
+
+use mongodb::bson::{DateTime, doc, oid::ObjectId};
+use mongodb::options::IndexOptions;
+use mongodb::{Collection, Database, IndexModel};
+use serde::{Deserialize, Serialize};
+
+use crate::domain::media::MediaType;
+
+/// What an upload is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UploadKind {
+    Avatar,
+    Attachment,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Upload {
+    #[serde(rename = "_id")]
+    pub id: ObjectId,
+    pub owner: ObjectId,
+    pub kind: UploadKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chat_id: Option<ObjectId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_id: Option<ObjectId>,
+    pub key: String,
+    pub file_name: String,
+    pub content_type: String,
+    #[serde(rename = "type")]
+    pub media_type: MediaType,
+    pub size: u64,
+    pub created_at: DateTime,
+    /// The presigned form stops working at this time.
+    pub expires_at: DateTime,
+    #[serde(default)]
+    pub completed: bool,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Media {
+    #[serde(rename = "_id")]
+    pub id: ObjectId,
+    pub uploader: ObjectId,
+    pub kind: UploadKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chat_id: Option<ObjectId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_id: Option<ObjectId>,
+    #[serde(rename = "type")]
+    pub media_type: MediaType,
+    /// `s3://bucket/key`: where the bytes are (downloads go through short-lived URLs).
+    pub url: String,
+    pub key: String,
+    pub file_type: String,
+    pub name: String,
+    pub size: u64,
+    pub uploaded_at: DateTime,
+}
+
+#[derive(Clone, Debug)]
+pub struct UploadStore {
+    uploads: Collection<Upload>,
+    media: Collection<Media>,
+}
+
+impl UploadStore {
+    pub fn new(db: &Database) -> Self {
+        Self {
+            uploads: db.collection("uploads"),
+            media: db.collection("media"),
+        }
+    }
+
+    pub async fn ensure_indexes(&self) -> mongodb::error::Result<()> {
+        self.uploads
+            .create_indexes([IndexModel::builder()
+                .keys(doc! { "completed": 1, "expiresAt": 1 })
+                .options(IndexOptions::builder().name("pending_by_expiry".to_string()).build())
+                .build()])
+            .await?;
+        self.media
+            .create_indexes([
+                IndexModel::builder()
+                    .keys(doc! { "chatId": 1, "type": 1, "_id": -1 })
+                    .options(IndexOptions::builder().name("chat_type_recent".to_string()).build())
+                    .build(),
+                IndexModel::builder()
+                    .keys(doc! { "key": 1 })
+                    .options(IndexOptions::builder().name("key".to_string()).unique(true).build())
+                    .build(),
+            ])
+            .await?;
+        Ok(())
+    }
+
+    pub async fn insert_upload(&self, upload: &Upload) -> mongodb::error::Result<()> {
+        self.uploads.insert_one(upload).await.map(|_| ())
+    }
+
+    pub async fn upload(&self, id: ObjectId) -> mongodb::error::Result<Option<Upload>> {
+        self.uploads.find_one(doc! { "_id": id }).await
+    }
+
+    /// Marks an upload completed, once: `false` when it already was (a concurrent complete).
+    pub async fn mark_completed(&self, id: ObjectId) -> mongodb::error::Result<bool> {
+        let result = self
+            .uploads
+            .update_one(
+                doc! { "_id": id, "completed": false },
+                doc! { "$set": { "completed": true } },
+            )
+            .await?;
+        Ok(result.modified_count == 1)
+    }
+
+    pub async fn insert_media(&self, media: &Media) -> mongodb::error::Result<()> {
+        self.media.insert_one(media).await.map(|_| ())
+    }
+
+    pub async fn media(&self, id: ObjectId) -> mongodb::error::Result<Option<Media>> {
+        self.media.find_one(doc! { "_id": id }).await
+    }
+
+    pub async fn media_by_key(&self, key: &str) -> mongodb::error::Result<Option<Media>> {
+        self.media.find_one(doc! { "key": key }).await
+    }
+}
