@@ -142,7 +142,7 @@ async fn world() -> World {
     }
 }
 
-/// Every route of the chat issue, with a body that would succeed for the right caller.
+/// Every authenticated route, with a body that would succeed for the right caller.
 fn routes(w: &World) -> Vec<(&'static str, String, Value)> {
     let (d, g, gc, m, gm, fr, n) = (
         &w.direct,
@@ -205,6 +205,18 @@ fn routes(w: &World) -> Vec<(&'static str, String, Value)> {
         ("GET", "/api/v1/notifications".into(), json!({})),
         ("POST", format!("/api/v1/notifications/{n}/read"), json!({})),
         ("POST", "/api/v1/notifications/read-all".into(), json!({})),
+        ("POST", "/api/v1/calls".into(), json!({ "chatId": d, "type": "audio" })),
+        ("GET", "/api/v1/calls".into(), json!({})),
+        ("GET", "/api/v1/calls/ice-servers".into(), json!({})),
+        ("GET", format!("/api/v1/calls/{m}"), json!({})),
+        ("POST", format!("/api/v1/calls/{m}/end"), json!({})),
+        (
+            "POST",
+            "/api/v1/media/uploads".into(),
+            json!({ "kind": "attachment", "chatId": d, "fileName": "a.png", "contentType": "image/png", "size": 9 }),
+        ),
+        ("POST", format!("/api/v1/media/uploads/{m}/complete"), json!({})),
+        ("GET", format!("/api/v1/media/{m}"), json!({})),
     ]
 }
 
