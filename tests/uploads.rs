@@ -172,3 +172,201 @@ async fn the_store_and_the_server_refuse_what_was_not_declared() {
     assert_eq!(r.status, 400, "{r:?}");
     server.stop().await;
 }
+
+/// The process's resident memory, bytes (Linux).
+fn rss_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    kb * 1024
+}
+
+/// `n` MiB of bytes that depend on their position, made as they are sent.
+fn generated(mib: usize) -> impl futures::Stream<Item = Result<Vec<u8>, std::io::Error>> {
+    futures::stream::iter((0..mib).map(|i| {
+        let chunk: Vec<u8> = (0..1024 * 1024).map(|j| ((i * 31 + j * 7) % 251) as u8).collect();
+        Ok(chunk)
+    }))
+}
+
+#[tokio::test]
+async fn a_200_mb_upload_streams_through_the_server_in_bounded_memory() {
+    const MIB: usize = 200;
+    let server = TestServer::start_with(|c| c.media_max_file_bytes = 300 * 1024 * 1024).await;
+    let ada = server.signed_up("ada").await;
+    let bob = server.signed_up("bob").await;
+    let chat = friends_with_chat(&ada, &bob).await;
+    let upload = |stream: reqwest::Body, len: u64| {
+        let form = reqwest::multipart::Form::new()
+            .text("kind", "attachment")
+            .text("chatId", chat.clone())
+            .part(
+                "file",
+                reqwest::multipart::Part::stream_with_length(stream, len)
+                    .file_name("big.bin")
+                    .mime_str("application/octet-stream")
+                    .unwrap(),
+            );
+        reqwest::Client::new()
+            .post(server.url("/api/v1/media"))
+            .bearer_auth(&ada.access)
+            .multipart(form)
+            .send()
+    };
+    // A first small upload puts every lazily built buffer and connection in place.
+    let warm = upload(reqwest::Body::wrap_stream(generated(1)), 1024 * 1024)
+        .await
+        .unwrap();
+    assert_eq!(warm.status(), 201);
+
+    let baseline = rss_bytes();
+    let peak = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(baseline));
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = {
+        let (peak, done) = (peak.clone(), done.clone());
+        tokio::spawn(async move {
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                peak.fetch_max(rss_bytes(), std::sync::atomic::Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+    };
+    let response = upload(reqwest::Body::wrap_stream(generated(MIB)), (MIB * 1024 * 1024) as u64)
+        .await
+        .unwrap();
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    sampler.await.unwrap();
+    let status = response.status();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["size"].as_u64(), Some((MIB * 1024 * 1024) as u64));
+    let growth = peak.load(std::sync::atomic::Ordering::Relaxed).saturating_sub(baseline);
+    eprintln!(
+        "resident memory grew by {} KiB while streaming {MIB} MiB",
+        growth / 1024
+    );
+    assert!(
+        growth < 64 * 1024 * 1024,
+        "resident memory grew by {} MiB while streaming {MIB} MiB",
+        growth / (1024 * 1024)
+    );
+
+    // What the store holds is what was sent (compared chunk by chunk as it downloads).
+    let media = body["_id"].as_str().unwrap();
+    let r = ada
+        .client
+        .get(&format!("/api/v1/media/{media}"), Some(&ada.access))
+        .await;
+    let mut download = reqwest::get(r.body["url"].as_str().unwrap()).await.unwrap();
+    assert!(
+        download
+            .headers()
+            .get("content-disposition")
+            .is_some_and(|v| v.to_str().unwrap().starts_with("attachment")),
+        "files download as attachments"
+    );
+    let mut offset = 0usize;
+    while let Some(chunk) = download.chunk().await.unwrap() {
+        for (k, byte) in chunk.iter().enumerate() {
+            let at = offset + k;
+            let (i, j) = (at / (1024 * 1024), at % (1024 * 1024));
+            assert_eq!(*byte, ((i * 31 + j * 7) % 251) as u8, "byte {at}");
+        }
+        offset += chunk.len();
+    }
+    assert_eq!(offset, MIB * 1024 * 1024);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_streamed_route_checks_like_the_presigned_one_and_sets_avatars() {
+    let server = TestServer::start().await;
+    let ada = server.signed_up("ada").await;
+    let bob = server.signed_up("bob").await;
+    let chat = friends_with_chat(&ada, &bob).await;
+    let post = |fields: Vec<(&str, String)>, name: &str, mime: &str, bytes: Vec<u8>| {
+        let mut form = reqwest::multipart::Form::new();
+        for (k, v) in fields {
+            form = form.text(k.to_string(), v);
+        }
+        form = form.part(
+            "file",
+            reqwest::multipart::Part::bytes(bytes)
+                .file_name(name.to_string())
+                .mime_str(mime)
+                .unwrap(),
+        );
+        reqwest::Client::new()
+            .post(server.url("/api/v1/media"))
+            .bearer_auth(&ada.access)
+            .multipart(form)
+            .send()
+    };
+    let attachment = || vec![("kind", "attachment".to_string()), ("chatId", chat.clone())];
+
+    let r = post(
+        attachment(),
+        "evil.png",
+        "image/png",
+        b"MZ\x90\0 not a picture at all, a program".repeat(4),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 409);
+    assert_eq!(r.json::<Value>().await.unwrap()["error"]["code"], "type_mismatch");
+    let mut big = PNG.to_vec();
+    big.resize(10 * 1024 * 1024 + 1, 0);
+    let r = post(attachment(), "big.png", "image/png", big).await.unwrap();
+    assert_eq!(r.status(), 413);
+    let r = post(
+        vec![("kind", "avatar".into())],
+        "me.txt",
+        "text/plain",
+        b"hello".to_vec(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 415, "avatars are images");
+    let r = post(vec![("kind", "x".repeat(10_000))], "a.png", "image/png", PNG.to_vec())
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400, "fields before the file are short");
+
+    // An avatar: uploaded through the server, then set on the profile.
+    let r = post(vec![("kind", "avatar".into())], "me.png", "image/png", PNG.to_vec())
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let avatar = r.json::<Value>().await.unwrap()["_id"].as_str().unwrap().to_string();
+    let r = ada
+        .client
+        .patch_auth("/api/v1/users/me", &ada.access, &json!({ "avatar": avatar }))
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.body["avatarUrl"], format!("/api/v1/media/{avatar}"));
+    // Anyone signed in may fetch it; nobody else may claim it as theirs.
+    let r = bob
+        .client
+        .get(&format!("/api/v1/media/{avatar}"), Some(&bob.access))
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(
+        reqwest::get(r.body["url"].as_str().unwrap())
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap()
+            .as_ref(),
+        PNG
+    );
+    let r = bob
+        .client
+        .patch_auth("/api/v1/users/me", &bob.access, &json!({ "avatar": avatar }))
+        .await;
+    assert_eq!(r.status, 400, "{r:?}");
+    server.stop().await;
+}

@@ -334,6 +334,7 @@ async fn register(
             last_name: Some(last_name),
             username: Some(username),
             about: None,
+            avatar_url: None,
         };
         existing_address(&state, &existing, pending, &hash).await?;
         return Ok(accepted());

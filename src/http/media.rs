@@ -1,20 +1,67 @@
 //! `/api/v1/media`: presigned uploads straight to S3, their completion, and download URLs.
 
-use axum::extract::{Path, State};
+use axum::extract::{DefaultBodyLimit, Multipart, Path, State};
 use axum::http::StatusCode;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::extract::{ApiJson, AuthUser, parse_id};
-use crate::error::{AppResult, ErrorBody};
-use crate::service::media::{self, DownloadUrl, MediaView, UploadRequest, UploadTicket};
+use crate::error::{AppError, AppResult, ErrorBody};
+use crate::service::media::{self, DirectUpload, DownloadUrl, MediaView, UploadRequest, UploadTicket};
 use crate::state::AppState;
+use crate::store::media::UploadKind;
 
 pub fn router() -> OpenApiRouter<AppState> {
+    // The streamed route has no overall body limit: the file is bounded by its type's limit
+    // as it streams, and the other fields by `small_text`. Every other route keeps the
+    // server-wide body limit.
+    let streamed = OpenApiRouter::new()
+        .routes(routes!(upload_streamed))
+        .layer(DefaultBodyLimit::disable());
     OpenApiRouter::new()
         .routes(routes!(create_upload))
         .routes(routes!(complete_upload))
         .routes(routes!(download))
+        .merge(streamed)
+}
+
+/// Uploads through the server, for clients that cannot POST to S3 (Postman, scripts):
+/// `multipart/form-data` with `kind` (`avatar` or `attachment`), `chatId` for attachments,
+/// then `file` last (its filename and content type are the media's). The bytes are streamed
+/// to S3 in parts, checked against the declared type and its size limit as they arrive.
+#[utoipa::path(post, path = "/", tag = "media", security(("bearer" = [])),
+    request_body(content_type = "multipart/form-data", description = "kind, chatId?, then file"),
+    responses((status = 201, body = MediaView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "`type_mismatch`"),
+              (status = 413, body = ErrorBody), (status = 415, body = ErrorBody)))]
+async fn upload_streamed(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    mut form: Multipart,
+) -> AppResult<(StatusCode, axum::Json<MediaView>)> {
+    let bad = |e: axum::extract::multipart::MultipartError| AppError::bad_request(format!("form: {e}"));
+    let mut meta = DirectUpload::default();
+    while let Some(field) = form.next_field().await.map_err(bad)? {
+        match field.name().unwrap_or_default() {
+            "kind" => {
+                let text = small_text(field).await?;
+                meta.kind = Some(match text.as_str() {
+                    "avatar" => UploadKind::Avatar,
+                    "attachment" => UploadKind::Attachment,
+                    _ => return Err(AppError::bad_request("kind: avatar or attachment")),
+                });
+            }
+            "chatId" => meta.chat_id = Some(small_text(field).await?),
+            "file" => {
+                let file_name = field.file_name().unwrap_or_default().to_string();
+                let content_type = field.content_type().unwrap_or("application/octet-stream").to_string();
+                let media = media::upload_streamed(&state, auth.id, meta, file_name, content_type, field).await?;
+                return Ok((StatusCode::CREATED, axum::Json(MediaView::from(&media))));
+            }
+            other => return Err(AppError::bad_request(format!("form: unexpected field {other:?}"))),
+        }
+    }
+    Err(AppError::bad_request("form: no file field"))
 }
 
 /// Starts an upload: a presigned POST form for one object, of exactly `size` bytes and the
@@ -65,4 +112,21 @@ async fn download(
     Path(id): Path<String>,
 ) -> AppResult<axum::Json<DownloadUrl>> {
     Ok(axum::Json(media::download_url(&state, auth.id, parse_id(&id)?).await?))
+}
+
+/// A form field that must be short (an id, a keyword); longer is refused, not buffered.
+async fn small_text(mut field: axum::extract::multipart::Field<'_>) -> AppResult<String> {
+    const MAX: usize = 256;
+    let mut bytes = Vec::new();
+    while let Some(chunk) = field
+        .chunk()
+        .await
+        .map_err(|e| AppError::bad_request(format!("form: {e}")))?
+    {
+        if bytes.len() + chunk.len() > MAX {
+            return Err(AppError::bad_request("form: a field before the file is too long"));
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    String::from_utf8(bytes).map_err(|_| AppError::bad_request("form: fields must be UTF-8"))
 }

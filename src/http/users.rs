@@ -80,6 +80,8 @@ pub struct UpdateMe {
     last_name: Option<String>,
     username: Option<String>,
     about: Option<String>,
+    /// The id of an avatar the caller uploaded (`kind: avatar`); sets `avatarUrl`.
+    avatar: Option<String>,
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -114,7 +116,7 @@ async fn me(State(state): State<AppState>, auth: AuthUser) -> AppResult<axum::Js
     Ok(axum::Json(UserView::private(&load(&state, auth.id).await?)))
 }
 
-/// Change names, username or about text.
+/// Change names, username, about text or avatar.
 #[utoipa::path(patch, path = "/me", tag = "users", request_body = UpdateMe, security(("bearer" = [])),
     responses((status = 200, body = UserView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
               (status = 409, body = ErrorBody, description = "Username taken")))]
@@ -141,6 +143,10 @@ async fn update_me(
             .transpose()
             .map_err(bad)?,
         about: req.about.map(|v| rules::check_about(&v)).transpose().map_err(bad)?,
+        avatar_url: match req.avatar {
+            Some(id) => Some(crate::service::media::avatar_url(&state, auth.id, parse_id(&id)?).await?),
+            None => None,
+        },
     };
     match state.store.users.update_profile(auth.id, patch).await {
         Ok(Some(user)) => Ok(axum::Json(UserView::private(&user))),

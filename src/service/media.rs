@@ -132,25 +132,8 @@ pub async fn create_upload(state: &AppState, user: ObjectId, req: UploadRequest)
     if req.size > limit_for(state, media_type) {
         return Err(AppError::PayloadTooLarge);
     }
-    let (chat_id, group_id) = match (req.kind, req.chat_id.as_deref()) {
-        (UploadKind::Attachment, Some(chat)) => {
-            let chat = member_chat(state, crate::http::extract::parse_id(chat)?, user).await?;
-            (Some(chat.id), chat.group_id)
-        }
-        (UploadKind::Attachment, None) => return Err(AppError::bad_request("chatId: required for attachments")),
-        (UploadKind::Avatar, Some(_)) => return Err(AppError::bad_request("chatId: avatars belong to no chat")),
-        (UploadKind::Avatar, None) if media_type != MediaType::Image => {
-            return Err(AppError::UnsupportedMediaType);
-        }
-        (UploadKind::Avatar, None) => (None, None),
-    };
     let id = ObjectId::new();
-    let folder = match req.kind {
-        UploadKind::Avatar => "avatars",
-        UploadKind::Attachment => "attachments",
-    };
-    // The key is the server's: nothing the client wrote becomes a path.
-    let key = format!("{folder}/{}/{}", user.to_hex(), id.to_hex());
+    let (chat_id, group_id, key) = destination(state, user, req.kind, req.chat_id.as_deref(), media_type, id).await?;
     let ttl = Duration::from_secs(state.config.upload_url_ttl_secs);
     let form = state
         .media
@@ -220,10 +203,7 @@ pub async fn complete(state: &AppState, user: ObjectId, id: ObjectId) -> AppResu
         .map_err(AppError::Internal)?;
     if !matches_declared(upload.media_type, &head) {
         discard(state, &upload.key).await;
-        return Err(reject(
-            "type_mismatch",
-            format!("the bytes are not {}", upload.content_type),
-        ));
+        return Err(type_mismatch(&upload.content_type));
     }
     if !state.store.media.mark_completed(upload.id).await? {
         return Err(AppError::Conflict("this upload is being completed"));
@@ -244,6 +224,125 @@ pub async fn complete(state: &AppState, user: ObjectId, id: ObjectId) -> AppResu
     };
     state.store.media.insert_media(&media).await?;
     Ok(media)
+}
+
+/// The metadata that comes before the file in `POST /media`.
+#[derive(Debug, Default)]
+pub struct DirectUpload {
+    pub kind: Option<UploadKind>,
+    pub chat_id: Option<String>,
+}
+
+/// Where an upload may go and under which key; the checks shared by both upload paths.
+async fn destination(
+    state: &AppState,
+    user: ObjectId,
+    kind: UploadKind,
+    chat: Option<&str>,
+    media_type: MediaType,
+    id: ObjectId,
+) -> AppResult<(Option<ObjectId>, Option<ObjectId>, String)> {
+    let (chat_id, group_id) = match (kind, chat) {
+        (UploadKind::Attachment, Some(chat)) => {
+            let chat = member_chat(state, crate::http::extract::parse_id(chat)?, user).await?;
+            (Some(chat.id), chat.group_id)
+        }
+        (UploadKind::Attachment, None) => return Err(AppError::bad_request("chatId: required for attachments")),
+        (UploadKind::Avatar, Some(_)) => return Err(AppError::bad_request("chatId: avatars belong to no chat")),
+        (UploadKind::Avatar, None) if media_type != MediaType::Image => {
+            return Err(AppError::UnsupportedMediaType);
+        }
+        (UploadKind::Avatar, None) => (None, None),
+    };
+    let folder = match kind {
+        UploadKind::Avatar => "avatars",
+        UploadKind::Attachment => "attachments",
+    };
+    // The key is the server's: nothing the client wrote becomes a path.
+    Ok((chat_id, group_id, format!("{folder}/{}/{}", user.to_hex(), id.to_hex())))
+}
+
+/// `POST /media` for clients that cannot upload to S3 themselves: the file is streamed to
+/// the store as a multipart upload (one part in memory at a time), checked against its
+/// declared type from its first bytes and against its type's limit as it arrives.
+pub async fn upload_streamed<S, E>(
+    state: &AppState,
+    user: ObjectId,
+    meta: DirectUpload,
+    file_name: String,
+    content_type: String,
+    mut chunks: S,
+) -> AppResult<Media>
+where
+    S: futures::Stream<Item = Result<bytes::Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    use futures::StreamExt;
+    check_file_name(&file_name)?;
+    check_content_type(&content_type)?;
+    let media_type = MediaType::of_content_type(&content_type);
+    let kind = meta
+        .kind
+        .ok_or_else(|| AppError::bad_request("kind: required before the file"))?;
+    let id = ObjectId::new();
+    let (chat_id, group_id, key) = destination(state, user, kind, meta.chat_id.as_deref(), media_type, id).await?;
+    let limit = limit_for(state, media_type);
+    let mut writer = crate::store::s3::PartWriter::start(&state.media, &key, &content_type)
+        .await
+        .map_err(AppError::Internal)?;
+    let mut head: Vec<u8> = Vec::with_capacity(SNIFF_BYTES);
+    let outcome: AppResult<()> = async {
+        while let Some(chunk) = chunks.next().await {
+            let chunk = chunk.map_err(|e| AppError::bad_request(format!("file: {e}")))?;
+            if head.len() < SNIFF_BYTES {
+                let take = (SNIFF_BYTES - head.len()).min(chunk.len());
+                head.extend_from_slice(&chunk[..take]);
+                if head.len() == SNIFF_BYTES && !matches_declared(media_type, &head) {
+                    return Err(type_mismatch(&content_type));
+                }
+            }
+            if writer.written() + chunk.len() as u64 > limit {
+                return Err(AppError::PayloadTooLarge);
+            }
+            writer.write(&chunk).await.map_err(AppError::Internal)?;
+        }
+        if head.is_empty() {
+            return Err(AppError::bad_request("file: empty"));
+        }
+        if !matches_declared(media_type, &head) {
+            return Err(type_mismatch(&content_type));
+        }
+        Ok(())
+    }
+    .await;
+    if let Err(e) = outcome {
+        writer.abort().await;
+        return Err(e);
+    }
+    let size = writer.finish().await.map_err(AppError::Internal)?;
+    let media = Media {
+        id,
+        uploader: user,
+        kind,
+        chat_id,
+        group_id,
+        media_type,
+        url: format!("s3://{}/{}", state.media.bucket, key),
+        key,
+        file_type: content_type,
+        name: file_name,
+        size,
+        uploaded_at: bson::DateTime::now(),
+    };
+    state.store.media.insert_media(&media).await?;
+    Ok(media)
+}
+
+fn type_mismatch(content_type: &str) -> AppError {
+    AppError::Rejected {
+        code: "type_mismatch",
+        message: format!("the bytes are not {content_type}"),
+    }
 }
 
 /// Removes an object that failed its checks, so it never becomes reachable.
@@ -276,6 +375,16 @@ pub async fn download_url(state: &AppState, user: ObjectId, id: ObjectId) -> App
         url,
         expires_at: chrono::Utc::now() + chrono::Duration::from_std(ttl).unwrap_or_default(),
     })
+}
+
+/// The `avatarUrl` for one of the caller's own avatar uploads: the API path that hands out a
+/// short-lived URL for it (avatars are visible to every signed-in user).
+pub async fn avatar_url(state: &AppState, user: ObjectId, id: ObjectId) -> AppResult<String> {
+    let media = state.store.media.media(id).await?;
+    match media {
+        Some(m) if m.kind == UploadKind::Avatar && m.uploader == user => Ok(format!("/api/v1/media/{}", m.id.to_hex())),
+        _ => Err(AppError::bad_request("avatar: not an avatar you uploaded")),
+    }
 }
 
 /// The ids of a message's attachments, each an attachment uploaded to this chat.

@@ -244,6 +244,123 @@ impl MediaStore {
     }
 }
 
+/// Bytes buffered before a part goes to S3 (parts but the last must be at least 5 MiB).
+pub const PART_BYTES: usize = 8 * 1024 * 1024;
+
+/// Writes one object as an S3 multipart upload, a part at a time, so an upload of any size
+/// holds at most one part in memory. Dropped without `finish`, call `abort`.
+pub struct PartWriter {
+    store: MediaStore,
+    key: String,
+    upload_id: String,
+    buffer: Vec<u8>,
+    parts: Vec<aws_sdk_s3::types::CompletedPart>,
+    written: u64,
+}
+
+impl PartWriter {
+    pub async fn start(store: &MediaStore, key: &str, content_type: &str) -> anyhow::Result<Self> {
+        let created = store
+            .client
+            .create_multipart_upload()
+            .bucket(&store.bucket)
+            .key(key)
+            .content_type(content_type)
+            .send()
+            .await
+            .map_err(s3_error)?;
+        let upload_id = created
+            .upload_id()
+            .ok_or_else(|| anyhow::anyhow!("the store returned no upload id"))?
+            .to_string();
+        Ok(Self {
+            store: store.clone(),
+            key: key.to_string(),
+            upload_id,
+            buffer: Vec::with_capacity(PART_BYTES),
+            parts: Vec::new(),
+            written: 0,
+        })
+    }
+
+    pub fn written(&self) -> u64 {
+        self.written
+    }
+
+    pub async fn write(&mut self, mut bytes: &[u8]) -> anyhow::Result<()> {
+        self.written += bytes.len() as u64;
+        while !bytes.is_empty() {
+            let take = (PART_BYTES - self.buffer.len()).min(bytes.len());
+            self.buffer.extend_from_slice(&bytes[..take]);
+            bytes = &bytes[take..];
+            if self.buffer.len() == PART_BYTES {
+                self.flush_part().await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn flush_part(&mut self) -> anyhow::Result<()> {
+        let number = self.parts.len() as i32 + 1;
+        let body = std::mem::replace(&mut self.buffer, Vec::with_capacity(PART_BYTES));
+        let part = self
+            .store
+            .client
+            .upload_part()
+            .bucket(&self.store.bucket)
+            .key(&self.key)
+            .upload_id(&self.upload_id)
+            .part_number(number)
+            .body(body.into())
+            .send()
+            .await
+            .map_err(s3_error)?;
+        self.parts.push(
+            aws_sdk_s3::types::CompletedPart::builder()
+                .part_number(number)
+                .set_e_tag(part.e_tag().map(str::to_string))
+                .build(),
+        );
+        Ok(())
+    }
+
+    pub async fn finish(mut self) -> anyhow::Result<u64> {
+        if !self.buffer.is_empty() || self.parts.is_empty() {
+            self.flush_part().await?;
+        }
+        let upload = aws_sdk_s3::types::CompletedMultipartUpload::builder()
+            .set_parts(Some(std::mem::take(&mut self.parts)))
+            .build();
+        self.store
+            .client
+            .complete_multipart_upload()
+            .bucket(&self.store.bucket)
+            .key(&self.key)
+            .upload_id(&self.upload_id)
+            .multipart_upload(upload)
+            .send()
+            .await
+            .map_err(s3_error)?;
+        Ok(self.written)
+    }
+
+    /// Gives up: the store discards the parts.
+    pub async fn abort(self) {
+        let aborted = self
+            .store
+            .client
+            .abort_multipart_upload()
+            .bucket(&self.store.bucket)
+            .key(&self.key)
+            .upload_id(&self.upload_id)
+            .send()
+            .await;
+        if let Err(e) = aborted {
+            tracing::warn!(error = %s3_error(e), "an abandoned multipart upload was not aborted");
+        }
+    }
+}
+
 fn hmac_sha256(key: &[u8], data: &[u8]) -> Vec<u8> {
     let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes keys of any length");
     mac.update(data);

@@ -46,6 +46,7 @@ pub struct ProfilePatch {
     pub last_name: Option<String>,
     pub username: Option<String>,
     pub about: Option<String>,
+    pub avatar_url: Option<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -152,6 +153,7 @@ impl UserStore {
             ("lastName", patch.last_name),
             ("username", patch.username),
             ("about", patch.about),
+            ("avatarUrl", patch.avatar_url),
         ];
         for (key, value) in fields {
             if let Some(value) = value {
