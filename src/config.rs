@@ -104,6 +104,8 @@ pub struct Config {
     /// How long a presigned upload stays valid, and a download URL.
     pub upload_url_ttl_secs: u64,
     pub download_url_ttl_secs: u64,
+    /// Uploads never completed are removed this long after their form expired.
+    pub upload_retention_secs: u64,
 }
 
 impl Default for Config {
@@ -158,6 +160,7 @@ impl Default for Config {
             media_max_file_bytes: 50 * 1024 * 1024,
             upload_url_ttl_secs: 600,
             download_url_ttl_secs: 300,
+            upload_retention_secs: 24 * 3600,
         }
     }
 }
@@ -417,6 +420,7 @@ impl Config {
             ("HUDDLE_TURN_TTL", self.turn_ttl_secs, 60, 24 * 3600),
             ("HUDDLE_UPLOAD_URL_TTL", self.upload_url_ttl_secs, 1, 7 * 24 * 3600),
             ("HUDDLE_DOWNLOAD_URL_TTL", self.download_url_ttl_secs, 1, 7 * 24 * 3600),
+            ("HUDDLE_UPLOAD_RETENTION", self.upload_retention_secs, 0, 30 * 24 * 3600),
         ];
         for (name, value, min, max) in ttl_checks {
             if !(min..=max).contains(&value) {

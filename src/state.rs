@@ -164,6 +164,7 @@ impl AppState {
         };
         crate::realtime::register(state.clone());
         tokio::spawn(calls::run(state.clone(), inbox));
+        tokio::spawn(crate::service::media::sweep_uploads(state.clone()));
         tokio::spawn(crate::media::sfu::run(
             state.config.clone(),
             state.calls.clone(),

@@ -173,111 +173,136 @@ async fn the_store_and_the_server_refuse_what_was_not_declared() {
     server.stop().await;
 }
 
-/// The process's resident memory, bytes (Linux).
-fn rss_bytes() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let kb: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap();
-    kb * 1024
-}
-
-/// `n` MiB of bytes that depend on their position, made as they are sent.
-fn generated(mib: usize) -> impl futures::Stream<Item = Result<Vec<u8>, std::io::Error>> {
-    futures::stream::iter((0..mib).map(|i| {
-        let chunk: Vec<u8> = (0..1024 * 1024).map(|j| ((i * 31 + j * 7) % 251) as u8).collect();
-        Ok(chunk)
-    }))
+/// Presigned upload of `bytes` as `content_type` into `chat`, completed; returns the media id.
+async fn uploaded(who: &Session, chat: &str, name: &str, content_type: &str, bytes: &[u8]) -> String {
+    let ticket = start_upload(
+        who,
+        json!({ "kind": "attachment", "chatId": chat, "fileName": name, "contentType": content_type, "size": bytes.len() }),
+    )
+    .await
+    .body;
+    assert!(post_to_store(&ticket, bytes.to_vec()).await.status().is_success());
+    let r = complete(who, &ticket).await;
+    assert_eq!(r.status, 201, "{r:?}");
+    r.body["_id"].as_str().unwrap().to_string()
 }
 
 #[tokio::test]
-async fn a_200_mb_upload_streams_through_the_server_in_bounded_memory() {
-    const MIB: usize = 200;
-    let server = TestServer::start_with(|c| c.media_max_file_bytes = 300 * 1024 * 1024).await;
+async fn chats_list_their_media_files_and_links_and_deleted_messages_take_theirs_away() {
+    let server = TestServer::start().await;
+    let ada = server.signed_up("ada").await;
+    let bob = server.signed_up("bob").await;
+    let eve = server.signed_up("eve").await;
+    let chat = friends_with_chat(&ada, &bob).await;
+    let send = |body: Value| {
+        let (ada, chat) = (&ada, chat.clone());
+        async move {
+            let r = ada
+                .client
+                .post_auth(&format!("/api/v1/chats/{chat}/messages"), &ada.access, &body)
+                .await;
+            assert_eq!(r.status, 201, "{r:?}");
+            r.body["_id"].as_str().unwrap().to_string()
+        }
+    };
+    let mut images = Vec::new();
+    for i in 0..3 {
+        let id = uploaded(&ada, &chat, &format!("p{i}.png"), "image/png", PNG).await;
+        send(json!({ "type": "image", "attachments": [id] })).await;
+        images.push(id);
+    }
+    let pdf = uploaded(&ada, &chat, "notes.pdf", "application/pdf", b"%PDF-1.7 notes").await;
+    let pdf_message = send(json!({ "type": "file", "attachments": [pdf] })).await;
+    // Uploaded but never sent: not part of the chat.
+    uploaded(&ada, &chat, "draft.png", "image/png", PNG).await;
+    send(json!({ "content": "see https://example.com/a, and http://example.org/b." })).await;
+
+    let get = |path: String| {
+        let bob = &bob;
+        async move { bob.client.get(&path, Some(&bob.access)).await }
+    };
+    let page = get(format!("/api/v1/chats/{chat}/media?limit=2")).await;
+    assert_eq!(page.status, 200, "{page:?}");
+    let first: Vec<&str> = page.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(first, [images[2].as_str(), images[1].as_str()], "newest first");
+    let cursor = page.body["nextCursor"].as_str().unwrap();
+    let rest = get(format!("/api/v1/chats/{chat}/media?limit=2&before={cursor}")).await;
+    assert_eq!(rest.body["data"][0]["_id"], images[0].as_str());
+    assert!(rest.body.get("nextCursor").is_none());
+    let files = get(format!("/api/v1/chats/{chat}/files")).await;
+    assert_eq!(files.body["data"].as_array().unwrap().len(), 1);
+    assert_eq!(files.body["data"][0]["name"], "notes.pdf");
+    let links = get(format!("/api/v1/chats/{chat}/links")).await;
+    let urls: Vec<&str> = links.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["url"].as_str().unwrap())
+        .collect();
+    assert_eq!(urls, ["https://example.com/a", "http://example.org/b"]);
+    for list in ["media", "files", "links"] {
+        let r = eve
+            .client
+            .get(&format!("/api/v1/chats/{chat}/{list}"), Some(&eve.access))
+            .await;
+        assert_eq!(r.status, 404, "{list}: outsiders see nothing");
+    }
+
+    // Deleting the message takes its file out of the chat, downloads included.
+    let r = ada
+        .client
+        .send(
+            ada.client
+                .http
+                .delete(ada.client.url(&format!("/api/v1/messages/{pdf_message}")))
+                .bearer_auth(&ada.access),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(get(format!("/api/v1/chats/{chat}/files")).await.body["data"], json!([]));
+    assert_eq!(get(format!("/api/v1/media/{pdf}")).await.status, 404);
+
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn uploads_never_completed_are_swept_with_their_objects() {
+    let server = TestServer::start_with(|c| {
+        c.upload_url_ttl_secs = 1;
+        c.upload_retention_secs = 0;
+    })
+    .await;
     let ada = server.signed_up("ada").await;
     let bob = server.signed_up("bob").await;
     let chat = friends_with_chat(&ada, &bob).await;
-    let upload = |stream: reqwest::Body, len: u64| {
-        let form = reqwest::multipart::Form::new()
-            .text("kind", "attachment")
-            .text("chatId", chat.clone())
-            .part(
-                "file",
-                reqwest::multipart::Part::stream_with_length(stream, len)
-                    .file_name("big.bin")
-                    .mime_str("application/octet-stream")
-                    .unwrap(),
-            );
-        reqwest::Client::new()
-            .post(server.url("/api/v1/media"))
-            .bearer_auth(&ada.access)
-            .multipart(form)
-            .send()
-    };
-    // A first small upload puts every lazily built buffer and connection in place.
-    let warm = upload(reqwest::Body::wrap_stream(generated(1)), 1024 * 1024)
+    let declare = json!({ "kind": "attachment", "chatId": chat, "fileName": "late.png", "contentType": "image/png", "size": PNG.len() });
+    let abandoned = start_upload(&ada, declare.clone()).await.body;
+    assert!(post_to_store(&abandoned, PNG.to_vec()).await.status().is_success());
+    let key = abandoned["form"]["fields"]["key"].as_str().unwrap().to_string();
+    assert_eq!(server.state.media.size_of(&key).await.unwrap(), Some(PNG.len() as u64));
+    // A completed upload is kept.
+    let kept = start_upload(&ada, declare).await.body;
+    assert!(post_to_store(&kept, PNG.to_vec()).await.status().is_success());
+    assert_eq!(complete(&ada, &kept).await.status, 201);
+
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let removed = huddle::service::media::remove_stale_uploads(&server.state)
         .await
         .unwrap();
-    assert_eq!(warm.status(), 201);
-
-    let baseline = rss_bytes();
-    let peak = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(baseline));
-    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let sampler = {
-        let (peak, done) = (peak.clone(), done.clone());
-        tokio::spawn(async move {
-            while !done.load(std::sync::atomic::Ordering::Relaxed) {
-                peak.fetch_max(rss_bytes(), std::sync::atomic::Ordering::Relaxed);
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-        })
-    };
-    let response = upload(reqwest::Body::wrap_stream(generated(MIB)), (MIB * 1024 * 1024) as u64)
-        .await
-        .unwrap();
-    done.store(true, std::sync::atomic::Ordering::Relaxed);
-    sampler.await.unwrap();
-    let status = response.status();
-    let body: Value = response.json().await.unwrap();
-    assert_eq!(status, 201, "{body}");
-    assert_eq!(body["size"].as_u64(), Some((MIB * 1024 * 1024) as u64));
-    let growth = peak.load(std::sync::atomic::Ordering::Relaxed).saturating_sub(baseline);
-    eprintln!(
-        "resident memory grew by {} KiB while streaming {MIB} MiB",
-        growth / 1024
+    assert_eq!(removed, 1);
+    assert_eq!(
+        server.state.media.size_of(&key).await.unwrap(),
+        None,
+        "the object is gone"
     );
-    assert!(
-        growth < 64 * 1024 * 1024,
-        "resident memory grew by {} MiB while streaming {MIB} MiB",
-        growth / (1024 * 1024)
-    );
-
-    // What the store holds is what was sent (compared chunk by chunk as it downloads).
-    let media = body["_id"].as_str().unwrap();
-    let r = ada
-        .client
-        .get(&format!("/api/v1/media/{media}"), Some(&ada.access))
-        .await;
-    let mut download = reqwest::get(r.body["url"].as_str().unwrap()).await.unwrap();
-    assert!(
-        download
-            .headers()
-            .get("content-disposition")
-            .is_some_and(|v| v.to_str().unwrap().starts_with("attachment")),
-        "files download as attachments"
-    );
-    let mut offset = 0usize;
-    while let Some(chunk) = download.chunk().await.unwrap() {
-        for (k, byte) in chunk.iter().enumerate() {
-            let at = offset + k;
-            let (i, j) = (at / (1024 * 1024), at % (1024 * 1024));
-            assert_eq!(*byte, ((i * 31 + j * 7) % 251) as u8, "byte {at}");
-        }
-        offset += chunk.len();
-    }
-    assert_eq!(offset, MIB * 1024 * 1024);
+    assert_eq!(complete(&ada, &abandoned).await.status, 404, "and its record");
+    let kept_key = kept["form"]["fields"]["key"].as_str().unwrap();
+    assert!(server.state.media.size_of(kept_key).await.unwrap().is_some());
     server.stop().await;
 }
 

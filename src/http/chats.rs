@@ -25,6 +25,9 @@ pub fn chat_router() -> OpenApiRouter<AppState> {
         .routes(routes!(read))
         .routes(routes!(starred))
         .routes(routes!(history, send))
+        .routes(routes!(chat_media))
+        .routes(routes!(chat_files))
+        .routes(routes!(chat_links))
 }
 
 pub fn message_router() -> OpenApiRouter<AppState> {
@@ -232,6 +235,75 @@ async fn starred(
     Ok(axum::Json(MessageList {
         data: found.iter().map(|m| MessageView::new(m, Some(auth.id))).collect(),
     }))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct SharedQuery {
+    /// `nextCursor` of the previous page.
+    before: Option<String>,
+    /// 1-100, default 30.
+    limit: Option<i64>,
+}
+
+impl SharedQuery {
+    fn page(&self) -> AppResult<(Option<mongodb::bson::oid::ObjectId>, i64)> {
+        Ok((
+            self.before.as_deref().map(parse_id).transpose()?,
+            page_limit(self.limit, 30, 100)?,
+        ))
+    }
+}
+
+/// Images and videos shared in the chat, newest first (deleted messages' attachments leave).
+#[utoipa::path(get, path = "/{id}/media", tag = "media", params(("id" = String, Path), SharedQuery), security(("bearer" = [])),
+    responses((status = 200, body = crate::service::media::MediaPage), (status = 400, body = ErrorBody),
+              (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn chat_media(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(id): Path<String>,
+    ApiQuery(q): ApiQuery<SharedQuery>,
+) -> AppResult<axum::Json<crate::service::media::MediaPage>> {
+    use crate::domain::media::MediaType;
+    let (before, limit) = q.page()?;
+    let types = [MediaType::Image, MediaType::Video];
+    let page = crate::service::media::chat_media(&state, auth.id, parse_id(&id)?, &types, before, limit).await?;
+    Ok(axum::Json(page))
+}
+
+/// Files and audio shared in the chat, newest first.
+#[utoipa::path(get, path = "/{id}/files", tag = "media", params(("id" = String, Path), SharedQuery), security(("bearer" = [])),
+    responses((status = 200, body = crate::service::media::MediaPage), (status = 400, body = ErrorBody),
+              (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn chat_files(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(id): Path<String>,
+    ApiQuery(q): ApiQuery<SharedQuery>,
+) -> AppResult<axum::Json<crate::service::media::MediaPage>> {
+    use crate::domain::media::MediaType;
+    let (before, limit) = q.page()?;
+    let types = [MediaType::File, MediaType::Audio];
+    let page = crate::service::media::chat_media(&state, auth.id, parse_id(&id)?, &types, before, limit).await?;
+    Ok(axum::Json(page))
+}
+
+/// Links shared in the chat's messages, newest message first.
+#[utoipa::path(get, path = "/{id}/links", tag = "media", params(("id" = String, Path), SharedQuery), security(("bearer" = [])),
+    responses((status = 200, body = crate::service::media::LinkPage), (status = 400, body = ErrorBody),
+              (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn chat_links(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(id): Path<String>,
+    ApiQuery(q): ApiQuery<SharedQuery>,
+) -> AppResult<axum::Json<crate::service::media::LinkPage>> {
+    let (before, limit) = q.page()?;
+    Ok(axum::Json(
+        crate::service::media::chat_links(&state, auth.id, parse_id(&id)?, before, limit).await?,
+    ))
 }
 
 #[derive(Deserialize, IntoParams)]

@@ -221,6 +221,8 @@ pub async fn complete(state: &AppState, user: ObjectId, id: ObjectId) -> AppResu
         name: upload.file_name,
         size,
         uploaded_at: bson::DateTime::now(),
+        message_id: None,
+        hidden: false,
     };
     state.store.media.insert_media(&media).await?;
     Ok(media)
@@ -333,6 +335,8 @@ where
         name: file_name,
         size,
         uploaded_at: bson::DateTime::now(),
+        message_id: None,
+        hidden: false,
     };
     state.store.media.insert_media(&media).await?;
     Ok(media)
@@ -354,7 +358,13 @@ async fn discard(state: &AppState, key: &str) {
 
 /// Media the caller may see: attachments of their chats, and avatars.
 pub async fn visible(state: &AppState, user: ObjectId, id: ObjectId) -> AppResult<Media> {
-    let media = state.store.media.media(id).await?.ok_or(AppError::NotFound)?;
+    let media = state
+        .store
+        .media
+        .media(id)
+        .await?
+        .filter(|m| !m.hidden)
+        .ok_or(AppError::NotFound)?;
     if let Some(chat) = media.chat_id {
         member_chat(state, chat, user).await?;
     }
@@ -399,4 +409,118 @@ pub async fn check_attachments(state: &AppState, chat: ObjectId, ids: &[ObjectId
         }
     }
     Ok(())
+}
+
+/// One page of a chat's media (`image`, `video`), files (`file`, `audio`) or links.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MediaPage {
+    pub data: Vec<MediaView>,
+    /// Pass as `before` for the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+/// A chat's shared media of `types`, newest first, for members.
+pub async fn chat_media(
+    state: &AppState,
+    user: ObjectId,
+    chat: ObjectId,
+    types: &[MediaType],
+    before: Option<ObjectId>,
+    limit: i64,
+) -> AppResult<MediaPage> {
+    member_chat(state, chat, user).await?;
+    let items = state.store.media.in_chat(chat, types, before, limit).await?;
+    let next_cursor = (items.len() as i64 == limit)
+        .then(|| items.last().map(|m| m.id.to_hex()))
+        .flatten();
+    Ok(MediaPage {
+        data: items.iter().map(MediaView::from).collect(),
+        next_cursor,
+    })
+}
+
+/// A link someone shared in a chat.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LinkView {
+    pub url: String,
+    pub message_id: String,
+    pub sender: String,
+    pub sent_at: chrono::DateTime<chrono::Utc>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LinkPage {
+    pub data: Vec<LinkView>,
+    /// The message id to pass as `before` for the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+/// `http(s)://` links in a text, in order, without trailing punctuation.
+pub fn links_in(text: &str) -> Vec<String> {
+    text.split_whitespace()
+        .filter(|w| w.starts_with("http://") || w.starts_with("https://"))
+        .map(|w| {
+            w.trim_end_matches(['.', ',', ';', ':', '!', '?', ')', ']', '"', '\''])
+                .to_string()
+        })
+        .filter(|w| w.len() > "https://".len())
+        .collect()
+}
+
+/// Links shared in a chat's (not deleted) messages, newest message first, for members.
+pub async fn chat_links(
+    state: &AppState,
+    user: ObjectId,
+    chat: ObjectId,
+    before: Option<ObjectId>,
+    limit: i64,
+) -> AppResult<LinkPage> {
+    member_chat(state, chat, user).await?;
+    let messages = state.store.messages.with_links(chat, before, limit).await?;
+    let next_cursor = (messages.len() as i64 == limit)
+        .then(|| messages.last().map(|m| m.id.to_hex()))
+        .flatten();
+    let data = messages
+        .iter()
+        .flat_map(|m| {
+            links_in(&m.content).into_iter().map(|url| LinkView {
+                url,
+                message_id: m.id.to_hex(),
+                sender: m.sender.to_hex(),
+                sent_at: m.created_at.to_chrono(),
+            })
+        })
+        .collect();
+    Ok(LinkPage { data, next_cursor })
+}
+
+/// Removes uploads never completed: their objects (if anything arrived) and their records,
+/// once their forms expired more than `HUDDLE_UPLOAD_RETENTION` seconds ago. Returns how many.
+pub async fn remove_stale_uploads(state: &AppState) -> AppResult<usize> {
+    let retention = state.config.upload_retention_secs as i64 * 1000;
+    let cutoff = bson::DateTime::from_millis(bson::DateTime::now().timestamp_millis() - retention);
+    let stale = state.store.media.stale_uploads(cutoff, 500).await?;
+    for upload in &stale {
+        state.media.delete(&upload.key).await.map_err(AppError::Internal)?;
+        state.store.media.delete_upload(upload.id).await?;
+    }
+    Ok(stale.len())
+}
+
+/// Runs [`remove_stale_uploads`] every few minutes until the server stops.
+pub async fn sweep_uploads(state: AppState) {
+    let every = Duration::from_secs(state.config.upload_retention_secs.clamp(1, 600));
+    loop {
+        tokio::time::sleep(every).await;
+        match remove_stale_uploads(&state).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(uploads = n, "removed uploads never completed"),
+            Err(e) => tracing::warn!(error = %e, "stale uploads not removed"),
+        }
+    }
 }

@@ -180,7 +180,11 @@ pub async fn send(state: &AppState, sender: ObjectId, chat_id: ObjectId, req: Se
         deleted: false,
         call: None,
     };
-    append(state, &chat, draft).await
+    let message = append(state, &chat, draft).await?;
+    if !message.attachments.is_empty() {
+        state.store.media.attach(&message.attachments, message.id).await?;
+    }
+    Ok(message)
 }
 
 /// Appends a message to a chat: takes the next `seq` and stores the message and the chat's
@@ -282,6 +286,7 @@ pub async fn delete(state: &AppState, user: ObjectId, id: ObjectId) -> AppResult
         });
     }
     let deleted = state.store.messages.delete(id, user).await?.ok_or(AppError::NotFound)?;
+    state.store.media.hide_for_message(deleted.id).await?;
     state
         .store
         .chats

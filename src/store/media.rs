@@ -61,6 +61,12 @@ pub struct Media {
     pub name: String,
     pub size: u64,
     pub uploaded_at: DateTime,
+    /// The message that carries it, once sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<ObjectId>,
+    /// Its message was deleted: gone from the chat.
+    #[serde(default)]
+    pub hidden: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -129,5 +135,63 @@ impl UploadStore {
 
     pub async fn media_by_key(&self, key: &str) -> mongodb::error::Result<Option<Media>> {
         self.media.find_one(doc! { "key": key }).await
+    }
+
+    /// Records which message carries these attachments.
+    pub async fn attach(&self, ids: &[ObjectId], message: ObjectId) -> mongodb::error::Result<()> {
+        self.media
+            .update_many(
+                doc! { "_id": { "$in": ids } },
+                doc! { "$set": { "messageId": message } },
+            )
+            .await
+            .map(|_| ())
+    }
+
+    /// A deleted message's attachments leave the chat.
+    pub async fn hide_for_message(&self, message: ObjectId) -> mongodb::error::Result<()> {
+        self.media
+            .update_many(doc! { "messageId": message }, doc! { "$set": { "hidden": true } })
+            .await
+            .map(|_| ())
+    }
+
+    /// A chat's shared media of `types`, newest first, before the `before` id.
+    pub async fn in_chat(
+        &self,
+        chat: ObjectId,
+        types: &[MediaType],
+        before: Option<ObjectId>,
+        limit: i64,
+    ) -> mongodb::error::Result<Vec<Media>> {
+        let types: Vec<_> = types
+            .iter()
+            .map(|t| mongodb::bson::to_bson(t).unwrap_or_default())
+            .collect();
+        let filter = doc! {
+            "chatId": chat,
+            "type": { "$in": types },
+            "messageId": { "$exists": true },
+            "hidden": { "$ne": true },
+        };
+        super::newest_first(&self.media, filter, before, limit).await
+    }
+
+    /// Uploads never completed whose forms expired before `cutoff`.
+    pub async fn stale_uploads(&self, cutoff: DateTime, limit: i64) -> mongodb::error::Result<Vec<Upload>> {
+        use futures::TryStreamExt;
+        self.uploads
+            .find(doc! { "completed": false, "expiresAt": { "$lt": cutoff } })
+            .limit(limit)
+            .await?
+            .try_collect()
+            .await
+    }
+
+    pub async fn delete_upload(&self, id: ObjectId) -> mongodb::error::Result<()> {
+        self.uploads
+            .delete_one(doc! { "_id": id, "completed": false })
+            .await
+            .map(|_| ())
     }
 }

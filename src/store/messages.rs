@@ -171,6 +171,21 @@ impl MessageStore {
             .await
     }
 
+    /// A chat's messages that contain a link, newest first, before the `before` id.
+    pub async fn with_links(
+        &self,
+        chat: ObjectId,
+        before: Option<ObjectId>,
+        limit: i64,
+    ) -> mongodb::error::Result<Vec<Message>> {
+        let filter = doc! {
+            "chatId": chat,
+            "deleted": false,
+            "content": { "$regex": "https?://" },
+        };
+        super::newest_first(&self.coll, filter, before, limit).await
+    }
+
     /// Soft delete: the content and attachments go, the tombstone (and its `seq`) stays.
     pub async fn delete(&self, id: ObjectId, sender: ObjectId) -> mongodb::error::Result<Option<Message>> {
         self.coll
