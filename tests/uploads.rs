@@ -245,7 +245,36 @@ async fn chats_list_their_media_files_and_links_and_deleted_messages_take_theirs
         .map(|l| l["url"].as_str().unwrap())
         .collect();
     assert_eq!(urls, ["https://example.com/a", "http://example.org/b"]);
-    for list in ["media", "files", "links"] {
+    // Ada's Collection holds what she shared (the unsent draft is not part of it) and what she
+    // starred; Bob's is empty.
+    let first_message = send(json!({ "content": "star me" })).await;
+    let r = ada
+        .client
+        .post_auth(
+            &format!("/api/v1/messages/{first_message}/star"),
+            &ada.access,
+            &json!({}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let mine = ada
+        .client
+        .get(&format!("/api/v1/chats/{chat}/collection"), Some(&ada.access))
+        .await;
+    assert_eq!(mine.status, 200, "{mine:?}");
+    let mut shared = images.clone();
+    shared.push(pdf.clone());
+    assert_eq!(mine.body["attachments"], json!(shared));
+    assert_eq!(mine.body["starredMessages"], json!([first_message]));
+    let theirs = get(format!("/api/v1/chats/{chat}/collection")).await;
+    assert_eq!(
+        (
+            theirs.body["attachments"].clone(),
+            theirs.body["starredMessages"].clone()
+        ),
+        (json!([]), json!([]))
+    );
+    for list in ["media", "files", "links", "collection"] {
         let r = eve
             .client
             .get(&format!("/api/v1/chats/{chat}/{list}"), Some(&eve.access))

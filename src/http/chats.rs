@@ -28,6 +28,7 @@ pub fn chat_router() -> OpenApiRouter<AppState> {
         .routes(routes!(chat_media))
         .routes(routes!(chat_files))
         .routes(routes!(chat_links))
+        .routes(routes!(collection))
 }
 
 pub fn message_router() -> OpenApiRouter<AppState> {
@@ -288,6 +289,20 @@ async fn chat_files(
     let types = [MediaType::File, MediaType::Audio];
     let page = crate::service::media::chat_media(&state, auth.id, parse_id(&id)?, &types, before, limit).await?;
     Ok(axum::Json(page))
+}
+
+/// The caller's Collection for the chat: the messages they starred and the attachments they
+/// shared there.
+#[utoipa::path(get, path = "/{id}/collection", tag = "media", params(("id" = String, Path)), security(("bearer" = [])),
+    responses((status = 200, body = crate::service::media::CollectionView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn collection(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(id): Path<String>,
+) -> AppResult<axum::Json<crate::service::media::CollectionView>> {
+    Ok(axum::Json(
+        crate::service::media::collection(&state, auth.id, parse_id(&id)?).await?,
+    ))
 }
 
 /// Links shared in the chat's messages, newest message first.

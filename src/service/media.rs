@@ -524,3 +524,26 @@ pub async fn sweep_uploads(state: AppState) {
         }
     }
 }
+
+/// The seed's Collection for one member of one chat: the messages they starred and the
+/// attachments they shared there. Built from indexed queries, not stored arrays.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CollectionView {
+    pub chat_id: String,
+    pub owner: String,
+    pub starred_messages: Vec<String>,
+    pub attachments: Vec<String>,
+}
+
+pub async fn collection(state: &AppState, user: ObjectId, chat: ObjectId) -> AppResult<CollectionView> {
+    member_chat(state, chat, user).await?;
+    let starred = state.store.messages.starred(chat, user).await?;
+    let attachments = state.store.media.shared_by(chat, user).await?;
+    Ok(CollectionView {
+        chat_id: chat.to_hex(),
+        owner: user.to_hex(),
+        starred_messages: starred.iter().map(|m| m.id.to_hex()).collect(),
+        attachments: attachments.iter().map(|a| a.to_hex()).collect(),
+    })
+}

@@ -177,6 +177,21 @@ impl UploadStore {
         super::newest_first(&self.media, filter, before, limit).await
     }
 
+    /// Attachments `owner` shared in `chat` (still in it), oldest first.
+    pub async fn shared_by(&self, chat: ObjectId, owner: ObjectId) -> mongodb::error::Result<Vec<ObjectId>> {
+        use futures::TryStreamExt;
+        let found: Vec<Media> = self
+            .media
+            .find(
+                doc! { "chatId": chat, "uploader": owner, "messageId": { "$exists": true }, "hidden": { "$ne": true } },
+            )
+            .sort(doc! { "_id": 1 })
+            .await?
+            .try_collect()
+            .await?;
+        Ok(found.into_iter().map(|m| m.id).collect())
+    }
+
     /// Uploads never completed whose forms expired before `cutoff`.
     pub async fn stale_uploads(&self, cutoff: DateTime, limit: i64) -> mongodb::error::Result<Vec<Upload>> {
         use futures::TryStreamExt;
