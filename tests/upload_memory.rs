@@ -104,6 +104,7 @@ async fn a_200_mb_upload_streams_through_the_server_in_bounded_memory() {
             .is_some_and(|v| v.to_str().unwrap().starts_with("attachment")),
         "files download as attachments"
     );
+    assert_eq!(download.headers()["content-type"], "application/octet-stream");
     let mut offset = 0usize;
     while let Some(chunk) = download.chunk().await.unwrap() {
         for (k, byte) in chunk.iter().enumerate() {

@@ -223,7 +223,10 @@ impl MediaStore {
                     }
                 })
                 .collect();
-            request = request.response_content_disposition(format!("attachment; filename=\"{safe}\""));
+            // Saved, never rendered: whatever a file claims to be, the browser gets bytes.
+            request = request
+                .response_content_disposition(format!("attachment; filename=\"{safe}\""))
+                .response_content_type("application/octet-stream");
         }
         let presigned = request
             .presigned(PresigningConfig::expires_in(ttl)?)
