@@ -9,6 +9,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::extract::{ApiJson, ApiQuery, AuthUser, page_limit, parse_id};
+use crate::domain::media::MediaType;
 use crate::error::{AppError, AppResult, ErrorBody};
 use crate::service::chats::{self, ChatView};
 use crate::service::messages::{self, MessageView, ReadReceipt, SendMessage};
@@ -267,11 +268,7 @@ async fn chat_media(
     Path(id): Path<String>,
     ApiQuery(q): ApiQuery<SharedQuery>,
 ) -> AppResult<axum::Json<crate::service::media::MediaPage>> {
-    use crate::domain::media::MediaType;
-    let (before, limit) = q.page()?;
-    let types = [MediaType::Image, MediaType::Video];
-    let page = crate::service::media::chat_media(&state, auth.id, parse_id(&id)?, &types, before, limit).await?;
-    Ok(axum::Json(page))
+    shared(&state, &auth, &id, &q, &[MediaType::Image, MediaType::Video]).await
 }
 
 /// Files and audio shared in the chat, newest first.
@@ -284,10 +281,18 @@ async fn chat_files(
     Path(id): Path<String>,
     ApiQuery(q): ApiQuery<SharedQuery>,
 ) -> AppResult<axum::Json<crate::service::media::MediaPage>> {
-    use crate::domain::media::MediaType;
+    shared(&state, &auth, &id, &q, &[MediaType::File, MediaType::Audio]).await
+}
+
+async fn shared(
+    state: &AppState,
+    auth: &AuthUser,
+    id: &str,
+    q: &SharedQuery,
+    types: &[MediaType],
+) -> AppResult<axum::Json<crate::service::media::MediaPage>> {
     let (before, limit) = q.page()?;
-    let types = [MediaType::File, MediaType::Audio];
-    let page = crate::service::media::chat_media(&state, auth.id, parse_id(&id)?, &types, before, limit).await?;
+    let page = crate::service::media::chat_media(state, auth.id, parse_id(id)?, types, before, limit).await?;
     Ok(axum::Json(page))
 }
 

@@ -208,9 +208,14 @@ pub async fn complete(state: &AppState, user: ObjectId, id: ObjectId) -> AppResu
     if !state.store.media.mark_completed(upload.id).await? {
         return Err(AppError::Conflict("this upload is being completed"));
     }
+    record(state, ObjectId::new(), upload, size).await
+}
+
+/// Saves the Media document for an object that passed its checks.
+async fn record(state: &AppState, id: ObjectId, upload: Upload, size: u64) -> AppResult<Media> {
     let media = Media {
-        id: ObjectId::new(),
-        uploader: user,
+        id,
+        uploader: upload.owner,
         kind: upload.kind,
         chat_id: upload.chat_id,
         group_id: upload.group_id,
@@ -322,24 +327,23 @@ where
         return Err(e);
     }
     let size = writer.finish().await.map_err(AppError::Internal)?;
-    let media = Media {
+    let now = bson::DateTime::now();
+    let upload = Upload {
         id,
-        uploader: user,
+        owner: user,
         kind,
         chat_id,
         group_id,
-        media_type,
-        url: format!("s3://{}/{}", state.media.bucket, key),
         key,
-        file_type: content_type,
-        name: file_name,
+        file_name,
+        content_type,
+        media_type,
         size,
-        uploaded_at: bson::DateTime::now(),
-        message_id: None,
-        hidden: false,
+        created_at: now,
+        expires_at: now,
+        completed: true,
     };
-    state.store.media.insert_media(&media).await?;
-    Ok(media)
+    record(state, id, upload, size).await
 }
 
 fn type_mismatch(content_type: &str) -> AppError {
