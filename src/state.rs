@@ -97,7 +97,7 @@ impl AppState {
                 media
             }
             None => {
-                let s3 = EmbeddedS3::start(&data_dir).await?;
+                let s3 = EmbeddedS3::start(&data_dir, &config.cors_origins).await?;
                 let media = MediaStore::embedded(&config, &s3).await?;
                 tracing::info!(component = "media", backend = "embedded", endpoint = %s3.endpoint, storage = %data_dir.join("media").display(), "media: embedded S3-compatible store (s3s-fs)");
                 embedded_s3 = Some(s3);

@@ -24,6 +24,7 @@ async fn post_to_store(ticket: &Value, bytes: Vec<u8>) -> reqwest::Response {
     form = form.part("file", reqwest::multipart::Part::bytes(bytes).file_name("upload"));
     reqwest::Client::new()
         .post(ticket["form"]["url"].as_str().unwrap())
+        .header("origin", "http://localhost:3000")
         .multipart(form)
         .send()
         .await
@@ -59,7 +60,24 @@ async fn an_attachment_goes_straight_to_the_store_and_members_download_it() {
     );
     assert!(!key.contains("dot.png"));
 
+    // A web page on an allowed origin may POST to the store (its preflight is answered).
+    let url = ticket["form"]["url"].as_str().unwrap();
+    let preflight = |origin: &'static str| {
+        reqwest::Client::new()
+            .request(reqwest::Method::OPTIONS, url)
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .send()
+    };
+    let ok = preflight("http://localhost:3000").await.unwrap();
+    assert_eq!(ok.status(), 200);
+    assert_eq!(ok.headers()["access-control-allow-origin"], "http://localhost:3000");
+    let refused = preflight("https://evil.example").await.unwrap();
+    assert_eq!(refused.status(), 403);
+    assert!(refused.headers().get("access-control-allow-origin").is_none());
+
     let stored = post_to_store(&ticket, PNG.to_vec()).await;
+    assert_eq!(stored.headers()["access-control-allow-origin"], "http://localhost:3000");
     assert!(stored.status().is_success(), "{:?}", stored.text().await);
     let r = complete(&ada, &ticket).await;
     assert_eq!(r.status, 201, "{r:?}");

@@ -27,7 +27,9 @@ pub struct EmbeddedS3 {
 }
 
 impl EmbeddedS3 {
-    pub async fn start(data_dir: &Path) -> anyhow::Result<Self> {
+    /// Starts the store. `cors_origins` may POST uploads and GET downloads from a browser, as
+    /// a bucket's CORS rules would allow them on AWS.
+    pub async fn start(data_dir: &Path, cors_origins: &[String]) -> anyhow::Result<Self> {
         let root = data_dir.join("media");
         std::fs::create_dir_all(&root).with_context(|| format!("cannot create {}", root.display()))?;
         let fs = s3s_fs::FileSystem::new(&root)
@@ -40,6 +42,7 @@ impl EmbeddedS3 {
             builder.set_auth(SimpleAuth::from_single(access_key.clone(), secret_key.clone()));
             builder.build()
         };
+        let origins: std::sync::Arc<[String]> = cors_origins.into();
         let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
         let endpoint = format!("http://{}", listener.local_addr()?);
         let (stop, mut stopped) = watch::channel(false);
@@ -57,7 +60,11 @@ impl EmbeddedS3 {
                     },
                     _ = stopped.changed() => break,
                 };
-                let conn = http.serve_connection(TokioIo::new(socket), service.clone());
+                let cors = Cors {
+                    inner: service.clone(),
+                    origins: origins.clone(),
+                };
+                let conn = http.serve_connection(TokioIo::new(socket), cors);
                 let conn = graceful.watch(conn.into_owned());
                 tokio::spawn(async move {
                     let _ = conn.await;
@@ -86,5 +93,65 @@ impl EmbeddedS3 {
 impl Drop for EmbeddedS3 {
     fn drop(&mut self) {
         let _ = self.stop.send(true);
+    }
+}
+
+/// Browser access to the embedded store: preflights from allowed origins are answered, and
+/// responses to them carry the CORS headers (what a bucket's CORS configuration does on AWS).
+#[derive(Clone)]
+struct Cors {
+    inner: s3s::service::S3Service,
+    origins: std::sync::Arc<[String]>,
+}
+
+impl hyper::service::Service<http::Request<hyper::body::Incoming>> for Cors {
+    type Response = http::Response<s3s::Body>;
+    type Error = s3s::HttpError;
+    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn call(&self, req: http::Request<hyper::body::Incoming>) -> Self::Future {
+        let origin = req
+            .headers()
+            .get(http::header::ORIGIN)
+            .and_then(|o| o.to_str().ok())
+            .filter(|o| self.origins.iter().any(|allowed| allowed == o))
+            .map(str::to_owned);
+        let allow = |response: &mut http::Response<s3s::Body>, origin: &str| {
+            let headers = response.headers_mut();
+            if let Ok(value) = http::HeaderValue::from_str(origin) {
+                headers.insert(http::header::ACCESS_CONTROL_ALLOW_ORIGIN, value);
+            }
+            headers.insert(http::header::VARY, http::HeaderValue::from_static("origin"));
+        };
+        if req.method() == http::Method::OPTIONS {
+            let mut response = http::Response::new(s3s::Body::empty());
+            if let Some(origin) = origin.as_deref() {
+                allow(&mut response, origin);
+                let headers = response.headers_mut();
+                headers.insert(
+                    http::header::ACCESS_CONTROL_ALLOW_METHODS,
+                    http::HeaderValue::from_static("GET, HEAD, POST"),
+                );
+                headers.insert(
+                    http::header::ACCESS_CONTROL_ALLOW_HEADERS,
+                    http::HeaderValue::from_static("content-type"),
+                );
+                headers.insert(
+                    http::header::ACCESS_CONTROL_MAX_AGE,
+                    http::HeaderValue::from_static("600"),
+                );
+            } else {
+                *response.status_mut() = http::StatusCode::FORBIDDEN;
+            }
+            return Box::pin(async move { Ok(response) });
+        }
+        let inner = self.inner.clone();
+        Box::pin(async move {
+            let mut response = hyper::service::Service::call(&inner, req).await?;
+            if let Some(origin) = origin.as_deref() {
+                allow(&mut response, origin);
+            }
+            Ok(response)
+        })
     }
 }
