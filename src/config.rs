@@ -96,6 +96,9 @@ pub struct Config {
     /// Participants per call, and tracks (microphone, camera, screen...) per participant.
     pub call_max_participants: usize,
     pub call_max_tracks_per_participant: usize,
+    /// A participant whose media connection hears nothing (ICE consent) for this long is
+    /// removed from the call.
+    pub call_media_timeout_secs: u64,
     /// Largest upload per media type, bytes.
     pub media_max_image_bytes: u64,
     pub media_max_audio_bytes: u64,
@@ -154,6 +157,7 @@ impl Default for Config {
             media_public_ip: None,
             call_max_participants: 16,
             call_max_tracks_per_participant: 4,
+            call_media_timeout_secs: 15,
             media_max_image_bytes: 10 * 1024 * 1024,
             media_max_audio_bytes: 20 * 1024 * 1024,
             media_max_video_bytes: 100 * 1024 * 1024,
@@ -303,6 +307,9 @@ const ENV: &[(&str, Setter)] = &[
     ("HUDDLE_CALL_MAX_TRACKS", |c, v| {
         set(&mut c.call_max_tracks_per_participant, parse(v))
     }),
+    ("HUDDLE_CALL_MEDIA_TIMEOUT", |c, v| {
+        set(&mut c.call_media_timeout_secs, parse(v))
+    }),
     ("HUDDLE_MEDIA_MAX_IMAGE", |c, v| {
         set(&mut c.media_max_image_bytes, parse(v))
     }),
@@ -418,6 +425,7 @@ impl Config {
             ("HUDDLE_RATE_LIMIT_WINDOW", self.rate_limit_window_secs, 1, 24 * 3600),
             ("HUDDLE_CALL_RING_TIMEOUT", self.call_ring_timeout_secs, 1, 600),
             ("HUDDLE_TURN_TTL", self.turn_ttl_secs, 60, 24 * 3600),
+            ("HUDDLE_CALL_MEDIA_TIMEOUT", self.call_media_timeout_secs, 2, 300),
             ("HUDDLE_UPLOAD_URL_TTL", self.upload_url_ttl_secs, 1, 7 * 24 * 3600),
             ("HUDDLE_DOWNLOAD_URL_TTL", self.download_url_ttl_secs, 1, 7 * 24 * 3600),
             ("HUDDLE_UPLOAD_RETENTION", self.upload_retention_secs, 0, 30 * 24 * 3600),

@@ -188,29 +188,15 @@ async fn three_webrtc_peers_exchange_opus_and_vp8_through_the_sfu() {
     // Tracks are published with their first packet; keep a trickle of frames going until each
     // peer has been told of, and receives, the other two's audio and video.
     let mut frame = 0;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let ready = peers.iter().all(|p| {
+    pump_with_media(&mut peers, &mut frame, |ps| {
+        ps.iter().all(|p| {
             p.published.len() == 4
-                && peers.iter().filter(|o| o.user_id != p.user_id).all(|o| {
+                && ps.iter().filter(|o| o.user_id != p.user_id).all(|o| {
                     !p.received_from(&o.user_id, "audio").is_empty() && !p.received_from(&o.user_id, "video").is_empty()
                 })
-        });
-        if ready {
-            break;
-        }
-        assert!(Instant::now() < deadline, "tracks never flowed everywhere");
-        for p in &mut peers {
-            p.send(frame);
-        }
-        frame += 1;
-        for _ in 0..10 {
-            for p in &mut peers {
-                p.step().await;
-            }
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
-    }
+        })
+    })
+    .await;
     for p in &peers {
         for event in p.published.values() {
             assert_eq!(event["callId"], call.as_str());
@@ -397,4 +383,77 @@ async fn media_signaling_is_for_participants_only() {
         .await;
     assert!(ack.get("error").is_some(), "{ack}");
     server.stop().await;
+}
+
+#[tokio::test]
+async fn a_participant_whose_network_vanishes_leaves_the_call() {
+    let server = TestServer::start_with(|c| c.call_media_timeout_secs = 3).await;
+    let ada = server.signed_up("ada").await;
+    let bob = server.signed_up("bob").await;
+    let cyd = server.signed_up("cyd").await;
+    let (_, chat) = group_with(&ada, "Trio", &[&bob, &cyd]).await;
+    let people = [&ada, &bob, &cyd];
+    let (call, sockets) = start_group_call(&server, &people, &chat).await;
+    let mut peers = Vec::new();
+    for (who, sio) in people.iter().zip(sockets) {
+        peers.push(Peer::new(who, sio, &call).await);
+    }
+    for peer in &mut peers {
+        peer.publish().await;
+    }
+    pump(&mut peers, "every peer connected", |ps| {
+        ps.iter().all(|p| p.rtc.is_connected())
+    })
+    .await;
+    let mut frame = 0;
+    pump_with_media(&mut peers, &mut frame, |ps| ps.iter().all(|p| p.published.len() == 4)).await;
+
+    // Cyd's machine drops off the network: its peer stops answering, its socket stays open.
+    let gone = peers.pop().unwrap();
+    let gone_user = gone.user_id.clone();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut left = Vec::new();
+    while left.len() < 2 {
+        assert!(Instant::now() < deadline, "the others were never told");
+        for p in &mut peers {
+            p.step().await;
+            for event in p.sio.take_all("call:participant-left") {
+                assert_eq!(event["userId"], gone_user.as_str());
+                left.push(event);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for p in &mut peers {
+        let mut kinds: Vec<String> = p
+            .sio
+            .take_all("track:unpublished")
+            .iter()
+            .map(|e| e["kind"].as_str().unwrap().to_string())
+            .collect();
+        kinds.sort();
+        assert_eq!(kinds, ["audio", "video"], "its tracks are gone");
+    }
+    let stats = server.state.sfu.stats().await.unwrap();
+    assert_eq!(stats.peers, 2);
+    drop(gone);
+    server.stop().await;
+}
+
+/// Steps every peer, sending a frame from each every few steps, until `done` holds.
+async fn pump_with_media(peers: &mut [Peer], frame: &mut usize, done: impl Fn(&[Peer]) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !done(peers) {
+        assert!(Instant::now() < deadline, "tracks never flowed");
+        for p in peers.iter_mut() {
+            p.send(*frame);
+        }
+        *frame += 1;
+        for _ in 0..10 {
+            for p in peers.iter_mut() {
+                p.step().await;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
 }

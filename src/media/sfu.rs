@@ -276,6 +276,10 @@ pub async fn run(config: std::sync::Arc<Config>, hub: CallHub, inbox: MediaInbox
         max_participants: config.call_max_participants,
         max_tracks_per_participant: config.call_max_tracks_per_participant,
     };
+    let timeout = Duration::from_secs(config.call_media_timeout_secs);
+    sfu_config.ice_failed_timeout = timeout;
+    sfu_config.ice_disconnected_timeout = (timeout / 3).max(Duration::from_secs(1));
+    sfu_config.ice_keepalive_interval = (timeout / 6).clamp(Duration::from_millis(500), Duration::from_secs(2));
     let sfu = match Sfu::new(sfu_config) {
         Ok(sfu) => sfu,
         Err(e) => {
