@@ -163,16 +163,9 @@ async fn start_group_call(server: &TestServer, people: &[&Session], chat: &str) 
     (call, sockets)
 }
 
-#[tokio::test]
-async fn three_webrtc_peers_exchange_opus_and_vp8_through_the_sfu() {
-    let server = TestServer::start().await;
-    let ada = server.signed_up("ada").await;
-    let bob = server.signed_up("bob").await;
-    let cy = server.signed_up("cyd").await;
-    let (_, chat) = group_with(&ada, "Standup", &[&bob, &cy]).await;
-    let people = [&ada, &bob, &cy];
-    let (call, sockets) = start_group_call(&server, &people, &chat).await;
-
+/// A group call everyone joined, each with a connected peer publishing audio and video.
+async fn connected_call(server: &TestServer, people: &[&Session], chat: &str) -> (String, Vec<Peer>) {
+    let (call, sockets) = start_group_call(server, people, chat).await;
     let mut peers = Vec::new();
     for (who, sio) in people.iter().zip(sockets) {
         peers.push(Peer::new(who, sio, &call).await);
@@ -184,6 +177,18 @@ async fn three_webrtc_peers_exchange_opus_and_vp8_through_the_sfu() {
         ps.iter().all(|p| p.rtc.is_connected())
     })
     .await;
+    (call, peers)
+}
+
+#[tokio::test]
+async fn three_webrtc_peers_exchange_opus_and_vp8_through_the_sfu() {
+    let server = TestServer::start().await;
+    let ada = server.signed_up("ada").await;
+    let bob = server.signed_up("bob").await;
+    let cy = server.signed_up("cyd").await;
+    let (_, chat) = group_with(&ada, "Standup", &[&bob, &cy]).await;
+    let people = [&ada, &bob, &cy];
+    let (call, mut peers) = connected_call(&server, &people, &chat).await;
 
     // Tracks are published with their first packet; keep a trickle of frames going until each
     // peer has been told of, and receives, the other two's audio and video.
@@ -213,6 +218,33 @@ async fn three_webrtc_peers_exchange_opus_and_vp8_through_the_sfu() {
             assert_eq!(event["source"], expected, "{event}");
         }
     }
+
+    // A subscriber may ask for a lower layer of a track it receives (not of one it does not),
+    // and trickle its end of candidates.
+    let bob_video = peers[0]
+        .published
+        .iter()
+        .find(|(_, e)| e["userId"] == peers[1].user_id.as_str() && e["kind"] == "video")
+        .map(|(id, _)| id.clone())
+        .unwrap();
+    let layer = |track: &str| json!({ "callId": call, "trackId": track, "layer": "low" });
+    let ack = peers[0].sio.emit("rtc:layer", layer(&bob_video)).await;
+    assert_eq!(ack["data"], json!({}), "{ack}");
+    let ack = peers[0].sio.emit("rtc:layer", layer("t999")).await;
+    assert_eq!(ack["error"]["code"], "unknown_track", "{ack}");
+    let ack = peers[0]
+        .sio
+        .emit("rtc:candidate", json!({ "callId": call, "candidate": "" }))
+        .await;
+    assert_eq!(ack["data"], json!({}), "{ack}");
+    let ack = peers[0]
+        .sio
+        .emit(
+            "rtc:candidate",
+            json!({ "callId": call, "candidate": "candidate:garbage" }),
+        )
+        .await;
+    assert_eq!(ack["error"]["code"], "negotiation_failed", "{ack}");
 
     // Now a known run of frames: every byte must arrive, from the right sender, on the right
     // track, at both other peers.
@@ -393,18 +425,7 @@ async fn a_participant_whose_network_vanishes_leaves_the_call() {
     let cyd = server.signed_up("cyd").await;
     let (_, chat) = group_with(&ada, "Trio", &[&bob, &cyd]).await;
     let people = [&ada, &bob, &cyd];
-    let (call, sockets) = start_group_call(&server, &people, &chat).await;
-    let mut peers = Vec::new();
-    for (who, sio) in people.iter().zip(sockets) {
-        peers.push(Peer::new(who, sio, &call).await);
-    }
-    for peer in &mut peers {
-        peer.publish().await;
-    }
-    pump(&mut peers, "every peer connected", |ps| {
-        ps.iter().all(|p| p.rtc.is_connected())
-    })
-    .await;
+    let (_, mut peers) = connected_call(&server, &people, &chat).await;
     let mut frame = 0;
     pump_with_media(&mut peers, &mut frame, |ps| ps.iter().all(|p| p.published.len() == 4)).await;
 

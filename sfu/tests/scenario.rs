@@ -562,6 +562,52 @@ fn lost_handshake_records_are_retransmitted() {
     }
 }
 
+/// Participant 1 publishes simulcast video; 2 and 3 receive it.
+fn simulcast_call() -> Net {
+    let mut net = Net::new();
+    net.join_with(1, |c| c.simulcast = true);
+    net.join(2);
+    net.join(3);
+    net.run_until("everyone connected", Net::all_connected);
+    net
+}
+
+/// Participant 1 sending all three layers at 30 frames a second, with a keyframe on the first
+/// frame, on every keyframe request, and every `key_every` frames if set.
+struct SimulcastPublisher {
+    frame: usize,
+    requests_seen: u64,
+    key_every: Option<usize>,
+}
+
+impl SimulcastPublisher {
+    fn new(key_every: Option<usize>) -> Self {
+        Self {
+            frame: 0,
+            requests_seen: 0,
+            key_every,
+        }
+    }
+
+    fn send(&mut self, net: &mut Net, frames: usize) {
+        for _ in 0..frames {
+            let requested = net.clients[&1].keyframe_requests();
+            let periodic = self.key_every.is_some_and(|n| self.frame.is_multiple_of(n));
+            let key = self.frame == 0 || periodic || requested > self.requests_seen;
+            self.requests_seen = requested;
+            let now = net.now;
+            let publisher = net.clients.get_mut(&1).unwrap();
+            for layer in 0..3 {
+                publisher
+                    .send_layer(now, layer, layer_frame(layer, self.frame, key))
+                    .unwrap();
+            }
+            self.frame += 1;
+            net.run(1, Duration::from_millis(33));
+        }
+    }
+}
+
 /// A simulcast VP8 frame: key or inter, naming its layer and number.
 fn layer_frame(layer: usize, frame: usize, key: bool) -> Bytes {
     let mut payload = vec![0x10, if key { 0x00 } else { 0x01 }];
@@ -571,31 +617,11 @@ fn layer_frame(layer: usize, frame: usize, key: bool) -> Bytes {
 
 #[test]
 fn simulcast_layers_follow_what_each_subscriber_asks_for() {
-    let mut net = Net::new();
-    net.join_with(1, |c| c.simulcast = true);
-    net.join(2);
-    net.join(3);
-    net.run_until("everyone connected", Net::all_connected);
+    let mut net = simulcast_call();
 
     // The publisher sends all three layers; it answers a keyframe request with keyframes.
-    let mut frame = 0;
-    let mut requests_seen = net.clients[&1].keyframe_requests();
-    let mut send_frames = |net: &mut Net, frames: usize| {
-        for _ in 0..frames {
-            let requested = net.clients[&1].keyframe_requests();
-            let key = frame == 0 || requested > requests_seen;
-            requests_seen = requested;
-            let now = net.now;
-            let publisher = net.clients.get_mut(&1).unwrap();
-            for layer in 0..3 {
-                publisher
-                    .send_layer(now, layer, layer_frame(layer, frame, key))
-                    .unwrap();
-            }
-            frame += 1;
-            net.run(1, Duration::from_millis(33));
-        }
-    };
+    let mut publisher = SimulcastPublisher::new(None);
+    let mut send_frames = |net: &mut Net, frames: usize| publisher.send(net, frames);
     send_frames(&mut net, 10);
     let track = net
         .events
@@ -763,27 +789,10 @@ fn the_answer_negotiates_feedback_for_loss_keyframes_and_congestion_control() {
 
 #[test]
 fn a_lossy_downlink_gets_a_lower_simulcast_layer() {
-    let mut net = Net::new();
-    net.join_with(1, |c| c.simulcast = true);
-    net.join(2);
-    net.join(3);
-    net.run_until("everyone connected", Net::all_connected);
+    let mut net = simulcast_call();
     // Subscriber 2 loses one datagram in three; subscriber 3 none.
     net.lossy.insert(2, 3);
-    let mut requests_seen = 0;
-    for frame in 0..300 {
-        let requested = net.clients[&1].keyframe_requests();
-        let key = frame % 60 == 0 || requested > requests_seen;
-        requests_seen = requested;
-        let now = net.now;
-        let publisher = net.clients.get_mut(&1).unwrap();
-        for layer in 0..3 {
-            publisher
-                .send_layer(now, layer, layer_frame(layer, frame, key))
-                .unwrap();
-        }
-        net.run(1, Duration::from_millis(33));
-    }
+    SimulcastPublisher::new(Some(60)).send(&mut net, 300);
     let last_layer = |net: &Net, p: u64| -> u8 {
         net.clients[&p]
             .remote_tracks()
