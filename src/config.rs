@@ -109,6 +109,8 @@ pub struct Config {
     pub download_url_ttl_secs: u64,
     /// Uploads never completed are removed this long after their form expired.
     pub upload_retention_secs: u64,
+    /// The web client's folder, served at `/`; `None` serves no client.
+    pub web_dir: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -165,6 +167,7 @@ impl Default for Config {
             upload_url_ttl_secs: 600,
             download_url_ttl_secs: 300,
             upload_retention_secs: 24 * 3600,
+            web_dir: Some(PathBuf::from("web/public")),
         }
     }
 }
@@ -327,6 +330,12 @@ const ENV: &[(&str, Setter)] = &[
     }),
     ("HUDDLE_DOWNLOAD_URL_TTL", |c, v| {
         set(&mut c.download_url_ttl_secs, parse(v))
+    }),
+    ("HUDDLE_UPLOAD_RETENTION", |c, v| {
+        set(&mut c.upload_retention_secs, parse(v))
+    }),
+    ("HUDDLE_WEB_DIR", |c, v| {
+        set(&mut c.web_dir, Ok(non_empty(v).map(PathBuf::from)))
     }),
 ];
 

@@ -10,6 +10,7 @@ pub mod groups;
 pub mod media;
 pub mod ops;
 pub mod users;
+pub mod web;
 
 use std::time::Instant;
 
@@ -90,7 +91,11 @@ pub fn app(state: AppState) -> Router {
     let routes = Router::new()
         .merge(api)
         .merge(docs)
-        .fallback(|| async { AppError::NotFound });
+        .route("/api/{*rest}", axum::routing::any(|| async { AppError::NotFound }));
+    let routes = match &state.config.web_dir {
+        Some(dir) if dir.is_dir() => routes.merge(web::router(dir, state.media.origin())),
+        _ => routes.fallback(|| async { AppError::NotFound }),
+    };
     with_middleware(routes, state)
 }
 

@@ -34,6 +34,17 @@ pub struct PresignedPost {
     pub fields: BTreeMap<String, String>,
 }
 
+impl MediaStore {
+    /// The store's web origin (`scheme://host[:port]`): where browsers upload and download.
+    pub fn origin(&self) -> &str {
+        let after_scheme = self.bucket_url.find("://").map_or(0, |i| i + 3);
+        let end = self.bucket_url[after_scheme..]
+            .find('/')
+            .map_or(self.bucket_url.len(), |i| after_scheme + i);
+        &self.bucket_url[..end]
+    }
+}
+
 fn s3_error<E: std::error::Error + Send + Sync + 'static>(e: aws_sdk_s3::error::SdkError<E>) -> anyhow::Error {
     anyhow::anyhow!("{}", aws_sdk_s3::error::DisplayErrorContext(e))
 }
