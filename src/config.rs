@@ -80,6 +80,26 @@ pub struct Config {
     pub log_format: LogFormat,
     pub openai_api_key: Option<Secret>,
     pub openai_base_url: Option<String>,
+    /// The assistant's model name, as the OpenAI-compatible server knows it.
+    pub ai_model: String,
+    /// What the assistant is told before every conversation.
+    pub ai_system_prompt: String,
+    /// How much of the conversation goes with a question, in tokens (about 4 characters each).
+    pub ai_context_tokens: u32,
+    /// Longest answer, in tokens.
+    pub ai_max_answer_tokens: u32,
+    /// Seconds to wait for the first token, and at most between two tokens.
+    pub ai_first_token_timeout_secs: u64,
+    /// Seconds an answer may take in all.
+    pub ai_answer_timeout_secs: u64,
+    /// Retries on 429, 5xx and connection failures before the first token.
+    pub ai_retries: u32,
+    /// The first retry's wait; each later one doubles it.
+    pub ai_retry_backoff_ms: u64,
+    /// Questions per user per minute.
+    pub ai_rate_per_minute: u32,
+    /// Questions per user per day (UTC).
+    pub ai_daily_quota: u32,
     /// How long a call rings before it counts as missed.
     pub call_ring_timeout_secs: u64,
     /// coturn's `static-auth-secret`; without it no TURN servers are handed out.
@@ -150,6 +170,18 @@ impl Default for Config {
             log_format: LogFormat::Text,
             openai_api_key: None,
             openai_base_url: None,
+            ai_model: "gpt-4o-mini".into(),
+            ai_system_prompt: "You are Huddle's assistant, inside a chat app. Answer clearly and briefly; \
+                               use plain text or simple Markdown."
+                .into(),
+            ai_context_tokens: 4000,
+            ai_max_answer_tokens: 1024,
+            ai_first_token_timeout_secs: 30,
+            ai_answer_timeout_secs: 180,
+            ai_retries: 2,
+            ai_retry_backoff_ms: 500,
+            ai_rate_per_minute: 10,
+            ai_daily_quota: 200,
             call_ring_timeout_secs: 30,
             turn_secret: None,
             turn_urls: Vec::new(),
@@ -287,6 +319,30 @@ const ENV: &[(&str, Setter)] = &[
         set(&mut c.openai_api_key, Ok(non_empty(v).map(Secret)))
     }),
     ("OPENAI_BASE_URL", |c, v| set(&mut c.openai_base_url, Ok(non_empty(v)))),
+    ("HUDDLE_AI_MODEL", |c, v| set(&mut c.ai_model, Ok(v.trim().into()))),
+    ("HUDDLE_AI_SYSTEM_PROMPT", |c, v| {
+        set(&mut c.ai_system_prompt, Ok(v.trim().into()))
+    }),
+    ("HUDDLE_AI_CONTEXT_TOKENS", |c, v| {
+        set(&mut c.ai_context_tokens, parse(v))
+    }),
+    ("HUDDLE_AI_MAX_ANSWER_TOKENS", |c, v| {
+        set(&mut c.ai_max_answer_tokens, parse(v))
+    }),
+    ("HUDDLE_AI_FIRST_TOKEN_TIMEOUT", |c, v| {
+        set(&mut c.ai_first_token_timeout_secs, parse(v))
+    }),
+    ("HUDDLE_AI_ANSWER_TIMEOUT", |c, v| {
+        set(&mut c.ai_answer_timeout_secs, parse(v))
+    }),
+    ("HUDDLE_AI_RETRIES", |c, v| set(&mut c.ai_retries, parse(v))),
+    ("HUDDLE_AI_RETRY_BACKOFF_MS", |c, v| {
+        set(&mut c.ai_retry_backoff_ms, parse(v))
+    }),
+    ("HUDDLE_AI_RATE_PER_MINUTE", |c, v| {
+        set(&mut c.ai_rate_per_minute, parse(v))
+    }),
+    ("HUDDLE_AI_DAILY_QUOTA", |c, v| set(&mut c.ai_daily_quota, parse(v))),
     ("HUDDLE_CALL_RING_TIMEOUT", |c, v| {
         set(&mut c.call_ring_timeout_secs, parse(v))
     }),
@@ -438,6 +494,13 @@ impl Config {
             ("HUDDLE_UPLOAD_URL_TTL", self.upload_url_ttl_secs, 1, 7 * 24 * 3600),
             ("HUDDLE_DOWNLOAD_URL_TTL", self.download_url_ttl_secs, 1, 7 * 24 * 3600),
             ("HUDDLE_UPLOAD_RETENTION", self.upload_retention_secs, 0, 30 * 24 * 3600),
+            (
+                "HUDDLE_AI_FIRST_TOKEN_TIMEOUT",
+                self.ai_first_token_timeout_secs,
+                1,
+                600,
+            ),
+            ("HUDDLE_AI_ANSWER_TIMEOUT", self.ai_answer_timeout_secs, 1, 3600),
         ];
         for (name, value, min, max) in ttl_checks {
             if !(min..=max).contains(&value) {
@@ -451,6 +514,35 @@ impl Config {
             return Err(err(
                 "HUDDLE_REFRESH_TOKEN_TTL",
                 "must be longer than HUDDLE_ACCESS_TOKEN_TTL",
+            ));
+        }
+        if let Some(url) = &self.openai_base_url
+            && !is_http_url(url)
+        {
+            return Err(err("OPENAI_BASE_URL", "must be an http:// or https:// URL"));
+        }
+        if self.ai_model.is_empty() {
+            return Err(err("HUDDLE_AI_MODEL", "must not be empty"));
+        }
+        if self.ai_system_prompt.chars().count() > 8000 {
+            return Err(err("HUDDLE_AI_SYSTEM_PROMPT", "must be at most 8000 characters"));
+        }
+        if !(256..=1_000_000).contains(&self.ai_context_tokens) {
+            return Err(err("HUDDLE_AI_CONTEXT_TOKENS", "must be between 256 and 1000000"));
+        }
+        if !(16..=100_000).contains(&self.ai_max_answer_tokens) {
+            return Err(err("HUDDLE_AI_MAX_ANSWER_TOKENS", "must be between 16 and 100000"));
+        }
+        if self.ai_retries > 10 {
+            return Err(err("HUDDLE_AI_RETRIES", "must be at most 10"));
+        }
+        if self.ai_retry_backoff_ms > 60_000 {
+            return Err(err("HUDDLE_AI_RETRY_BACKOFF_MS", "must be at most 60000"));
+        }
+        if self.ai_rate_per_minute == 0 || self.ai_daily_quota == 0 {
+            return Err(err(
+                "HUDDLE_AI_RATE_PER_MINUTE",
+                "the per-minute rate and HUDDLE_AI_DAILY_QUOTA must be at least 1",
             ));
         }
         if self.rate_limit_per_ip == 0 {

@@ -29,8 +29,21 @@ pub enum AppError {
     UnsupportedMediaType,
     #[error("too many requests")]
     TooManyRequests { retry_after: Duration },
+    /// A per-user quota is used up until `retry_after` (429 `quota_exceeded`).
+    #[error("{message}")]
+    QuotaExceeded {
+        message: &'static str,
+        retry_after: Duration,
+    },
     #[error("service unavailable")]
     Unavailable,
+    /// A service the request needs is off (503) or failed (502), with its own code.
+    #[error("{message}")]
+    Dependency {
+        status: StatusCode,
+        code: &'static str,
+        message: String,
+    },
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -62,8 +75,9 @@ impl AppError {
             Self::Conflict(_) | Self::Rejected { .. } => StatusCode::CONFLICT,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::TooManyRequests { .. } | Self::QuotaExceeded { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Dependency { status, .. } => *status,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -79,7 +93,9 @@ impl AppError {
             Self::PayloadTooLarge => "payload_too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::TooManyRequests { .. } => "rate_limited",
+            Self::QuotaExceeded { .. } => "quota_exceeded",
             Self::Unavailable => "unavailable",
+            Self::Dependency { code, .. } => code,
             Self::Internal(_) => "internal",
         }
     }
@@ -102,7 +118,7 @@ impl IntoResponse for AppError {
             },
         };
         let mut response = (status, axum::Json(body)).into_response();
-        if let Self::TooManyRequests { retry_after } = self {
+        if let Self::TooManyRequests { retry_after } | Self::QuotaExceeded { retry_after, .. } = self {
             let secs = retry_after.as_secs().max(1);
             response
                 .headers_mut()

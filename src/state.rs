@@ -37,6 +37,7 @@ pub struct AppState {
     pub realtime: Realtime,
     pub calls: CallHub,
     pub sfu: MediaServer,
+    pub ai: crate::service::ai::AiHub,
 }
 
 /// What the server started for itself; stopped when this is shut down or dropped.
@@ -146,6 +147,16 @@ impl AppState {
             &config.jwt_audience,
             config.access_token_ttl(),
         );
+        let assistant = crate::ai::Assistant::new(&config);
+        if assistant.is_configured() {
+            let base = config.openai_base_url.as_deref().unwrap_or(crate::ai::OPENAI_API_BASE);
+            tracing::info!(component = "assistant", %base, model = %config.ai_model, "assistant: OpenAI-compatible server");
+        } else {
+            tracing::info!(
+                component = "assistant",
+                "assistant: off (set OPENAI_API_KEY or OPENAI_BASE_URL)"
+            );
+        }
         let (hub, inbox) = CallHub::channel();
         let (sfu, media_inbox) = MediaServer::bind(&config).await?;
         let state = Self {
@@ -160,6 +171,7 @@ impl AppState {
             realtime: Realtime::new(),
             calls: hub,
             sfu,
+            ai: crate::service::ai::AiHub::new(assistant),
             config: Arc::new(config),
         };
         crate::realtime::register(state.clone());

@@ -217,6 +217,11 @@ fn routes(w: &World) -> Vec<(&'static str, String, Value)> {
         ),
         ("POST", format!("/api/v1/media/uploads/{m}/complete"), json!({})),
         ("GET", format!("/api/v1/media/{m}"), json!({})),
+        ("GET", "/api/v1/chats/ai".into(), json!({})),
+        ("GET", "/api/v1/chats/ai/messages".into(), json!({})),
+        ("POST", "/api/v1/chats/ai/messages".into(), json!({ "content": "hi" })),
+        ("POST", "/api/v1/chats/ai/cancel".into(), json!({ "messageId": m })),
+        ("POST", format!("/api/v1/chats/{d}/summarize"), json!({})),
     ]
 }
 
@@ -263,6 +268,7 @@ async fn outsiders_and_removed_members_get_not_found_like_a_missing_resource() {
         ("GET", format!("/api/v1/chats/{d}/starred-messages"), json!({})),
         ("GET", format!("/api/v1/chats/{d}/messages"), json!({})),
         ("POST", format!("/api/v1/chats/{d}/messages"), json!({ "content": "x" })),
+        ("POST", format!("/api/v1/chats/{d}/summarize"), json!({})),
         ("PATCH", format!("/api/v1/messages/{m}"), json!({ "content": "x" })),
         ("DELETE", format!("/api/v1/messages/{m}"), json!({})),
         ("POST", format!("/api/v1/messages/{m}/star"), json!({})),

@@ -52,6 +52,9 @@ pub struct ChatListQuery {
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ChatPage {
+    /// The caller's AI chat, always pinned above the others (on the first page only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ai: Option<crate::service::ai::AiChatView>,
     data: Vec<ChatView>,
     #[serde(skip_serializing_if = "Option::is_none")]
     next_cursor: Option<String>,
@@ -89,7 +92,11 @@ async fn list_chats(
     for chat in page {
         data.push(chats::view(&state, chat, auth.id).await?);
     }
-    Ok(axum::Json(ChatPage { data, next_cursor }))
+    let ai = match q.cursor {
+        None => Some(crate::service::ai::chat(&state, auth.id).await?),
+        Some(_) => None,
+    };
+    Ok(axum::Json(ChatPage { ai, data, next_cursor }))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -153,6 +160,7 @@ async fn search_chats(
         }
     }
     Ok(axum::Json(ChatPage {
+        ai: None,
         data,
         next_cursor: None,
     }))

@@ -1,6 +1,7 @@
 //! The HTTP surface: one router file per resource, the operational endpoints, the OpenAPI
 //! document, and the middleware every response passes through.
 
+pub mod ai;
 pub mod auth;
 pub mod calls;
 pub mod chats;
@@ -44,6 +45,7 @@ use crate::state::AppState;
          (name = "media", description = "Uploads to S3 and download URLs"),
          (name = "messages", description = "Message history and writes"),
          (name = "notifications", description = "The caller's notifications"),
+         (name = "ai", description = "The AI chat and chat summaries; answers stream over Socket.IO"),
          (name = "ops", description = "Health, readiness, metrics")),
     modifiers(&BearerAuth)
 )]
@@ -74,6 +76,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .nest("/api/v1/groups", groups::router())
         .nest("/api/v1/calls", calls::router())
         .nest("/api/v1/media", media::router())
+        .merge(ai::router())
         .nest("/api/v1/chats", chats::chat_router())
         .nest("/api/v1/messages", chats::message_router())
         .merge(ops::router())

@@ -15,6 +15,7 @@ use crate::domain::chat::MessageType;
 use crate::error::{AppError, AppResult};
 use crate::http::extract::{AuthUser, authenticate, parse_id};
 use crate::media::calls::{Action, CallView};
+use crate::service::ai::{self, AiMessageView};
 use crate::service::calls;
 use crate::service::messages::{self, MessageView, SendMessage, SyncRequest};
 use crate::state::AppState;
@@ -191,6 +192,7 @@ fn register_events(state: &AppState, socket: &SocketRef) {
         Ok(json!({ "call": CallView::from(&call), "iceServers": ice.ice_servers, "ttl": ice.ttl }))
     });
     register_media_events(&socket, &state);
+    register_ai_events(&socket, &state);
     for (event, typing) in [("typing:start", true), ("typing:stop", false)] {
         on(&socket, &state, event, move |state, user, req: ChatRef| async move {
             let chat = parse_id(&req.chat_id)?;
@@ -268,6 +270,34 @@ fn register_media_events(socket: &SocketRef, state: &AppState) {
             Ok(json!({}))
         },
     );
+}
+
+/// `ai:*`: the AI chat. Answers stream to all the user's sockets as `ai:delta`, then
+/// `ai:done` or `ai:error`; the acks say which answer to follow.
+fn register_ai_events(socket: &SocketRef, state: &AppState) {
+    on(socket, state, "ai:ask", |state, user, req: AiAsk| async move {
+        let asked = ai::ask(&state, user.id, Some(req.client_msg_id), req.content).await?;
+        Ok(json!({
+            "question": AiMessageView::from(&asked.question),
+            "messageId": asked.answer_id.to_hex(),
+            "answer": asked.answer.as_ref().map(AiMessageView::from),
+        }))
+    });
+    on(socket, state, "ai:cancel", |state, user, req: MessageRef| async move {
+        ai::cancel(&state, user.id, parse_id(&req.message_id)?)?;
+        Ok(json!({}))
+    });
+    on(socket, state, "ai:summarize", |state, user, req: ChatRef| async move {
+        let summary = ai::summarize(&state, user.id, parse_id(&req.chat_id)?).await?;
+        Ok(match summary.asked {
+            Some(asked) => json!({
+                "unread": summary.unread,
+                "question": AiMessageView::from(&asked.question),
+                "messageId": asked.answer_id.to_hex(),
+            }),
+            None => json!({ "unread": 0 }),
+        })
+    });
 }
 
 /// Validates a media request and returns its call, if the caller joined it.
@@ -377,6 +407,13 @@ struct SendRequest {
 
 fn text_type() -> MessageType {
     MessageType::Text
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct AiAsk {
+    client_msg_id: String,
+    content: String,
 }
 
 #[derive(Deserialize)]

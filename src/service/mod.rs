@@ -1,6 +1,7 @@
 //! Operations shared by the REST routes and the Socket.IO events: each stores its change,
 //! then emits the same events whichever transport asked.
 
+pub mod ai;
 pub mod calls;
 pub mod chats;
 pub mod friends;

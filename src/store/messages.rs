@@ -160,6 +160,27 @@ impl MessageStore {
             .await
     }
 
+    /// The newest `limit` messages from others after `after`, oldest first: what a member
+    /// has not read.
+    pub async fn unread_newest(
+        &self,
+        chat: ObjectId,
+        user: ObjectId,
+        after: i64,
+        limit: i64,
+    ) -> mongodb::error::Result<Vec<Message>> {
+        let mut messages: Vec<Message> = self
+            .coll
+            .find(doc! { "chatId": chat, "seq": { "$gt": after }, "sender": { "$ne": user }, "deleted": false })
+            .sort(doc! { "seq": -1 })
+            .limit(limit)
+            .await?
+            .try_collect()
+            .await?;
+        messages.reverse();
+        Ok(messages)
+    }
+
     pub async fn edit(&self, id: ObjectId, sender: ObjectId, content: &str) -> mongodb::error::Result<Option<Message>> {
         let now = DateTime::now();
         self.coll

@@ -1,6 +1,7 @@
 //! MongoDB repositories (one file per collection), index creation, transactions, and the S3
 //! media store.
 
+pub mod ai;
 pub mod calls;
 pub mod chats;
 pub mod friends;
@@ -39,6 +40,7 @@ pub struct Store {
     pub calls: calls::CallStore,
     pub media: media::UploadStore,
     pub notifications: notifications::NotificationStore,
+    pub ai: ai::AiStore,
 }
 
 impl Store {
@@ -67,6 +69,7 @@ impl Store {
             calls: calls::CallStore::new(&db),
             media: media::UploadStore::new(&db),
             notifications: notifications::NotificationStore::new(&db),
+            ai: ai::AiStore::new(&db),
             client,
             db,
         }
@@ -84,6 +87,7 @@ impl Store {
         self.calls.ensure_indexes().await?;
         self.media.ensure_indexes().await?;
         self.notifications.ensure_indexes().await?;
+        self.ai.ensure_indexes().await?;
         Ok(())
     }
 

@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod openai;
 pub mod sio;
 
 use std::net::SocketAddr;
@@ -66,6 +67,7 @@ pub async fn test_config(data_dir: &Path) -> Config {
         media_udp_addr: ([127, 0, 0, 1], 0).into(),
         rate_limit_per_ip: 1000,
         rate_limit_per_account: 1000,
+        web_dir: Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("web/public")),
         ..Config::default()
     }
 }
