@@ -30,12 +30,31 @@ have_secantus() {
     { command -v secantusd-rs >/dev/null || [ -x "$cargo_bin/secantusd-rs" ]; }
 }
 
-# Tests only: the official socket.io-client the whole-server tests drive Socket.IO with.
-test_js="$(cd "$(dirname "$0")/.." && pwd)/tests/js"
-if [ "$mode" = test ] && [ ! -d "$test_js/node_modules/socket.io-client" ]; then
+root="$(cd "$(dirname "$0")/.." && pwd)"
+need_node() {
   command -v node >/dev/null && command -v npm >/dev/null || apt_install nodejs npm
-  say "installing the test driver's npm packages into tests/js/node_modules"
+}
+
+# The web client served at /: socket.io-client comes from npm through web/'s build.
+if [ ! -f "$root/web/public/vendor/socket.io.esm.min.js" ]; then
+  need_node
+  say "building the web client (npm ci in web/, then web/build.mjs)"
+  npm ci --prefix "$root/web" --no-audit --no-fund
+  node "$root/web/build.mjs"
+fi
+
+# Tests only: the official socket.io-client the whole-server tests drive Socket.IO with, and
+# playwright-core for the browser tests.
+test_js="$root/tests/js"
+if [ "$mode" = test ] && { [ ! -d "$test_js/node_modules/socket.io-client" ] || [ ! -d "$test_js/node_modules/playwright-core" ]; }; then
+  need_node
+  say "installing the test drivers' npm packages into tests/js/node_modules"
   npm ci --prefix "$test_js" --no-audit --no-fund
+fi
+
+# Tests only: Debian's Chromium, driven headless by the browser tests.
+if [ "$mode" = test ] && ! command -v chromium >/dev/null; then
+  apt_install chromium fonts-dejavu-core
 fi
 
 # Tests only: coturn, for the relay-only call test.

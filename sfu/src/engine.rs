@@ -1152,9 +1152,7 @@ impl Sfu {
             Ok(s) => s.collect(),
             Err(_) => return,
         };
-        packet.header.extensions.clear();
-        packet.header.extension = false;
-        packet.header.extension_profile = 0;
+        crate::forward::strip_extensions(&mut packet.header);
         for participant in subscribers {
             let key = PeerKey {
                 room: from.room,

@@ -158,6 +158,17 @@ pub fn layer_of(rid: &str, all: &[String]) -> Layer {
     }
 }
 
+/// Removes every header extension of a packet about to be forwarded (the subscriber's leg
+/// adds its own). The padding that aligned the removed extensions goes too: left behind, it
+/// makes the packet's computed size larger than what is written once an extension is added
+/// back, and the send fails.
+pub fn strip_extensions(header: &mut rtc::rtp::header::Header) {
+    header.extensions.clear();
+    header.extension = false;
+    header.extension_profile = 0;
+    header.extensions_padding = 0;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -249,5 +260,25 @@ mod tests {
         assert_eq!(layer_of("a", &odd), Layer::Low);
         assert_eq!(layer_of("b", &odd), Layer::Medium);
         assert_eq!(layer_of("c", &odd), Layer::High);
+    }
+
+    #[test]
+    fn stripped_packets_marshal_to_their_computed_size_once_an_extension_is_added() {
+        use rtc::shared::marshal::{Marshal, MarshalSize, Unmarshal};
+        // A browser's video packet carrying only transport-cc (one-byte form: 1 byte of
+        // header, 2 of payload, 1 of padding to the 32-bit boundary).
+        let mut raw = vec![0x90, 96, 0x12, 0x34, 0, 0, 0x10, 0, 0xde, 0xad, 0xbe, 0xef];
+        raw.extend_from_slice(&[0xbe, 0xde, 0x00, 0x01, 0x31, 0x00, 0x07, 0x00]);
+        raw.extend_from_slice(&[1, 2, 3, 4]);
+        let mut header = rtc::rtp::header::Header::unmarshal(&mut raw.as_slice()).expect("a valid header");
+        assert_eq!(header.extensions_padding, 1);
+        strip_extensions(&mut header);
+        // The subscriber's leg adds its own transport-wide sequence number.
+        header
+            .set_extension(3, bytes::Bytes::from_static(&[0x00, 0x09]))
+            .expect("extension set");
+        let mut buf = vec![0u8; header.marshal_size()];
+        let written = header.marshal_to(&mut buf).expect("marshals");
+        assert_eq!(written, header.marshal_size());
     }
 }

@@ -10,6 +10,7 @@ pub mod friends;
 pub mod groups;
 pub mod media;
 pub mod ops;
+pub mod postman;
 pub mod users;
 pub mod web;
 
@@ -85,6 +86,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
 /// The whole application with its middleware.
 pub fn app(state: AppState) -> Router {
     let (api, openapi) = api_routes().split_for_parts();
+    let postman = std::sync::Arc::new(postman::collection(&openapi));
     let docs_csp = HeaderValue::from_static(
         "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'",
     );
@@ -94,6 +96,13 @@ pub fn app(state: AppState) -> Router {
     let routes = Router::new()
         .merge(api)
         .merge(docs)
+        .route(
+            "/api/v1/postman.json",
+            axum::routing::get(move || {
+                let postman = postman.clone();
+                async move { axum::Json(postman.as_ref().clone()) }
+            }),
+        )
         .route("/api/{*rest}", axum::routing::any(|| async { AppError::NotFound }));
     let routes = match &state.config.web_dir {
         Some(dir) if dir.is_dir() => routes.merge(web::router(dir, state.media.origin())),

@@ -88,9 +88,27 @@ impl TestServer {
 
     /// Starts with exactly `config` (the data dir is the caller's to keep).
     pub async fn start_config(config: Config) -> anyhow::Result<Self> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        Self::start_listening(listener, config).await
+    }
+
+    /// Starts a server whose web origin browsers may use: its own address is an allowed CORS
+    /// origin (uploads go from the page straight to the S3 store).
+    pub async fn start_for_browsers(adjust: impl FnOnce(&mut Config)) -> Self {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let mut config = test_config(tmp.path()).await;
+        config.cors_origins = vec![format!("http://{}", listener.local_addr().expect("addr"))];
+        adjust(&mut config);
+        let mut server = Self::start_listening(listener, config).await.expect("server starts");
+        server._tmp = Some(tmp);
+        server
+    }
+
+    /// Starts with exactly `config`, serving on `listener`.
+    pub async fn start_listening(listener: tokio::net::TcpListener, config: Config) -> anyhow::Result<Self> {
         let data_dir = config.data_dir.clone();
         let (state, backends) = AppState::build(config).await?;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let (stop, stopped) = oneshot::channel::<()>();
         let served = state.clone();

@@ -1,0 +1,253 @@
+// The assistant: its chat (pinned at the top of the chat list), streamed answers over the
+// socket (`ai:ask`, `ai:delta`, `ai:done`, `ai:error`, `ai:cancel`) and chat summaries.
+
+import { $, h, clear, announce, toast, formatTime, newClientId } from "./dom.js";
+import { api } from "./api.js";
+import { request } from "./call.js";
+
+const NOT_AVAILABLE = {
+  not_found: "The assistant is not available on this server.",
+  http_404: "The assistant is not available on this server.",
+  ai_not_configured: "The assistant is not configured on this server yet.",
+};
+
+export class Assistant {
+  constructor({ getSocket }) {
+    this.getSocket = getSocket;
+    this.chat = null;
+    this.loaded = false;
+    /** null until known; false when the server has no assistant. */
+    this.available = null;
+    this.unavailable = "";
+    /** seq-less store of shown messages by _id. */
+    this.messages = new Map();
+    /** messageId → text streamed so far (answers and summaries). */
+    this.streams = new Map();
+    /** messageId of the answer being streamed for our question, if any. */
+    this.pendingAnswer = null;
+    /** While a summary is requested: { chatId, messageId? }. */
+    this.summary = null;
+    /** messageId → { done } | { error } that arrived before we knew the id. */
+    this.finished = new Map();
+  }
+
+  /** Registers the socket listeners (call once per socket). */
+  listen(socket) {
+    socket.on("ai:delta", (d) => this.onDelta(d));
+    socket.on("ai:done", (m) => this.onDone(m));
+    socket.on("ai:error", (e) => this.onError(e));
+  }
+
+  /** Loads the AI chat once; false (with a notice) when this server has no assistant. */
+  async load() {
+    if (this.available !== null) return this.available;
+    try {
+      this.chat = await api("GET", "/api/v1/chats/ai");
+      $("#ai-model").textContent = this.chat.model ? `Model: ${this.chat.model}` : "";
+      if (this.chat.configured === false) this.notice(NOT_AVAILABLE.ai_not_configured);
+      const page = await api("GET", "/api/v1/chats/ai/messages?limit=50");
+      clear($("#ai-messages"));
+      for (const m of page.messages ?? []) this.upsert(m);
+      this.loaded = true;
+      this.available = true;
+    } catch (e) {
+      // A server without the assistant answers 404, or 400 for "ai" read as a chat id.
+      const missing = e.status === 404 || e.status === 400 || NOT_AVAILABLE[e.code];
+      this.unavailable = missing ? NOT_AVAILABLE[e.code] ?? NOT_AVAILABLE.not_found : `The assistant could not be loaded: ${e.message}`;
+      this.notice(this.unavailable);
+      if (!missing) return false; // try again next time
+      this.available = false;
+      $("#ai-send").disabled = true;
+      $("#ai-input").disabled = true;
+    }
+    return this.available;
+  }
+
+  async open() {
+    await this.load();
+    this.scroll();
+    if (!$("#ai-input").disabled) $("#ai-input").focus();
+  }
+
+  notice(text) {
+    const el = $("#ai-notice");
+    el.textContent = text;
+    el.hidden = false;
+  }
+
+  async ask(content) {
+    const socket = this.getSocket();
+    const clientMsgId = newClientId();
+    try {
+      const data = await request(socket, "ai:ask", { clientMsgId, content }, 30_000);
+      this.upsert(data.question);
+      if (data.answer) {
+        // Asked before (same clientMsgId): the stored answer comes back at once.
+        this.upsert(data.answer);
+        return;
+      }
+      this.pendingAnswer = data.messageId;
+      $("#ai-stop").hidden = false;
+      this.showStreaming(data.messageId);
+      this.replayFinished(data.messageId);
+    } catch (e) {
+      if (NOT_AVAILABLE[e.code]) this.notice(NOT_AVAILABLE[e.code]);
+      else toast(`The assistant could not answer: ${e.message}`);
+      throw e;
+    }
+  }
+
+  stop() {
+    if (!this.pendingAnswer) return;
+    request(this.getSocket(), "ai:cancel", { messageId: this.pendingAnswer }).catch((e) => toast(e.message));
+  }
+
+  /** `ai:done` / `ai:error` can overtake the ack that names the answer: apply them now. */
+  replayFinished(messageId) {
+    const end = this.finished.get(messageId);
+    if (!end) return;
+    this.finished.delete(messageId);
+    if (end.done) this.onDone(end.done);
+    else this.onError(end.error);
+  }
+
+  remember(messageId, end) {
+    this.finished.set(messageId, end);
+    if (this.finished.size > 20) this.finished.delete(this.finished.keys().next().value);
+  }
+
+  /** Whether a streamed piece belongs to the summary being requested. */
+  isSummary(messageId) {
+    if (!this.summary) return false;
+    if (this.summary.messageId) return this.summary.messageId === messageId;
+    return messageId !== this.pendingAnswer; // before the ack names it
+  }
+
+  onDelta({ messageId, text }) {
+    const so = (this.streams.get(messageId) ?? "") + (text ?? "");
+    this.streams.set(messageId, so);
+    if (this.isSummary(messageId)) {
+      $("#summary-text").textContent = so;
+      return;
+    }
+    this.showStreaming(messageId);
+  }
+
+  /** The bubble of an answer still being written. */
+  showStreaming(messageId) {
+    if (messageId !== this.pendingAnswer) return;
+    let li = $(`#ai-messages li[data-message-id="${messageId}"]`);
+    if (!li) {
+      li = this.bubble({ _id: messageId, role: "assistant", content: "", createdAt: new Date().toISOString() });
+      li.classList.add("streaming");
+      $("#ai-messages").append(li);
+    }
+    li.querySelector(".message-content").textContent = this.streams.get(messageId) ?? "";
+    this.scroll();
+  }
+
+  onDone(m) {
+    this.streams.delete(m._id);
+    const known = m._id === this.pendingAnswer || this.summary?.messageId === m._id;
+    if (!known) this.remember(m._id, { done: m });
+    if (this.summary?.messageId === m._id) {
+      $("#summary-text").textContent = m.content || "(empty summary)";
+      this.summary = null;
+    }
+    if (m._id === this.pendingAnswer) {
+      this.pendingAnswer = null;
+      $("#ai-stop").hidden = true;
+      announce(m.status === "cancelled" ? "Answer stopped" : "The assistant answered");
+    }
+    if (this.loaded) this.upsert(m);
+  }
+
+  onError(e) {
+    const { messageId, code, message } = e;
+    this.streams.delete(messageId);
+    const text = NOT_AVAILABLE[code] ?? `Assistant error: ${message || code}`;
+    if (messageId === this.pendingAnswer) {
+      this.pendingAnswer = null;
+      $("#ai-stop").hidden = true;
+      $(`#ai-messages li[data-message-id="${messageId}"]`)?.remove();
+      this.notice(text);
+    } else if (this.summary?.messageId === messageId) {
+      $("#summary-text").textContent = `Summary failed: ${NOT_AVAILABLE[code] ?? message ?? code}`;
+      this.summary = null;
+    } else {
+      this.remember(messageId, { error: e });
+      return;
+    }
+    toast(text);
+  }
+
+  /**
+   * Asks for a summary of a chat's unread messages (`ai:summarize`; REST as a fallback);
+   * the pieces stream into the summary panel, the stored summary lands in the AI chat.
+   */
+  async summarize(chatId) {
+    $("#summary-panel").hidden = false;
+    $("#summary-text").textContent = "Summarizing…";
+    if (!(await this.load())) {
+      $("#summary-text").textContent = this.unavailable;
+      return;
+    }
+    this.summary = { chatId };
+    try {
+      let data;
+      try {
+        data = await request(this.getSocket(), "ai:summarize", { chatId }, 15_000);
+      } catch (e) {
+        if (e.code) throw e;
+        // No ack (a server without the socket event): the REST twin.
+        data = await api("POST", `/api/v1/chats/${chatId}/summarize`);
+        if (data.message) {
+          $("#summary-text").textContent = data.message.content;
+          if (this.loaded) this.upsert(data.message);
+        }
+      }
+      if (!data.unread) {
+        $("#summary-text").textContent = "No unread messages to summarize.";
+        this.summary = null;
+      } else if (data.messageId) {
+        this.summary.messageId = data.messageId;
+        if (this.streams.has(data.messageId)) $("#summary-text").textContent = this.streams.get(data.messageId);
+        this.replayFinished(data.messageId);
+      } else {
+        this.summary = null;
+      }
+    } catch (e) {
+      $("#summary-text").textContent = NOT_AVAILABLE[e.code] ?? `Summary failed: ${e.message}`;
+      this.summary = null;
+    }
+  }
+
+  upsert(m) {
+    if (!m?._id) return;
+    this.messages.set(m._id, m);
+    const li = this.bubble(m);
+    const old = $(`#ai-messages li[data-message-id="${m._id}"]`);
+    if (old) old.replaceWith(li);
+    else $("#ai-messages").append(li);
+    this.scroll();
+  }
+
+  bubble(m) {
+    const mine = m.role === "user";
+    return h(
+      "li",
+      { class: `message ${mine ? "mine" : "assistant"}`, "data-message-id": m._id, "data-role": m.role, "data-testid": "ai-message" },
+      h("div", { class: "meta" },
+        h("span", { class: "sender" }, mine ? "You" : "Assistant"),
+        h("time", { datetime: m.createdAt }, formatTime(m.createdAt)),
+        m.status === "cancelled" ? h("span", {}, "(stopped)") : null,
+        m.sourceChatId ? h("span", {}, "(summary)") : null),
+      h("div", { class: "message-content" }, m.content),
+    );
+  }
+
+  scroll() {
+    const list = $("#ai-messages");
+    list.scrollTop = list.scrollHeight;
+  }
+}

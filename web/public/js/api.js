@@ -1,0 +1,193 @@
+// REST access for the Huddle client: the session (tokens kept in sessionStorage, so each
+// browser tab or window is its own signed-in user), token refresh, uploads and media URLs.
+
+const SESSION_KEY = "huddle.session";
+/** Refresh the access token this long before it expires. */
+const REFRESH_MARGIN_MS = 30_000;
+
+/** An error answered by the server (`{ error: { code, message } }`) or the network. */
+export class ApiError extends Error {
+  constructor(status, code, message) {
+    super(message || code || `HTTP ${status}`);
+    this.status = status;
+    this.code = code || "http_" + status;
+  }
+}
+
+let session = loadSession();
+let refreshing = null;
+let signedOutHandler = () => {};
+
+function loadSession() {
+  try {
+    return JSON.parse(sessionStorage.getItem(SESSION_KEY) || "null");
+  } catch {
+    return null;
+  }
+}
+
+/** Called when the session cannot be renewed (refresh refused): the app shows sign-in. */
+export function onSignedOut(fn) {
+  signedOutHandler = fn;
+}
+
+export function currentSession() {
+  return session;
+}
+
+export function accessToken() {
+  return session?.accessToken ?? null;
+}
+
+/** Stores an `AuthResponse` from login, verify or refresh. */
+export function saveAuth(auth) {
+  session = {
+    accessToken: auth.accessToken,
+    refreshToken: auth.refreshToken ?? session?.refreshToken ?? null,
+    expiresAt: Date.now() + (auth.expiresIn ?? 900) * 1000,
+    user: auth.user,
+  };
+  sessionStorage.setItem(SESSION_KEY, JSON.stringify(session));
+}
+
+export function updateUser(user) {
+  if (!session) return;
+  session.user = user;
+  sessionStorage.setItem(SESSION_KEY, JSON.stringify(session));
+}
+
+export function clearSession() {
+  session = null;
+  sessionStorage.removeItem(SESSION_KEY);
+}
+
+async function parseError(res) {
+  let code = "";
+  let message = "";
+  try {
+    const body = await res.json();
+    code = body?.error?.code ?? "";
+    message = body?.error?.message ?? "";
+  } catch {
+    /* not JSON */
+  }
+  if (res.status === 429 && !message) message = "Too many attempts; try again later";
+  return new ApiError(res.status, code, message);
+}
+
+/** One request without the session: auth routes. Cookies are left out on purpose. */
+async function plain(method, path, body) {
+  const res = await fetch(path, {
+    method,
+    credentials: "omit",
+    headers: body === undefined ? {} : { "content-type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  if (!res.ok) throw await parseError(res);
+  return res.status === 204 ? null : res.json();
+}
+
+/** Exchanges the refresh token for new tokens; concurrent callers share one exchange. */
+export function refreshTokens() {
+  if (!refreshing) {
+    refreshing = (async () => {
+      if (!session?.refreshToken) throw new ApiError(401, "unauthorized", "not signed in");
+      try {
+        saveAuth(await plain("POST", "/api/v1/auth/refresh", { refreshToken: session.refreshToken }));
+      } catch (e) {
+        if (e.status === 401 || e.status === 403) {
+          clearSession();
+          signedOutHandler();
+        }
+        throw e;
+      }
+    })().finally(() => {
+      refreshing = null;
+    });
+  }
+  return refreshing;
+}
+
+/** Resolves to an access token that is not about to expire. */
+export async function freshToken() {
+  if (session && session.expiresAt - Date.now() < REFRESH_MARGIN_MS) await refreshTokens();
+  return accessToken();
+}
+
+/** An authenticated JSON request; refreshes the token once on 401. */
+export async function api(method, path, body) {
+  await freshToken();
+  for (let attempt = 0; ; attempt++) {
+    const headers = { authorization: `Bearer ${accessToken()}` };
+    if (body !== undefined) headers["content-type"] = "application/json";
+    const res = await fetch(path, {
+      method,
+      credentials: "omit",
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    if (res.status === 401 && attempt === 0 && session?.refreshToken) {
+      await refreshTokens();
+      continue;
+    }
+    if (!res.ok) throw await parseError(res);
+    return res.status === 204 ? null : res.json();
+  }
+}
+
+// ---- Auth routes ----
+
+export const auth = {
+  register: (form) => plain("POST", "/api/v1/auth/register", form),
+  async verify(email, otp, password) {
+    saveAuth(await plain("POST", "/api/v1/auth/verify", { email, otp, password, includeRefreshToken: true }));
+    return session;
+  },
+  resend: (email) => plain("POST", "/api/v1/auth/send-otp", { email }),
+  async login(email, password) {
+    saveAuth(await plain("POST", "/api/v1/auth/login", { email, password, includeRefreshToken: true }));
+    return session;
+  },
+  async logout() {
+    const token = session?.refreshToken;
+    try {
+      if (token) await plain("POST", "/api/v1/auth/logout", { refreshToken: token });
+    } finally {
+      clearSession();
+    }
+  },
+};
+
+// ---- Media ----
+
+/**
+ * Uploads a file straight to the media store with a presigned form, then confirms it.
+ * `kind` is "avatar" or "attachment" (which needs `chatId`). Resolves to the MediaView.
+ */
+export async function upload(file, kind, chatId) {
+  const ticket = await api("POST", "/api/v1/media/uploads", {
+    kind,
+    chatId: kind === "attachment" ? chatId : undefined,
+    fileName: file.name || "file",
+    contentType: file.type || "application/octet-stream",
+    size: file.size,
+  });
+  const form = new FormData();
+  for (const [name, value] of Object.entries(ticket.form.fields)) form.append(name, value);
+  form.append("file", file);
+  const res = await fetch(ticket.form.url, { method: "POST", body: form, credentials: "omit" });
+  if (!res.ok) throw new ApiError(res.status, "upload_failed", `The store refused the upload (HTTP ${res.status})`);
+  return api("POST", `/api/v1/media/uploads/${ticket._id}/complete`);
+}
+
+const urlCache = new Map();
+
+/** A short-lived download URL for a media id (or an `/api/v1/media/{id}` path). */
+export async function mediaUrl(idOrPath) {
+  const path = idOrPath.startsWith("/") ? idOrPath : `/api/v1/media/${idOrPath}`;
+  const hit = urlCache.get(path);
+  if (hit && new Date(hit.expiresAt).getTime() - Date.now() > 20_000) return hit.url;
+  const fresh = await api("GET", path);
+  urlCache.set(path, fresh);
+  return fresh.url;
+}

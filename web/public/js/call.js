@@ -1,0 +1,407 @@
+// One call at a time: the RTCPeerConnection to the server's SFU, negotiation as described
+// in docs/socket-events.md, and the grid of participant tiles.
+//
+// For tests and debugging, the live call is exposed as `window.huddle.call` and its
+// connection as `window.huddle.pc`.
+
+import { $, h, clear, announce, toast } from "./dom.js";
+import { api } from "./api.js";
+
+/** Emits a request event and resolves to its ack data, or throws its error. */
+async function request(socket, event, payload, timeoutMs = 15_000) {
+  const res = await socket.timeout(timeoutMs).emitWithAck(event, payload);
+  if (res?.error) {
+    const err = new Error(res.error.message || res.error.code);
+    err.code = res.error.code;
+    throw err;
+  }
+  return res?.data ?? res;
+}
+
+export class Call {
+  /**
+   * @param {object} opts
+   * @param {import("socket.io-client").Socket} opts.socket
+   * @param {string} opts.me my user id
+   * @param {(userId: string) => string} opts.nameOf display name of a user
+   * @param {() => void} opts.onClosed called once the call is over for this window
+   */
+  constructor({ socket, me, nameOf, onClosed }) {
+    this.socket = socket;
+    this.me = me;
+    this.nameOf = nameOf;
+    this.onClosed = onClosed;
+    this.callId = null;
+    this.type = "video";
+    this.pc = null;
+    this.localStream = null;
+    this.screenStream = null;
+    this.screenSender = null;
+    /** trackId → { userId, kind, source } from `track:published`. */
+    this.published = new Map();
+    /** trackId → { track, stream } from `ontrack`, waiting for its owner to be known. */
+    this.received = new Map();
+    /** userId → tile state. */
+    this.tiles = new Map();
+    this.makingOffer = false;
+    /** The newest SFU offer id seen, and the highest one our own offer withdrew. */
+    this.newestOfferId = 0;
+    this.staleUpTo = 0;
+    this.chain = Promise.resolve();
+    this.closed = false;
+    this.micMuted = false;
+    this.cameraOff = false;
+    this.handlers = [];
+  }
+
+  get grid() {
+    return $("#call-grid");
+  }
+
+  /**
+   * Enters the call: join, media, first offer. The initiator is in the call from
+   * `call:start` on (`alreadyJoined`), so it only fetches its ICE servers.
+   */
+  async join(callId, type, { alreadyJoined = false } = {}) {
+    this.callId = callId;
+    this.type = type;
+    this.listen();
+    let iceServers;
+    if (!alreadyJoined) {
+      try {
+        iceServers = (await request(this.socket, "call:join", { callId })).iceServers;
+      } catch (e) {
+        if (e.code !== "already_joined") throw e;
+      }
+    }
+    iceServers ??= (await api("GET", "/api/v1/calls/ice-servers")).iceServers;
+    this.pc = new RTCPeerConnection({ iceServers: iceServers || [] });
+    window.huddle.pc = this.pc;
+    this.pc.ontrack = (ev) => this.onTrack(ev);
+    this.pc.onicecandidate = (ev) => this.sendCandidate(ev.candidate);
+    this.pc.onconnectionstatechange = () => this.showStatus();
+    this.localStream = await this.openMedia(type);
+    for (const track of this.localStream.getTracks()) this.pc.addTrack(track, this.localStream);
+    this.renderSelf();
+    this.showStatus();
+    await this.negotiate();
+  }
+
+  async openMedia(type) {
+    try {
+      return await navigator.mediaDevices.getUserMedia({ audio: true, video: type === "video" });
+    } catch (e) {
+      if (type === "video") {
+        toast("Camera unavailable; joining with audio only.");
+        try {
+          return await navigator.mediaDevices.getUserMedia({ audio: true });
+        } catch {
+          /* fall through */
+        }
+      }
+      toast("Microphone and camera are unavailable; you can still watch and listen.");
+      return new MediaStream();
+    }
+  }
+
+  listen() {
+    const on = (event, fn) => {
+      const wrapped = (data) => {
+        // Call events name the call as `callId`; `call:ended` carries the CallView (`_id`).
+        if ((data?.callId ?? data?._id) !== this.callId) return;
+        fn(data);
+      };
+      this.socket.on(event, wrapped);
+      this.handlers.push([event, wrapped]);
+    };
+    on("rtc:offer", (offer) => {
+      this.noteOffer(offer);
+      // Our own offer is outstanding: the SFU withdraws this one and offers again in the ack.
+      if (this.makingOffer) return;
+      this.enqueue(() => this.answerSfu(offer));
+    });
+    on("track:published", (t) => {
+      this.published.set(t.trackId, { userId: t.userId, kind: t.kind, source: t.source, streamId: t.streamId });
+      this.ensureTile(t.userId);
+      this.attachPending();
+    });
+    on("track:unpublished", (t) => {
+      this.published.delete(t.trackId);
+      this.received.delete(t.trackId);
+      const tile = this.tiles.get(t.userId);
+      if (!tile) return;
+      tile.tracks.delete(t.trackId);
+      this.refreshTileMedia(t.userId);
+      const stillPublishing = [...this.published.values()].some((p) => p.userId === t.userId);
+      if (!stillPublishing) this.removeTile(t.userId);
+    });
+    on("call:participant-joined", ({ userId }) => {
+      if (userId === this.me) return;
+      this.ensureTile(userId);
+      announce(`${this.nameOf(userId)} joined the call`);
+    });
+    on("call:participant-left", ({ userId }) => {
+      if (userId === this.me) return;
+      for (const [trackId, p] of this.published) if (p.userId === userId) this.published.delete(trackId);
+      this.removeTile(userId);
+      announce(`${this.nameOf(userId)} left the call`);
+    });
+    on("participant:muted", ({ userId, source, muted }) => {
+      const tile = this.ensureTile(userId);
+      tile.muted[source] = muted;
+      this.renderFlags(userId);
+    });
+    on("call:speaker", ({ userId }) => {
+      for (const [id, tile] of this.tiles) tile.el.classList.toggle("speaking", id === userId);
+      this.selfTile?.classList.toggle("speaking", userId === this.me);
+    });
+    on("call:ended", () => {
+      announce("The call ended");
+      this.close(false);
+    });
+  }
+
+  /** Runs negotiation steps one after another. */
+  enqueue(step) {
+    this.chain = this.chain.then(step).catch((e) => {
+      if (!this.closed) console.warn("negotiation step failed", e);
+    });
+    return this.chain;
+  }
+
+  sources() {
+    const list = [];
+    for (const track of this.localStream?.getTracks() ?? []) {
+      list.push({ trackId: track.id, source: track.kind === "audio" ? "microphone" : "camera" });
+    }
+    if (this.screenSender?.track) list.push({ trackId: this.screenSender.track.id, source: "screen" });
+    return list;
+  }
+
+  /** Offers what we publish; answers the SFU's offer if the ack carries one. */
+  negotiate() {
+    return this.enqueue(async () => {
+      if (this.closed) return;
+      this.makingOffer = true;
+      let data;
+      try {
+        await this.pc.setLocalDescription();
+        data = await request(this.socket, "rtc:offer", {
+          callId: this.callId,
+          sdp: this.pc.localDescription.sdp,
+          sources: this.sources(),
+        });
+      } finally {
+        // Answered (or failed): SFU offers from now on are new ones, queued behind this step.
+        this.makingOffer = false;
+      }
+      // Any SFU offer that reached us before this ack was withdrawn by our offer.
+      this.staleUpTo = this.newestOfferId;
+      await this.pc.setRemoteDescription({ type: "answer", sdp: data.sdp });
+      if (data.offer) {
+        this.noteOffer(data.offer);
+        await this.answerSfu(data.offer);
+      }
+    });
+  }
+
+  async answerSfu({ offerId, sdp }) {
+    // Before our first offer there is no connection; that offer withdraws this one.
+    if (this.closed || !this.pc) return;
+    let offer = { offerId, sdp };
+    while (offer) {
+      // Superseded or withdrawn offers are not answered.
+      if (offer.offerId < this.newestOfferId || offer.offerId <= this.staleUpTo) return;
+      if (this.pc.signalingState !== "stable") return;
+      await this.pc.setRemoteDescription({ type: "offer", sdp: offer.sdp });
+      await this.pc.setLocalDescription();
+      let data;
+      try {
+        data = await request(this.socket, "rtc:answer", {
+          callId: this.callId,
+          offerId: offer.offerId,
+          sdp: this.pc.localDescription.sdp,
+        });
+      } catch (e) {
+        if (e.code === "unexpected_answer") return; // withdrawn; a newer offer follows
+        throw e;
+      }
+      offer = data?.offer;
+      if (offer) this.noteOffer(offer);
+    }
+  }
+
+  noteOffer({ offerId }) {
+    if (typeof offerId === "number" && offerId > this.newestOfferId) this.newestOfferId = offerId;
+  }
+
+  sendCandidate(candidate) {
+    if (this.closed || !this.callId) return;
+    const payload = { callId: this.callId, candidate: candidate ? candidate.candidate : "" };
+    if (candidate?.sdpMid != null) payload.sdpMid = candidate.sdpMid;
+    if (candidate?.sdpMLineIndex != null) payload.sdpMLineIndex = candidate.sdpMLineIndex;
+    request(this.socket, "rtc:candidate", payload).catch(() => {});
+  }
+
+  onTrack({ track, streams }) {
+    this.received.set(track.id, { track, stream: streams[0] });
+    track.addEventListener("ended", () => this.received.delete(track.id));
+    this.attachPending();
+  }
+
+  /** Puts every received track whose owner is known into its owner's tile. */
+  attachPending() {
+    for (const [trackId, { track }] of this.received) {
+      const owner = this.published.get(trackId);
+      if (!owner) continue;
+      const tile = this.ensureTile(owner.userId);
+      if (tile.tracks.get(trackId) === track) continue;
+      tile.tracks.set(trackId, track);
+      tile.sources.set(trackId, owner.source);
+      this.refreshTileMedia(owner.userId);
+    }
+  }
+
+  ensureTile(userId) {
+    let tile = this.tiles.get(userId);
+    if (tile) return tile;
+    const video = h("video", { "data-user-id": userId, "data-source": "camera", autoplay: true, playsInline: true });
+    video.muted = true; // sound plays through the <audio> element
+    const screen = h("video", { "data-user-id": userId, "data-source": "screen", class: "screen", autoplay: true, playsInline: true, hidden: true });
+    screen.muted = true;
+    const audio = h("audio", { autoplay: true });
+    const flags = h("div", { class: "flags" });
+    const el = h(
+      "div",
+      { class: "tile", "data-user-id": userId, "data-testid": "call-tile", role: "group", "aria-label": this.nameOf(userId) },
+      video,
+      screen,
+      audio,
+      h("span", { class: "label" }, this.nameOf(userId)),
+      flags,
+    );
+    tile = { el, video, screen, audio, flags, tracks: new Map(), sources: new Map(), muted: {} };
+    this.tiles.set(userId, tile);
+    this.grid.append(el);
+    return tile;
+  }
+
+  removeTile(userId) {
+    const tile = this.tiles.get(userId);
+    if (!tile) return;
+    tile.el.remove();
+    this.tiles.delete(userId);
+  }
+
+  /** Rebuilds a tile's streams from the tracks it holds. */
+  refreshTileMedia(userId) {
+    const tile = this.tiles.get(userId);
+    if (!tile) return;
+    const camera = [];
+    const screen = [];
+    const sound = [];
+    for (const [trackId, track] of tile.tracks) {
+      const source = tile.sources.get(trackId);
+      if (track.kind === "audio") sound.push(track);
+      else if (source === "screen") screen.push(track);
+      else camera.push(track);
+    }
+    setStream(tile.video, camera);
+    setStream(tile.screen, screen);
+    setStream(tile.audio, sound);
+    tile.screen.hidden = screen.length === 0;
+  }
+
+  renderFlags(userId) {
+    const tile = this.tiles.get(userId);
+    if (!tile) return;
+    clear(tile.flags);
+    if (tile.muted.microphone) tile.flags.append(h("span", {}, "Muted"));
+    if (tile.muted.camera) tile.flags.append(h("span", {}, "Camera off"));
+  }
+
+  renderSelf() {
+    const video = h("video", { id: "self-video", "data-self": "true", autoplay: true, playsInline: true });
+    video.muted = true;
+    video.srcObject = new MediaStream(this.localStream.getVideoTracks());
+    this.selfTile = h(
+      "div",
+      { class: "tile self", "data-testid": "self-tile", role: "group", "aria-label": "You" },
+      video,
+      h("span", { class: "label" }, "You"),
+    );
+    this.grid.prepend(this.selfTile);
+  }
+
+  showStatus() {
+    const state = this.pc?.connectionState ?? "connecting";
+    $("#call-status").textContent = state === "connected" ? "Connected" : state[0].toUpperCase() + state.slice(1);
+  }
+
+  async toggleMute() {
+    this.micMuted = !this.micMuted;
+    for (const t of this.localStream.getAudioTracks()) t.enabled = !this.micMuted;
+    await request(this.socket, "participant:mute", { callId: this.callId, source: "microphone", muted: this.micMuted }).catch(() => {});
+    return this.micMuted;
+  }
+
+  async toggleCamera() {
+    this.cameraOff = !this.cameraOff;
+    for (const t of this.localStream.getVideoTracks()) t.enabled = !this.cameraOff;
+    await request(this.socket, "participant:mute", { callId: this.callId, source: "camera", muted: this.cameraOff }).catch(() => {});
+    return this.cameraOff;
+  }
+
+  /** Starts or stops sharing the screen as a second video track named `screen`. */
+  async toggleScreen() {
+    if (this.screenSender) {
+      this.stopScreen();
+      return false;
+    }
+    const stream = await navigator.mediaDevices.getDisplayMedia({ video: true, audio: false });
+    const track = stream.getVideoTracks()[0];
+    this.screenStream = stream;
+    this.screenSender = this.pc.addTrack(track, stream);
+    track.addEventListener("ended", () => this.stopScreen());
+    await this.negotiate();
+    return true;
+  }
+
+  stopScreen() {
+    if (!this.screenSender) return;
+    const sender = this.screenSender;
+    this.screenSender = null;
+    this.screenStream?.getTracks().forEach((t) => t.stop());
+    this.screenStream = null;
+    if (!this.closed) {
+      this.pc.removeTrack(sender);
+      this.negotiate();
+    }
+    $("#call-screen").setAttribute("aria-pressed", "false");
+  }
+
+  /** Leaves (when `tellServer`) and tears everything down. */
+  async close(tellServer = true) {
+    if (this.closed) return;
+    this.closed = true;
+    for (const [event, fn] of this.handlers) this.socket.off(event, fn);
+    if (tellServer && this.callId) await request(this.socket, "call:leave", { callId: this.callId }).catch(() => {});
+    this.localStream?.getTracks().forEach((t) => t.stop());
+    this.screenStream?.getTracks().forEach((t) => t.stop());
+    this.pc?.close();
+    if (window.huddle.pc === this.pc) window.huddle.pc = null;
+    clear(this.grid);
+    this.tiles.clear();
+    this.onClosed?.();
+  }
+}
+
+function setStream(el, tracks) {
+  const current = el.srcObject?.getTracks() ?? [];
+  const same = current.length === tracks.length && tracks.every((t) => current.includes(t));
+  if (same) return;
+  el.srcObject = tracks.length ? new MediaStream(tracks) : null;
+  if (tracks.length) el.play?.().catch(() => {});
+}
+
+export { request };
