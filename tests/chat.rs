@@ -273,7 +273,18 @@ async fn outsiders_cannot_read_send_or_learn_a_chat_exists() {
         refused["message"].as_str().unwrap().contains("unauthorized"),
         "{refused}"
     );
-    let mut eve_socket = socket(&server, &eve).await;
+    // The token may come as an `Authorization: Bearer` header instead (Postman); a bad one
+    // there is refused alike.
+    let refused = sio::connect_with_header(&server.url(""), "garbage")
+        .await
+        .expect_err("bad header token");
+    assert!(
+        refused["message"].as_str().unwrap().contains("unauthorized"),
+        "{refused}"
+    );
+    let mut eve_socket = sio::connect_with_header(&server.url(""), &eve.access)
+        .await
+        .expect("a header token is accepted");
     for id in [chat.as_str(), missing] {
         let ack = eve_socket.emit("message:send", send(id, "x", "let me in")).await;
         assert_eq!(ack["error"]["code"], "not_found", "{ack}");

@@ -480,3 +480,54 @@ async fn health_answers_while_fifty_logins_hash() {
     );
     server.stop().await;
 }
+
+#[tokio::test]
+async fn the_web_client_and_the_postman_collection_are_served() {
+    let server = TestServer::start().await;
+    let c = server.client();
+    let r = c.get("/", None).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let page = r.body.as_str().expect("html");
+    assert!(page.contains("<script type=\"module\" src=\"/js/app.js\">"), "{page}");
+    let csp = r.headers["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
+    assert!(
+        csp.contains(server.state.media.origin()),
+        "uploads may go to the store: {csp}"
+    );
+    let permissions = r.headers["permissions-policy"].to_str().unwrap();
+    assert!(permissions.contains("camera=(self)") && permissions.contains("microphone=(self)"));
+
+    // socket.io-client, built from npm by the bootstrap, is served by the server itself.
+    let r = c.get("/vendor/socket.io.esm.min.js", None).await;
+    assert_eq!(r.status, 200);
+    assert!(r.body.as_str().unwrap().contains("Socket.IO v4"));
+    for asset in ["/js/app.js", "/js/call.js", "/styles.css"] {
+        assert_eq!(c.get(asset, None).await.status, 200, "{asset}");
+    }
+    // Nothing else is served: unknown paths are the API's JSON 404.
+    let r = c.get("/../Cargo.toml", None).await;
+    assert_eq!(r.status, 404);
+    let r = c.get("/api/v1/nope", None).await;
+    assert_eq!((r.status, r.code()), (404, "not_found"));
+
+    let r = c.get("/api/v1/postman.json", None).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.body["info"]["schema"],
+        "https://schema.getpostman.com/json/collection/v2.1.0/collection.json"
+    );
+    let folders: Vec<&str> = r.body["item"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap())
+        .collect();
+    for tag in ["auth", "chats", "messages", "calls", "media", "ai"] {
+        assert!(folders.contains(&tag), "{tag} in {folders:?}");
+    }
+    server.stop().await;
+}

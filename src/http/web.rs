@@ -4,20 +4,21 @@
 use std::path::Path;
 
 use axum::Router;
+use axum::handler::HandlerWithoutStateExt;
 use axum::http::{HeaderName, HeaderValue, header};
-use tower_http::services::{ServeDir, ServeFile};
+use tower_http::services::ServeDir;
 use tower_http::set_header::SetResponseHeaderLayer;
 
+use crate::error::AppError;
 use crate::state::AppState;
 
-/// Serves `dir` at `/` (`index.html` for the root and for unknown paths without an
-/// extension, so client-side routes load the app). `store_origin` is where the page uploads
-/// to and downloads from.
+/// Serves `dir` at `/` (`index.html` for the root); anything else not there is the API's
+/// JSON 404. `store_origin` is where the page uploads to and downloads from.
 pub fn router(dir: &Path, store_origin: &str) -> Router<AppState> {
-    let index = dir.join("index.html");
+    let not_found = (|| async { AppError::NotFound }).into_service();
     let files = ServeDir::new(dir)
         .append_index_html_on_directories(true)
-        .fallback(ServeFile::new(index));
+        .not_found_service(not_found);
     let csp = format!(
         "default-src 'self'; script-src 'self'; style-src 'self'; \
          img-src 'self' data: blob: {store_origin}; media-src 'self' blob: {store_origin}; \

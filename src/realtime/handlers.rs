@@ -44,9 +44,25 @@ pub fn register(state: AppState) {
     };
     let check = move |socket: SocketRef, TryData(auth): TryData<Handshake>| {
         let state = state.clone();
-        async move { handshake(&state, &socket, auth.ok().and_then(|h| h.token)).await }
+        // `auth: { token }` in the handshake; tools that cannot send one (Postman) may use
+        // the `Authorization: Bearer` header of the connection request instead.
+        let token = auth.ok().and_then(|h| h.token).or_else(|| bearer_header(&socket));
+        async move { handshake(&state, &socket, token).await }
     };
     io.ns("/", on_connect.with(check));
+}
+
+fn bearer_header(socket: &SocketRef) -> Option<String> {
+    let value = socket
+        .req_parts()
+        .headers
+        .get(http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let token = value
+        .strip_prefix("Bearer ")
+        .or_else(|| value.strip_prefix("bearer "))?;
+    Some(token.trim().to_string())
 }
 
 /// Verifies `auth: { token }` with the REST token verifier before the socket joins.

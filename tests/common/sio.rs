@@ -69,8 +69,22 @@ impl fmt::Debug for SioClient {
 /// `{"type":"connect_error","message":..,"data":..}`, so a test can assert why it was refused.
 /// Panics when neither outcome arrives within 10 s or the driver cannot start.
 pub async fn connect(base_url: &str, token: Option<&str>) -> Result<SioClient, Value> {
+    connect_with(base_url, json!({ "op": "connect", "token": token })).await
+}
+
+/// Like [`connect`], with the token in an `Authorization: Bearer` header of the connection
+/// request instead of the handshake's `auth`.
+pub async fn connect_with_header(base_url: &str, token: &str) -> Result<SioClient, Value> {
+    connect_with(
+        base_url,
+        json!({ "op": "connect", "token": null, "headerToken": token }),
+    )
+    .await
+}
+
+async fn connect_with(base_url: &str, command: Value) -> Result<SioClient, Value> {
     let mut client = SioClient::spawn(base_url);
-    client.send(&json!({ "op": "connect", "token": token })).await;
+    client.send(&command).await;
     let deadline = Instant::now() + CONNECT_TIMEOUT;
     loop {
         // Server events sent right on connection are buffered by `pump` like any other.

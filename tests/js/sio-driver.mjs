@@ -66,8 +66,12 @@ function connect(cmd) {
     return;
   }
   const token = cmd.token ?? null;
+  // `headerToken`: the token as an `Authorization: Bearer` header of the connection request
+  // instead of the handshake's `auth` (how tools without an auth payload connect).
+  const headers = cmd.headerToken ? { Authorization: `Bearer ${cmd.headerToken}` } : undefined;
   socket = io(baseUrl, {
     auth: token === null ? {} : { token },
+    extraHeaders: headers,
     transports: ["websocket"],
     reconnection: false,
     forceNew: true,
