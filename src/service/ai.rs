@@ -258,22 +258,7 @@ pub async fn ask(state: &AppState, user: ObjectId, client_msg_id: Option<String>
     let question = match existing {
         Some(question) => question,
         None => {
-            let now = bson::DateTime::now();
-            let draft = AiMessage {
-                id: question_id,
-                ai_chat_id: chat.id,
-                user_id: user,
-                seq: 0,
-                role: AiRole::User,
-                client_msg_id,
-                content,
-                status: AiStatus::Complete,
-                question_id: None,
-                source_chat_id: None,
-                model: None,
-                created_at: now,
-                updated_at: now,
-            };
+            let draft = AiMessage::draft(question_id, chat.id, user, AiRole::User, client_msg_id, content);
             store_question(state, draft).await?
         }
     };
@@ -398,46 +383,37 @@ async fn stream_answer(
             drop(claim);
             metrics::counter!("huddle_ai_answers_total", "outcome" => failure.code()).increment(1);
             tracing::warn!(user = %user, error = %failure, "assistant answer failed");
-            let event = json!({
-                "questionId": question.id.to_hex(),
-                "clientMsgId": question.client_msg_id,
-                "messageId": answer_id.to_hex(),
-                "code": failure.code(),
-                "message": failure.to_string(),
-            });
-            state.realtime.to_user(user, "ai:error", &event).await;
+            tell_failure(&state, &question, answer_id, failure.code(), &failure.to_string()).await;
             return Err(failure);
         }
     };
-    let now = bson::DateTime::now();
     let draft = AiMessage {
-        id: answer_id,
-        ai_chat_id: question.ai_chat_id,
-        user_id: user,
-        seq: 0,
-        role: AiRole::Assistant,
-        client_msg_id: answer_client_id(question.id),
-        content,
         status,
         question_id: Some(question.id),
         source_chat_id: question.source_chat_id,
         model: Some(state.ai.assistant.model().to_string()),
-        created_at: now,
-        updated_at: now,
+        ..AiMessage::draft(
+            answer_id,
+            question.ai_chat_id,
+            user,
+            AiRole::Assistant,
+            answer_client_id(question.id),
+            content,
+        )
     };
     let answer = match state.store.ai.append(draft).await {
         Ok(answer) => answer,
         Err(e) => {
             drop(claim);
             tracing::error!(error = %e, "cannot store an assistant answer");
-            let event = json!({
-                "questionId": question.id.to_hex(),
-                "clientMsgId": question.client_msg_id,
-                "messageId": answer_id.to_hex(),
-                "code": "internal",
-                "message": "the answer could not be stored; ask again",
-            });
-            state.realtime.to_user(user, "ai:error", &event).await;
+            tell_failure(
+                &state,
+                &question,
+                answer_id,
+                "internal",
+                "the answer could not be stored; ask again",
+            )
+            .await;
             return Err(AiFailure::Upstream("the answer could not be stored".into()));
         }
     };
@@ -453,6 +429,18 @@ async fn stream_answer(
         .to_user(user, "ai:done", &AiMessageView::from(&answer))
         .await;
     Ok(answer)
+}
+
+/// `ai:error` to the asker's sockets: no answer was stored for `question`.
+async fn tell_failure(state: &AppState, question: &AiMessage, answer_id: ObjectId, code: &str, message: &str) {
+    let event = json!({
+        "questionId": question.id.to_hex(),
+        "clientMsgId": question.client_msg_id,
+        "messageId": answer_id.to_hex(),
+        "code": code,
+        "message": message,
+    });
+    state.realtime.to_user(question.user_id, "ai:error", &event).await;
 }
 
 /// Opens the stream and relays each piece as `ai:delta` until the end or a cancel.
@@ -525,26 +513,19 @@ pub async fn summarize(state: &AppState, user: ObjectId, chat_id: ObjectId) -> A
         .unread_newest(chat_id, user, read, SUMMARY_MESSAGES_MAX)
         .await?;
     let name = chat_name(state, &chat, user).await?;
-    let now = bson::DateTime::now();
-    let question = store_question(
-        state,
-        AiMessage {
-            id: question_id,
-            ai_chat_id: ai_chat.id,
-            user_id: user,
-            seq: 0,
-            role: AiRole::User,
-            client_msg_id: format!("summary-{}", question_id.to_hex()),
-            content: format!("Summarize the {unread} unread messages in {name}."),
-            status: AiStatus::Complete,
-            question_id: None,
-            source_chat_id: Some(chat_id),
-            model: None,
-            created_at: now,
-            updated_at: now,
-        },
-    )
-    .await?;
+    let content = format!("Summarize the {unread} unread messages in {name}.");
+    let draft = AiMessage {
+        source_chat_id: Some(chat_id),
+        ..AiMessage::draft(
+            question_id,
+            ai_chat.id,
+            user,
+            AiRole::User,
+            format!("summary-{}", question_id.to_hex()),
+            content,
+        )
+    };
+    let question = store_question(state, draft).await?;
     let transcript = transcript(state, &messages).await?;
     let budget = state.config.ai_context_tokens as usize * CHARS_PER_TOKEN;
     let system = state.config.ai_system_prompt.clone();

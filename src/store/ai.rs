@@ -66,6 +66,35 @@ pub struct AiMessage {
     pub updated_at: DateTime,
 }
 
+impl AiMessage {
+    /// A complete message to append (its `seq` is taken then); set the optional fields after.
+    pub fn draft(
+        id: ObjectId,
+        ai_chat_id: ObjectId,
+        user_id: ObjectId,
+        role: AiRole,
+        client_msg_id: String,
+        content: String,
+    ) -> Self {
+        let now = DateTime::now();
+        Self {
+            id,
+            ai_chat_id,
+            user_id,
+            seq: 0,
+            role,
+            client_msg_id,
+            content,
+            status: AiStatus::Complete,
+            question_id: None,
+            source_chat_id: None,
+            model: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+}
+
 pub fn answer_client_id(question: ObjectId) -> String {
     format!("answer-{}", question.to_hex())
 }

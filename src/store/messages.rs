@@ -92,12 +92,7 @@ impl MessageStore {
     }
 
     pub async fn ensure_indexes(&self) -> mongodb::error::Result<()> {
-        let unique = |keys, name: &str| {
-            IndexModel::builder()
-                .keys(keys)
-                .options(IndexOptions::builder().unique(true).name(name.to_string()).build())
-                .build()
-        };
+        use super::unique_index as unique;
         self.coll
             .create_indexes([
                 unique(doc! { "chatId": 1, "seq": 1 }, "chat_seq"),

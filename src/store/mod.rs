@@ -133,6 +133,19 @@ where
         .await
 }
 
+/// A unique index on `keys`, named `name`.
+pub fn unique_index(keys: mongodb::bson::Document, name: &str) -> mongodb::IndexModel {
+    mongodb::IndexModel::builder()
+        .keys(keys)
+        .options(
+            mongodb::options::IndexOptions::builder()
+                .unique(true)
+                .name(name.to_string())
+                .build(),
+        )
+        .build()
+}
+
 /// An index that lets MongoDB delete a document once its `field` date has passed.
 pub fn expiry_index(field: &str) -> mongodb::IndexModel {
     mongodb::IndexModel::builder()
