@@ -30,6 +30,17 @@ async fn run(config: Config) -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {addr} (HUDDLE_HTTP_ADDR): {e}"))?;
     tracing::info!(%addr, "huddle listening on http://{addr}");
+    match &state.config.web_dir {
+        Some(dir) if dir.join("index.html").is_file() => {
+            tracing::info!(component = "web", dir = %dir.display(), "web client: open http://{addr}/ in a browser");
+        }
+        Some(dir) => tracing::warn!(
+            component = "web",
+            dir = %dir.display(),
+            "web client: no index.html in its folder (HUDDLE_WEB_DIR); run `make run` to build it"
+        ),
+        None => tracing::info!(component = "web", "web client: off (HUDDLE_WEB_DIR is empty)"),
+    }
     huddle::serve(listener, state, huddle::shutdown_signal()).await?;
     backends.shutdown().await;
     tracing::info!("stopped");

@@ -123,20 +123,6 @@ impl AppState {
                 Mailer::Outbox(outbox)
             }
         };
-        match &config.openai_base_url {
-            Some(url) if config.openai_api_key.is_some() => {
-                tracing::info!(component = "assistant", backend = "openai", base_url = %url, "assistant: OpenAI-compatible endpoint")
-            }
-            _ if config.openai_api_key.is_some() => {
-                tracing::info!(component = "assistant", backend = "openai", "assistant: OpenAI")
-            }
-            _ => tracing::info!(
-                component = "assistant",
-                backend = "disabled",
-                "assistant: off (set OPENAI_API_KEY)"
-            ),
-        }
-
         let master = match &config.jwt_secret {
             Some(secret) => secret.clone(),
             None => load_or_create_secret(&data_dir.join("jwt-secret"))?,
@@ -149,11 +135,12 @@ impl AppState {
         );
         let assistant = crate::ai::Assistant::new(&config);
         if assistant.is_configured() {
-            let base = config.openai_base_url.as_deref().unwrap_or(crate::ai::OPENAI_API_BASE);
-            tracing::info!(component = "assistant", %base, model = %config.ai_model, "assistant: OpenAI-compatible server");
+            let base_url = config.openai_base_url.as_deref().unwrap_or(crate::ai::OPENAI_API_BASE);
+            tracing::info!(component = "assistant", backend = "openai", %base_url, model = %config.ai_model, "assistant: OpenAI-compatible server");
         } else {
             tracing::info!(
                 component = "assistant",
+                backend = "disabled",
                 "assistant: off (set OPENAI_API_KEY or OPENAI_BASE_URL)"
             );
         }

@@ -509,7 +509,10 @@ impl Sfu {
                 key
             }
         };
-        let local_addr = self.config.local_addr;
+        // Every datagram arrived at the one candidate the SFU advertises: that is the local
+        // address ICE checks against (the bound one may be `0.0.0.0`, or a private address
+        // behind 1:1 NAT).
+        let local_addr = self.config.public_addr;
         let peer = self.peers.get_mut(&key).ok_or(SfuError::UnknownSource)?;
         let result = peer
             .pc

@@ -45,7 +45,10 @@ fn client_addr(p: u64) -> SocketAddr {
 impl Net {
     fn new() -> Self {
         let now = Instant::now();
-        let mut config = SfuConfig::new(SFU_ADDR.parse().unwrap());
+        // Bound to the wildcard address and advertising another, like a server on its
+        // default `0.0.0.0` (or behind 1:1 NAT): clients only ever see `SFU_ADDR`.
+        let mut config = SfuConfig::new("0.0.0.0:5000".parse().unwrap());
+        config.public_addr = SFU_ADDR.parse().unwrap();
         config.ice_disconnected_timeout = Duration::from_secs(2);
         config.ice_failed_timeout = Duration::from_secs(4);
         config.ice_keepalive_interval = Duration::from_millis(500);

@@ -99,6 +99,8 @@ impl TestServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let mut config = test_config(tmp.path()).await;
         config.cors_origins = vec![format!("http://{}", listener.local_addr().expect("addr"))];
+        // Media on the wildcard address, as `make run` binds it (advertised as 127.0.0.1).
+        config.media_udp_addr = ([0, 0, 0, 0], 0).into();
         adjust(&mut config);
         let mut server = Self::start_listening(listener, config).await.expect("server starts");
         server._tmp = Some(tmp);
