@@ -10,12 +10,13 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use common::TestServer;
+use common::openai::{FakeOpenAi, Scripted};
 
 /// One browser test at a time: a video call of three Chromium windows already fills two cores.
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// Runs `tests/js/browser/<script>` against `server`; fails with the script's output.
-async fn run_script(server: &TestServer, script: &str) {
+async fn run_script(server: &TestServer, script: &str, env: &[(&str, &str)]) {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let shots = root.join("target").join("screenshots");
     std::fs::create_dir_all(&shots).expect("screenshot dir");
@@ -27,6 +28,7 @@ async fn run_script(server: &TestServer, script: &str) {
         .env("HUDDLE_OUTBOX", server.data_dir.join("outbox"))
         .env("HUDDLE_SCREENSHOTS", &shots)
         .env("CHROMIUM", chromium)
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
@@ -49,8 +51,16 @@ async fn run_script(server: &TestServer, script: &str) {
 #[tokio::test]
 async fn two_users_sign_up_and_chat_live_in_chromium() {
     let _turn = ONE_AT_A_TIME.lock().await;
-    let server = TestServer::start_for_browsers(|_| {}).await;
-    run_script(&server, "chat.mjs").await;
+    // The assistant is a local server speaking the Chat Completions streaming format.
+    let assistant = FakeOpenAi::start().await;
+    assistant.then(Scripted::stream(&["The answer ", "is ", "forty-two."]));
+    let base_url = assistant.base_url.clone();
+    let server = TestServer::start_for_browsers(|c| c.openai_base_url = Some(base_url)).await;
+    run_script(&server, "chat.mjs", &[("HUDDLE_AI_ANSWER", "The answer is forty-two.")]).await;
+    let asked = assistant.seen();
+    let question = asked.first().expect("the page's question reached the assistant");
+    let messages = question.body["messages"].as_array().expect("messages");
+    assert_eq!(messages.last().unwrap()["content"], "What is the answer?");
     server.stop().await;
 }
 
@@ -58,7 +68,7 @@ async fn two_users_sign_up_and_chat_live_in_chromium() {
 async fn three_chromium_windows_hold_a_video_call_and_every_remote_video_decodes() {
     let _turn = ONE_AT_A_TIME.lock().await;
     let server = TestServer::start_for_browsers(|c| c.call_media_timeout_secs = 3).await;
-    run_script(&server, "call.mjs").await;
+    run_script(&server, "call.mjs", &[]).await;
     let stats = server.state.sfu.stats().await.expect("sfu stats");
     assert!(stats.forwarded_packets > 0, "the media went through the SFU: {stats:?}");
     // The windows are closed now: their connections lapse and the SFU lets everyone go.

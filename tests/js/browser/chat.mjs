@@ -99,6 +99,20 @@ run("chat", 150_000, async (cleanups) => {
   await bob.page.waitForFunction(() => !document.querySelector("#ai-notice").hidden || !document.querySelector("#ai-send").disabled);
   const notice = await bob.page.$eval("#ai-notice", (n) => (n.hidden ? "" : n.textContent));
   log(`assistant: ${notice || "available"}`);
+  // With an assistant configured (HUDDLE_AI_ANSWER: what it will say), ask it and watch the
+  // answer stream into the AI chat.
+  const expected = process.env.HUDDLE_AI_ANSWER;
+  if (expected) {
+    assert(!notice, `the assistant is configured, yet the page says: ${notice}`);
+    await bob.page.fill("#ai-input", "What is the answer?");
+    await bob.page.click("#ai-send");
+    await bob.page.waitForFunction(
+      (text) => [...document.querySelectorAll("#ai-messages li[data-role=assistant]")].some((li) => li.textContent.includes(text)),
+      expected,
+    );
+    log("the assistant's answer streamed into the AI chat");
+    await shot(bob.page, "chat-4-assistant");
+  }
   await alice.page.click("#summarize");
   await alice.page.waitForFunction(() => !/Summarizing/.test(document.querySelector("#summary-text").textContent), null, { timeout: 40_000 });
   log(`summary panel: ${await alice.page.textContent("#summary-text")}`);
