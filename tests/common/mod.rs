@@ -26,6 +26,7 @@ pub async fn mongo_uri() -> String {
             return uri;
         }
         let binary = db::find_binary(None).expect("secantusd-rs is installed (run `make bootstrap`)");
+        remove_stale_test_dbs();
         let dir = std::env::temp_dir().join(format!("huddle-test-db-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("temp dir is writable");
@@ -41,6 +42,23 @@ pub async fn mongo_uri() -> String {
     })
     .await
     .clone()
+}
+
+/// Removes the database folders earlier test processes left behind (their process is gone;
+/// the database process they started ended with them).
+fn remove_stale_test_dbs() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(|n| n.strip_prefix("huddle-test-db-")) else {
+            continue;
+        };
+        if pid.parse::<u32>().is_ok() && !Path::new("/proc").join(pid).exists() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 pub const PASSWORD: &str = "correct horse battery staple";
