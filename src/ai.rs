@@ -21,6 +21,19 @@ use crate::config::Config;
 /// The public OpenAI endpoint, used when only `OPENAI_API_KEY` is set.
 pub const OPENAI_API_BASE: &str = "https://api.openai.com/v1";
 
+/// `url` for the logs: without credentials (`user:password@`) or a query string.
+pub fn loggable_url(url: &str) -> String {
+    let url = url.split(['?', '#']).next().unwrap_or_default();
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+            let host = host.rsplit('@').next().unwrap_or(host);
+            format!("{scheme}://{host}{path}")
+        }
+        None => url.to_string(),
+    }
+}
+
 /// One message of the conversation sent with a question.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Turn {
@@ -34,19 +47,39 @@ pub enum Turn {
 pub enum AiFailure {
     #[error("the assistant is not configured on this server (set OPENAI_API_KEY or OPENAI_BASE_URL)")]
     NotConfigured,
-    #[error("the assistant's server failed: {0}")]
-    Upstream(String),
+    /// The server failed, answered an error status, or broke off. The detail (logged, never
+    /// shown to users: it can name internal addresses) says how.
+    #[error("the assistant's server failed{}", .status.map(|s| format!(" (HTTP {s})")).unwrap_or_default())]
+    Upstream { status: Option<u16>, detail: String },
     #[error("the assistant's server did not answer in time")]
     Timeout,
+    #[error("the answer could not be stored; ask again")]
+    NotStored,
 }
 
 impl AiFailure {
+    fn upstream(detail: impl Into<String>) -> Self {
+        Self::Upstream {
+            status: None,
+            detail: detail.into(),
+        }
+    }
+
+    /// What went wrong, in full, for the logs.
+    pub fn detail(&self) -> String {
+        match self {
+            Self::Upstream { detail, .. } => format!("{self}: {detail}"),
+            other => other.to_string(),
+        }
+    }
+
     /// The stable code clients see in `ai:error` and error bodies.
     pub fn code(&self) -> &'static str {
         match self {
             Self::NotConfigured => "ai_not_configured",
-            Self::Upstream(_) => "ai_unavailable",
+            Self::Upstream { .. } => "ai_unavailable",
             Self::Timeout => "ai_timeout",
+            Self::NotStored => "internal",
         }
     }
 }
@@ -61,26 +94,33 @@ fn classify(error: OpenAIError) -> Attempt {
     match error {
         OpenAIError::ApiError(response) => {
             let status = response.status_code;
-            let failure = AiFailure::Upstream(format!("{status} {}", response.api_error.message));
+            let failure = AiFailure::Upstream {
+                status: Some(status.as_u16()),
+                detail: response.api_error.message,
+            };
             if status.as_u16() == 429 || status.is_server_error() {
                 Attempt::Retry(failure)
             } else {
                 Attempt::Fatal(failure)
             }
         }
-        OpenAIError::Reqwest(e) => Attempt::Retry(AiFailure::Upstream(format!("connection: {e}"))),
-        OpenAIError::StreamError(e) => Attempt::Retry(AiFailure::Upstream(format!("stream: {e}"))),
-        other => Attempt::Fatal(AiFailure::Upstream(other.to_string())),
+        OpenAIError::Reqwest(e) => Attempt::Retry(AiFailure::upstream(format!("connection: {e}"))),
+        OpenAIError::StreamError(e) => Attempt::Retry(AiFailure::upstream(format!("stream: {e}"))),
+        other => Attempt::Fatal(AiFailure::upstream(other.to_string())),
     }
 }
 
-/// The text a stream chunk adds (the first choice's content; empty for role-only chunks).
-fn text_of(chunk: &CreateChatCompletionStreamResponse) -> &str {
-    chunk
-        .choices
-        .first()
-        .and_then(|c| c.delta.content.as_deref())
-        .unwrap_or("")
+/// The text a stream chunk adds (the first choice's content; empty for role-only chunks),
+/// and whether it ends the answer (it carries a finish reason).
+fn text_of(chunk: &CreateChatCompletionStreamResponse) -> (&str, bool) {
+    let choice = chunk.choices.first();
+    let text = choice.and_then(|c| c.delta.content.as_deref()).unwrap_or("");
+    (text, choice.is_some_and(|c| c.finish_reason.is_some()))
+}
+
+/// A stream that ended without a finish reason broke off: what came is not the answer.
+fn broke_off() -> AiFailure {
+    AiFailure::upstream("the stream ended before the answer was finished")
 }
 
 /// How the assistant reaches its server; `None` inside when it is not configured.
@@ -155,7 +195,7 @@ impl Assistant {
             .max_completion_tokens(self.max_answer_tokens)
             .stream(true)
             .build()
-            .map_err(|e| AiFailure::Upstream(format!("request: {e}")))
+            .map_err(|e| AiFailure::upstream(format!("request: {e}")))
     }
 
     /// Sends the conversation and waits for the answer's first piece, retrying with
@@ -175,7 +215,7 @@ impl Assistant {
                 Err(Attempt::Retry(failure)) if attempt < self.retries => {
                     let wait = self.backoff * 2u32.pow(attempt.min(16));
                     let jitter = wait.mul_f64(rand::random::<f64>() * 0.25);
-                    tracing::warn!(attempt, error = %failure, "assistant request failed; retrying");
+                    tracing::warn!(attempt, error = %failure.detail(), "assistant request failed; retrying");
                     tokio::time::sleep(wait + jitter).await;
                     attempt += 1;
                 }
@@ -193,23 +233,18 @@ impl Assistant {
         loop {
             match stream.next().await {
                 Some(Ok(chunk)) => {
-                    let text = text_of(&chunk);
-                    if !text.is_empty() {
+                    let (text, finished) = text_of(&chunk);
+                    if !text.is_empty() || finished {
                         return Ok(AnswerStream {
                             stream,
-                            pending: Some(text.to_string()),
+                            pending: (!text.is_empty()).then(|| text.to_string()),
+                            finished,
                             idle: self.first_token_timeout,
                         });
                     }
                 }
                 Some(Err(e)) => return Err(classify(e)),
-                None => {
-                    return Ok(AnswerStream {
-                        stream,
-                        pending: None,
-                        idle: self.first_token_timeout,
-                    });
-                }
+                None => return Err(Attempt::Retry(broke_off())),
             }
         }
     }
@@ -219,11 +254,14 @@ impl Assistant {
 pub struct AnswerStream {
     stream: ChatCompletionResponseStream,
     pending: Option<String>,
+    /// A chunk with a finish reason arrived: the end of the stream is the end of the answer.
+    finished: bool,
     idle: Duration,
 }
 
 impl AnswerStream {
-    /// The next piece of text; `None` once the answer is complete.
+    /// The next piece of text; `None` once the answer is complete. A stream that ends
+    /// without a finish reason is a failure, never a complete answer.
     pub async fn next(&mut self) -> Result<Option<String>, AiFailure> {
         if let Some(text) = self.pending.take() {
             return Ok(Some(text));
@@ -231,18 +269,45 @@ impl AnswerStream {
         loop {
             match tokio::time::timeout(self.idle, self.stream.next()).await {
                 Err(_) => return Err(AiFailure::Timeout),
-                Ok(None) => return Ok(None),
+                Ok(None) if self.finished => return Ok(None),
+                Ok(None) => return Err(broke_off()),
                 Ok(Some(Err(e))) => {
                     let (Attempt::Retry(failure) | Attempt::Fatal(failure)) = classify(e);
                     return Err(failure);
                 }
                 Ok(Some(Ok(chunk))) => {
-                    let text = text_of(&chunk);
+                    let (text, finished) = text_of(&chunk);
+                    self.finished |= finished;
                     if !text.is_empty() {
                         return Ok(Some(text.to_string()));
                     }
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn logged_urls_carry_no_credentials_or_query() {
+        assert_eq!(
+            loggable_url("https://user:secret@llm.internal:8443/v1?api-key=k"),
+            "https://llm.internal:8443/v1"
+        );
+        assert_eq!(loggable_url("http://localhost:11434/v1"), "http://localhost:11434/v1");
+    }
+
+    #[test]
+    fn users_see_the_status_but_not_the_upstream_detail() {
+        let failure = AiFailure::Upstream {
+            status: Some(500),
+            detail: "error sending request for url (http://10.1.2.3/v1)".into(),
+        };
+        assert_eq!(failure.to_string(), "the assistant's server failed (HTTP 500)");
+        assert!(failure.detail().contains("10.1.2.3"));
+        assert_eq!(failure.code(), "ai_unavailable");
     }
 }

@@ -135,7 +135,8 @@ impl AppState {
         );
         let assistant = crate::ai::Assistant::new(&config);
         if assistant.is_configured() {
-            let base_url = config.openai_base_url.as_deref().unwrap_or(crate::ai::OPENAI_API_BASE);
+            let base_url =
+                crate::ai::loggable_url(config.openai_base_url.as_deref().unwrap_or(crate::ai::OPENAI_API_BASE));
             tracing::info!(component = "assistant", backend = "openai", %base_url, model = %config.ai_model, "assistant: OpenAI-compatible server");
         } else {
             tracing::info!(

@@ -269,6 +269,34 @@ async fn upstream_failures_are_retried_then_reported_with_the_question_kept_and_
         .await;
     assert_eq!((r.status, r.code()), (502, "ai_unavailable"), "{r:?}");
     assert_eq!(fake.seen().len(), 7);
+    assert!(
+        !r.body["error"]["message"].as_str().unwrap().contains("127.0.0.1"),
+        "upstream details stay in the logs: {r:?}"
+    );
+    // The asker's sockets heard of it too.
+    assert_eq!(sock.next("ai:error").await["clientMsgId"], "q-400");
+
+    // A server that breaks off mid-answer (no finish reason, no [DONE]): the pieces that came
+    // streamed, then an error; no half answer is stored as if it were complete.
+    fake.then(Scripted::StreamThenClose {
+        pieces: vec!["Half of ".into(), "an answer".into()],
+    });
+    let ack = sock.emit("ai:ask", ask("q-cut", "Tell me everything")).await;
+    let cut_question = ack["data"]["question"]["_id"].clone();
+    let error = sock.next("ai:error").await;
+    assert_eq!(
+        (error["code"].as_str(), &error["questionId"]),
+        (Some("ai_unavailable"), &cut_question),
+        "{error}"
+    );
+    let history = ada.client.get("/api/v1/chats/ai/messages", Some(&ada.access)).await;
+    let answered: Vec<&Value> = history.body["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["questionId"] == cut_question)
+        .collect();
+    assert!(answered.is_empty(), "{history:?}");
     server.stop().await;
 }
 
@@ -318,7 +346,16 @@ async fn without_configuration_the_user_is_told_and_the_question_is_kept() {
         .await;
     assert_eq!((r.status, r.code()), (429, "quota_exceeded"), "{r:?}");
     assert!(r.headers.contains_key("retry-after"));
-    // Bad input is a clear 400.
+    // Bad input is a clear 400, and the server's own id forms are not for clients.
+    let r = ada
+        .client
+        .post_auth(
+            "/api/v1/chats/ai/messages",
+            &ada.access,
+            &json!({ "clientMsgId": "answer-0123456789abcdef01234567", "content": "sneaky" }),
+        )
+        .await;
+    assert_eq!(r.status, 400, "{r:?}");
     let r = ada
         .client
         .post_auth("/api/v1/chats/ai/messages", &ada.access, &json!({ "content": "  " }))

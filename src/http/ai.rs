@@ -120,8 +120,9 @@ async fn finished(asked: Asked) -> AppResult<AiMessageView> {
 pub fn failure_error(failure: &AiFailure) -> AppError {
     let status = match failure {
         AiFailure::NotConfigured => StatusCode::SERVICE_UNAVAILABLE,
-        AiFailure::Upstream(_) => StatusCode::BAD_GATEWAY,
+        AiFailure::Upstream { .. } => StatusCode::BAD_GATEWAY,
         AiFailure::Timeout => StatusCode::GATEWAY_TIMEOUT,
+        AiFailure::NotStored => StatusCode::INTERNAL_SERVER_ERROR,
     };
     AppError::Dependency {
         status,

@@ -215,6 +215,11 @@ pub async fn history(state: &AppState, user: ObjectId, before: Option<i64>, limi
 pub async fn ask(state: &AppState, user: ObjectId, client_msg_id: Option<String>, content: String) -> AppResult<Asked> {
     let client_msg_id = client_msg_id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     rules::check_client_msg_id(&client_msg_id).map_err(|e| AppError::bad_request(e.to_string()))?;
+    if client_msg_id.starts_with("answer-") || client_msg_id.starts_with("summary-") {
+        return Err(AppError::bad_request(
+            "clientMsgId: 'answer-' and 'summary-' are reserved for the server's own ids",
+        ));
+    }
     rules::check_content(MessageType::Text, &content, 0).map_err(|e| AppError::bad_request(e.to_string()))?;
     let chat = state.store.ai.chat_of(user).await?;
 
@@ -254,6 +259,21 @@ pub async fn ask(state: &AppState, user: ObjectId, client_msg_id: Option<String>
         }
         (Err(_), _) => return Err(busy()),
     };
+    // An answer may have been stored between the look-up above and the claim.
+    if let Some(question) = &existing
+        && let Some(answer) = state
+            .store
+            .ai
+            .by_client_id(chat.id, &answer_client_id(question.id))
+            .await?
+    {
+        return Ok(Asked {
+            question: question.clone(),
+            answer_id: answer.id,
+            answer: Some(answer),
+            done: None,
+        });
+    }
     check_limits(state, user, existing.is_none()).await?;
     let question = match existing {
         Some(question) => question,
@@ -382,8 +402,8 @@ async fn stream_answer(
         Err(failure) => {
             drop(claim);
             metrics::counter!("huddle_ai_answers_total", "outcome" => failure.code()).increment(1);
-            tracing::warn!(user = %user, error = %failure, "assistant answer failed");
-            tell_failure(&state, &question, answer_id, failure.code(), &failure.to_string()).await;
+            tracing::warn!(user = %user, error = %failure.detail(), "assistant answer failed");
+            tell_failure(&state, &question, answer_id, &failure).await;
             return Err(failure);
         }
     };
@@ -403,18 +423,33 @@ async fn stream_answer(
     };
     let answer = match state.store.ai.append(draft).await {
         Ok(answer) => answer,
+        // Another request answered this question meanwhile: its answer is the one kept.
+        Err(e) if crate::store::is_duplicate_key(&e) => {
+            drop(claim);
+            let stored = state
+                .store
+                .ai
+                .by_client_id(question.ai_chat_id, &answer_client_id(question.id))
+                .await;
+            return match stored {
+                Ok(Some(answer)) => {
+                    state
+                        .realtime
+                        .to_user(user, "ai:done", &AiMessageView::from(&answer))
+                        .await;
+                    Ok(answer)
+                }
+                _ => {
+                    tell_failure(&state, &question, answer_id, &AiFailure::NotStored).await;
+                    Err(AiFailure::NotStored)
+                }
+            };
+        }
         Err(e) => {
             drop(claim);
             tracing::error!(error = %e, "cannot store an assistant answer");
-            tell_failure(
-                &state,
-                &question,
-                answer_id,
-                "internal",
-                "the answer could not be stored; ask again",
-            )
-            .await;
-            return Err(AiFailure::Upstream("the answer could not be stored".into()));
+            tell_failure(&state, &question, answer_id, &AiFailure::NotStored).await;
+            return Err(AiFailure::NotStored);
         }
     };
     let outcome = if status == AiStatus::Complete {
@@ -432,13 +467,13 @@ async fn stream_answer(
 }
 
 /// `ai:error` to the asker's sockets: no answer was stored for `question`.
-async fn tell_failure(state: &AppState, question: &AiMessage, answer_id: ObjectId, code: &str, message: &str) {
+async fn tell_failure(state: &AppState, question: &AiMessage, answer_id: ObjectId, failure: &AiFailure) {
     let event = json!({
         "questionId": question.id.to_hex(),
         "clientMsgId": question.client_msg_id,
         "messageId": answer_id.to_hex(),
-        "code": code,
-        "message": message,
+        "code": failure.code(),
+        "message": failure.to_string(),
     });
     state.realtime.to_user(question.user_id, "ai:error", &event).await;
 }
@@ -448,7 +483,7 @@ async fn relay(state: &AppState, claim: &mut Claim, question: &AiMessage, turns:
     let cancelled = &mut claim.cancelled;
     let mut stream = tokio::select! {
         opened = state.ai.assistant.open(turns) => opened?,
-        _ = cancelled.wait_for(|c| *c) => return Ok(Ended::Cancelled(String::new())),
+        Ok(_) = cancelled.wait_for(|c| *c) => return Ok(Ended::Cancelled(String::new())),
     };
     let (user, answer_id) = (question.user_id, claim.answer.to_hex());
     let mut text = String::new();
@@ -456,7 +491,7 @@ async fn relay(state: &AppState, claim: &mut Claim, question: &AiMessage, turns:
     loop {
         let piece = tokio::select! {
             biased;
-            _ = cancelled.wait_for(|c| *c) => return Ok(Ended::Cancelled(text)),
+            Ok(_) = cancelled.wait_for(|c| *c) => return Ok(Ended::Cancelled(text)),
             piece = stream.next() => piece?,
         };
         let Some(piece) = piece else {
@@ -513,7 +548,14 @@ pub async fn summarize(state: &AppState, user: ObjectId, chat_id: ObjectId) -> A
         .unread_newest(chat_id, user, read, SUMMARY_MESSAGES_MAX)
         .await?;
     let name = chat_name(state, &chat, user).await?;
-    let content = format!("Summarize the {unread} unread messages in {name}.");
+    let content = if messages.len() as u64 >= unread {
+        format!("Summarize the {unread} unread messages in {name}.")
+    } else {
+        format!(
+            "Summarize the newest {} of the {unread} unread messages in {name}.",
+            messages.len()
+        )
+    };
     let draft = AiMessage {
         source_chat_id: Some(chat_id),
         ..AiMessage::draft(

@@ -20,6 +20,9 @@ pub enum Scripted {
     Stream { pieces: Vec<String>, gap: Duration },
     /// The pieces, then silence with the connection held open (until the client leaves).
     StreamThenHang { pieces: Vec<String>, gap: Duration },
+    /// The pieces, then the connection closes without a finish reason or `[DONE]`: a server
+    /// that broke off mid-answer.
+    StreamThenClose { pieces: Vec<String> },
 }
 
 impl Scripted {
@@ -103,6 +106,10 @@ impl FakeOpenAi {
                         .write_all(format!("data: {finish}\n\ndata: [DONE]\n\n").as_bytes())
                         .await;
                 }
+                let _ = stream.shutdown().await;
+            }
+            Scripted::StreamThenClose { pieces } => {
+                let _ = send_pieces(&mut stream, &model, &pieces, Duration::from_millis(10)).await;
                 let _ = stream.shutdown().await;
             }
             Scripted::StreamThenHang { pieces, gap } => {
