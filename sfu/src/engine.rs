@@ -143,6 +143,9 @@ pub enum SfuEvent {
 pub struct NegotiationReply {
     pub answer: Option<String>,
     pub offer: Option<(u64, String)>,
+    /// The SFU's own offer this client offer crossed and withdrew: the client must not answer
+    /// it (any later offer of the SFU still stands).
+    pub withdrawn: Option<u64>,
 }
 
 /// Counters for tests, metrics and the benchmark.
@@ -402,10 +405,12 @@ impl Sfu {
         self.check_sdp(&sdp)?;
         let public = self.config.public_addr;
         let peer = self.peer_mut(key)?;
+        let mut withdrawn_offer = None;
         if let RemoteOffer::RollbackThenApply { withdrawn } = peer.negotiation.remote_offer() {
             debug!("{key:?}: offers crossed; withdrawing offer {withdrawn}");
             let rollback = RTCSessionDescription::rollback(None).map_err(sdp_error)?;
             peer.pc.set_local_description(now, rollback).map_err(sdp_error)?;
+            withdrawn_offer = Some(withdrawn);
         }
         for (track_id, source) in sources {
             peer.sources.insert(track_id.clone(), *source);
@@ -429,6 +434,7 @@ impl Sfu {
         Ok(NegotiationReply {
             answer: Some(answer),
             offer,
+            withdrawn: withdrawn_offer,
         })
     }
 
@@ -457,6 +463,7 @@ impl Sfu {
         Ok(NegotiationReply {
             answer: None,
             offer: self.make_offer(now, key),
+            withdrawn: None,
         })
     }
 

@@ -29,6 +29,9 @@ struct Net {
     /// The last RTP datagram each client sent (as it went on the wire: SRTP).
     last_rtp: HashMap<u64, Vec<u8>>,
     events: Vec<SfuEvent>,
+    /// Participants whose SFU offers are held back (not answered) by the harness.
+    hold_offers: HashSet<u64>,
+    held: Vec<(u64, u64, String)>,
 }
 
 fn key(p: u64) -> PeerKey {
@@ -62,6 +65,8 @@ impl Net {
             sent_to: HashMap::new(),
             last_rtp: HashMap::new(),
             events: Vec::new(),
+            hold_offers: HashSet::new(),
+            held: Vec::new(),
         }
     }
 
@@ -164,7 +169,9 @@ impl Net {
                 moved = true;
                 if let SfuEvent::Offer { peer, offer_id, sdp } = &event {
                     let p = peer.participant.0;
-                    if self.clients.contains_key(&p) {
+                    if self.hold_offers.contains(&p) {
+                        self.held.push((p, *offer_id, sdp.clone()));
+                    } else if self.clients.contains_key(&p) {
                         self.follow_up(p, Some((*offer_id, sdp.clone())));
                     }
                 }
@@ -329,6 +336,47 @@ fn three_peers_publish_and_each_receives_the_other_two() {
         .filter(|e| matches!(e, SfuEvent::TrackPublished { .. }))
         .count();
     assert_eq!(published, 6);
+}
+
+#[test]
+fn a_client_offer_that_crosses_the_sfus_offer_withdraws_it_and_says_so() {
+    let mut net = Net::new();
+    net.join(1);
+    net.join(2);
+    net.run_until("two connected", Net::all_connected);
+    net.prime();
+    net.run(20, Duration::from_millis(10));
+    // Participant 3 arrives; the SFU's offer to 1 (adding 3's tracks) is still on its way
+    // when 1 sends an offer of its own.
+    net.hold_offers.insert(1);
+    net.join(3);
+    net.run_until("three connected", Net::all_connected);
+    net.prime();
+    net.run_until("the SFU offered 1 the newcomer's tracks", |n| !n.held.is_empty());
+    let (_, withdrawn, _) = net.held.last().cloned().unwrap();
+    let now = net.now;
+    let client = net.clients.get_mut(&1).unwrap();
+    let offer = client.create_offer(now).unwrap();
+    let sources = vec![
+        (client.track_id(MediaKind::Audio), TrackSource::Microphone),
+        (client.track_id(MediaKind::Video), TrackSource::Camera),
+    ];
+    let reply = net.sfu.handle_offer(now, key(1), offer, &sources).unwrap();
+    assert_eq!(reply.withdrawn, Some(withdrawn), "the reply names the withdrawn offer");
+    net.clients
+        .get_mut(&1)
+        .unwrap()
+        .apply_answer(now, reply.answer.unwrap())
+        .unwrap();
+    let (next_id, _) = reply.offer.clone().expect("the SFU offers the newcomer's tracks again");
+    assert!(next_id > withdrawn);
+    net.hold_offers.clear();
+    net.follow_up(1, reply.offer);
+    net.run(40, Duration::from_millis(10));
+    net.send_media(10);
+    net.run(20, Duration::from_millis(10));
+    let audio: Vec<Bytes> = (0..10).map(|f| audio_payload(3, f)).collect();
+    assert_eq!(net.received(1, 3, "audio"), audio, "1 hears the newcomer");
 }
 
 #[test]

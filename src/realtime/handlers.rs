@@ -331,7 +331,8 @@ fn signaling_error(e: huddle_signaling::SignalingError) -> AppError {
     }
 }
 
-/// `{ sdp }` for an answer, plus `{ offer: { offerId, sdp } }` when the SFU offers right after.
+/// `{ sdp }` for an answer, plus `{ offer: { offerId, sdp } }` when the SFU offers right after
+/// and `withdrawnOfferId` when the client's offer crossed (and withdrew) one of the SFU's.
 fn negotiation_reply(reply: huddle_sfu::NegotiationReply) -> Value {
     let mut body = json!({});
     if let Some(answer) = reply.answer {
@@ -339,6 +340,9 @@ fn negotiation_reply(reply: huddle_sfu::NegotiationReply) -> Value {
     }
     if let Some((offer_id, sdp)) = reply.offer {
         body["offer"] = json!({ "offerId": offer_id, "sdp": sdp });
+    }
+    if let Some(withdrawn) = reply.withdrawn {
+        body["withdrawnOfferId"] = json!(withdrawn);
     }
     body
 }

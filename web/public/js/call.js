@@ -47,6 +47,8 @@ export class Call {
     /** The newest SFU offer id seen, and the highest one our own offer withdrew. */
     this.newestOfferId = 0;
     this.staleUpTo = 0;
+    /** The newest SFU offer that arrived while our own offer awaited its ack. */
+    this.offerDuringOurs = null;
     this.chain = Promise.resolve();
     this.closed = false;
     this.micMuted = false;
@@ -116,8 +118,12 @@ export class Call {
     };
     on("rtc:offer", (offer) => {
       this.noteOffer(offer);
-      // Our own offer is outstanding: the SFU withdraws this one and offers again in the ack.
-      if (this.makingOffer) return;
+      // Our own offer awaits its ack: whether the SFU withdrew this one (offers crossed) or
+      // made it after answering ours, the ack says; decide then.
+      if (this.makingOffer) {
+        this.offerDuringOurs = offer;
+        return;
+      }
       this.enqueue(() => this.answerSfu(offer));
     });
     on("track:published", (t) => {
@@ -183,6 +189,7 @@ export class Call {
     return this.enqueue(async () => {
       if (this.closed) return;
       this.makingOffer = true;
+      this.offerDuringOurs = null;
       let data;
       try {
         await this.pc.setLocalDescription();
@@ -191,16 +198,29 @@ export class Call {
           sdp: this.pc.localDescription.sdp,
           sources: this.sources(),
         });
+      } catch (e) {
+        // No answer is coming: take the offer back so the SFU's offers can be answered.
+        if (this.pc.signalingState === "have-local-offer") {
+          await this.pc.setLocalDescription({ type: "rollback" }).catch(() => {});
+        }
+        throw e;
       } finally {
         // Answered (or failed): SFU offers from now on are new ones, queued behind this step.
         this.makingOffer = false;
       }
-      // Any SFU offer that reached us before this ack was withdrawn by our offer.
-      this.staleUpTo = this.newestOfferId;
+      // Our offer crossed one of the SFU's and withdrew it: that one is never answered.
+      if (typeof data.withdrawnOfferId === "number") {
+        this.staleUpTo = Math.max(this.staleUpTo, data.withdrawnOfferId);
+      }
       await this.pc.setRemoteDescription({ type: "answer", sdp: data.sdp });
+      const waiting = this.offerDuringOurs;
+      this.offerDuringOurs = null;
       if (data.offer) {
         this.noteOffer(data.offer);
         await this.answerSfu(data.offer);
+      } else if (waiting) {
+        // Made by the SFU after it answered ours: it still stands.
+        await this.answerSfu(waiting);
       }
     });
   }
