@@ -53,14 +53,37 @@ async fn two_users_sign_up_and_chat_live_in_chromium() {
     let _turn = ONE_AT_A_TIME.lock().await;
     // The assistant is a local server speaking the Chat Completions streaming format.
     let assistant = FakeOpenAi::start().await;
-    assistant.then(Scripted::stream(&["The answer ", "is ", "forty-two."]));
+    assistant
+        .then(Scripted::Status(500))
+        .then(Scripted::stream(&["The answer ", "is ", "forty-two."]));
     let base_url = assistant.base_url.clone();
-    let server = TestServer::start_for_browsers(|c| c.openai_base_url = Some(base_url)).await;
+    let server = TestServer::start_for_browsers(|c| {
+        c.openai_base_url = Some(base_url);
+        c.ai_retries = 0;
+    })
+    .await;
     run_script(&server, "chat.mjs", &[("HUDDLE_AI_ANSWER", "The answer is forty-two.")]).await;
     let asked = assistant.seen();
-    let question = asked.first().expect("the page's question reached the assistant");
-    let messages = question.body["messages"].as_array().expect("messages");
-    assert_eq!(messages.last().unwrap()["content"], "What is the answer?");
+    assert!(asked.len() >= 2, "asked, failed, asked again: {asked:?}");
+    for request in &asked[..2] {
+        let messages = request.body["messages"].as_array().expect("messages");
+        assert_eq!(messages.last().unwrap()["content"], "What is the answer?");
+    }
+    // The retry reused the question: it is stored once, and answered once.
+    let stored = server
+        .state
+        .store
+        .db
+        .collection::<mongodb::bson::Document>("ai_messages");
+    let count = |filter| {
+        let stored = stored.clone();
+        async move { stored.count_documents(filter).await.expect("count") }
+    };
+    assert_eq!(count(mongodb::bson::doc! { "content": "What is the answer?" }).await, 1);
+    assert_eq!(
+        count(mongodb::bson::doc! { "content": "The answer is forty-two." }).await,
+        1
+    );
     server.stop().await;
 }
 

@@ -75,9 +75,9 @@ export class Assistant {
     el.hidden = false;
   }
 
-  async ask(content) {
+  /** Asks `content`; `clientMsgId` again for a question whose answer failed (it is kept). */
+  async ask(content, clientMsgId = newClientId()) {
     const socket = this.getSocket();
-    const clientMsgId = newClientId();
     try {
       const data = await request(socket, "ai:ask", { clientMsgId, content }, 30_000);
       this.upsert(data.question);
@@ -171,6 +171,7 @@ export class Assistant {
       $("#ai-stop").hidden = true;
       $(`#ai-messages li[data-message-id="${messageId}"]`)?.remove();
       this.notice(text);
+      this.offerRetry(e);
     } else if (this.summary?.messageId === messageId) {
       $("#summary-text").textContent = `Summary failed: ${NOT_AVAILABLE[code] ?? message ?? code}`;
       this.summary = null;
@@ -179,6 +180,29 @@ export class Assistant {
       return;
     }
     toast(text);
+  }
+
+  /** A failed answer can be asked for again: the server kept the question. */
+  offerRetry({ questionId, clientMsgId, code }) {
+    if (code === "ai_not_configured" || !questionId || !clientMsgId) return;
+    const li = $(`#ai-messages li[data-message-id="${questionId}"]`);
+    const content = this.messages.get(questionId)?.content;
+    if (!li || content === undefined || li.querySelector("[data-testid=ai-retry]")) return;
+    const retry = h(
+      "button",
+      {
+        type: "button",
+        class: "link",
+        "data-testid": "ai-retry",
+        onclick: () => {
+          retry.remove();
+          $("#ai-notice").hidden = true;
+          this.ask(content, clientMsgId).catch(() => {});
+        },
+      },
+      "Try again",
+    );
+    li.append(retry);
   }
 
   /**
