@@ -231,18 +231,8 @@ pub async fn ask(state: &AppState, user: ObjectId, client_msg_id: Option<String>
                 message: "clientMsgId: already used for another question".into(),
             });
         }
-        if let Some(answer) = state
-            .store
-            .ai
-            .by_client_id(chat.id, &answer_client_id(question.id))
-            .await?
-        {
-            return Ok(Asked {
-                question: question.clone(),
-                answer_id: answer.id,
-                answer: Some(answer),
-                done: None,
-            });
+        if let Some(answered) = answered_before(state, question).await? {
+            return Ok(answered);
         }
     }
     let question_id = existing.as_ref().map_or_else(ObjectId::new, |q| q.id);
@@ -261,18 +251,9 @@ pub async fn ask(state: &AppState, user: ObjectId, client_msg_id: Option<String>
     };
     // An answer may have been stored between the look-up above and the claim.
     if let Some(question) = &existing
-        && let Some(answer) = state
-            .store
-            .ai
-            .by_client_id(chat.id, &answer_client_id(question.id))
-            .await?
+        && let Some(answered) = answered_before(state, question).await?
     {
-        return Ok(Asked {
-            question: question.clone(),
-            answer_id: answer.id,
-            answer: Some(answer),
-            done: None,
-        });
+        return Ok(answered);
     }
     check_limits(state, user, existing.is_none()).await?;
     let question = match existing {
@@ -284,6 +265,21 @@ pub async fn ask(state: &AppState, user: ObjectId, client_msg_id: Option<String>
     };
     let turns = conversation(state, &chat, &question).await?;
     Ok(start(state, claim, question, turns))
+}
+
+/// The stored answer to `question`, if it has one.
+async fn answered_before(state: &AppState, question: &AiMessage) -> AppResult<Option<Asked>> {
+    let answer = state
+        .store
+        .ai
+        .by_client_id(question.ai_chat_id, &answer_client_id(question.id))
+        .await?;
+    Ok(answer.map(|answer| Asked {
+        question: question.clone(),
+        answer_id: answer.id,
+        answer: Some(answer),
+        done: None,
+    }))
 }
 
 /// Stores a question; a concurrent first ask with the same `clientMsgId` wins and this one

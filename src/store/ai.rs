@@ -2,7 +2,6 @@
 //! use and always pinned), and `ai_messages`, its questions and answers ordered by `seq`.
 //! The spec's `messages` array is this query, not an embedded list that grows forever.
 
-use futures::TryStreamExt;
 use mongodb::bson::{DateTime, doc, oid::ObjectId};
 use mongodb::options::{IndexOptions, ReturnDocument};
 use mongodb::{Collection, Database, IndexModel};
@@ -195,16 +194,7 @@ impl AiStore {
             Some(seq) => doc! { "aiChatId": chat, "seq": { "$lt": seq } },
             None => doc! { "aiChatId": chat },
         };
-        let mut messages: Vec<AiMessage> = self
-            .messages
-            .find(filter)
-            .sort(doc! { "seq": -1 })
-            .limit(limit)
-            .await?
-            .try_collect()
-            .await?;
-        messages.reverse();
-        Ok(messages)
+        super::newest_by_seq(&self.messages, filter, limit).await
     }
 
     /// Questions `user` asked since `since`: what the daily quota counts.

@@ -164,16 +164,8 @@ impl MessageStore {
         after: i64,
         limit: i64,
     ) -> mongodb::error::Result<Vec<Message>> {
-        let mut messages: Vec<Message> = self
-            .coll
-            .find(doc! { "chatId": chat, "seq": { "$gt": after }, "sender": { "$ne": user }, "deleted": false })
-            .sort(doc! { "seq": -1 })
-            .limit(limit)
-            .await?
-            .try_collect()
-            .await?;
-        messages.reverse();
-        Ok(messages)
+        let filter = doc! { "chatId": chat, "seq": { "$gt": after }, "sender": { "$ne": user }, "deleted": false };
+        super::newest_by_seq(&self.coll, filter, limit).await
     }
 
     pub async fn edit(&self, id: ObjectId, sender: ObjectId, content: &str) -> mongodb::error::Result<Option<Message>> {

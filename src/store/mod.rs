@@ -133,6 +133,28 @@ where
         .await
 }
 
+/// The `limit` documents of `filter` with the highest `seq`, returned oldest first: the
+/// newest stretch of a conversation, in reading order.
+pub async fn newest_by_seq<T>(
+    coll: &mongodb::Collection<T>,
+    filter: mongodb::bson::Document,
+    limit: i64,
+) -> mongodb::error::Result<Vec<T>>
+where
+    T: serde::de::DeserializeOwned + Send + Sync,
+{
+    use futures::TryStreamExt;
+    let mut found: Vec<T> = coll
+        .find(filter)
+        .sort(doc! { "seq": -1 })
+        .limit(limit)
+        .await?
+        .try_collect()
+        .await?;
+    found.reverse();
+    Ok(found)
+}
+
 /// A unique index on `keys`, named `name`.
 pub fn unique_index(keys: mongodb::bson::Document, name: &str) -> mongodb::IndexModel {
     mongodb::IndexModel::builder()
