@@ -15,15 +15,24 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     cargo build --release --locked --bin huddle \
     && install -m 0755 target/release/huddle /usr/local/bin/huddle
 
+# The web client: its files as written, plus socket.io-client from npm (web/build.mjs).
+FROM node:20-bookworm-slim AS web
+WORKDIR /web
+COPY web/package.json web/package-lock.json web/build.mjs ./
+COPY web/public ./public
+RUN npm ci --no-audit --no-fund && node build.mjs
+
 FROM debian:bookworm-slim
 RUN apt-get update \
     && apt-get install -y --no-install-recommends ca-certificates \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --uid 10001 --user-group --home-dir /var/lib/huddle --create-home huddle
 COPY --from=builder /usr/local/bin/huddle /usr/local/bin/huddle
+COPY --from=web /web/public /usr/share/huddle/web
 USER huddle
 WORKDIR /var/lib/huddle
 ENV HUDDLE_HTTP_ADDR=0.0.0.0:3000 \
-    HUDDLE_DATA_DIR=/var/lib/huddle
+    HUDDLE_DATA_DIR=/var/lib/huddle \
+    HUDDLE_WEB_DIR=/usr/share/huddle/web
 EXPOSE 3000 50000/udp
 ENTRYPOINT ["/usr/local/bin/huddle"]
