@@ -509,8 +509,10 @@ async fn the_web_client_and_the_postman_collection_are_served() {
         assert_eq!(c.get(asset, None).await.status, 200, "{asset}");
     }
     // Nothing else is served: unknown paths are the API's JSON 404.
-    let r = c.get("/../Cargo.toml", None).await;
-    assert_eq!(r.status, 404);
+    // An escape from the folder (slashes encoded, so no client normalizes it away; decoded,
+    // it would reach the repository's Cargo.toml) finds nothing.
+    let r = c.get("/vendor/..%2f..%2f..%2fCargo.toml", None).await;
+    assert_eq!((r.status, r.code()), (404, "not_found"), "{r:?}");
     let r = c.get("/api/v1/nope", None).await;
     assert_eq!((r.status, r.code()), (404, "not_found"));
 

@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{TestServer, friends_with_chat};
+use common::{TestServer, friends_with_chat, post_media};
 use serde_json::Value;
 
 /// The process's resident memory, bytes (Linux).
@@ -36,21 +36,12 @@ async fn a_200_mb_upload_streams_through_the_server_in_bounded_memory() {
     let bob = server.signed_up("bob").await;
     let chat = friends_with_chat(&ada, &bob).await;
     let upload = |stream: reqwest::Body, len: u64| {
-        let form = reqwest::multipart::Form::new()
-            .text("kind", "attachment")
-            .text("chatId", chat.clone())
-            .part(
-                "file",
-                reqwest::multipart::Part::stream_with_length(stream, len)
-                    .file_name("big.bin")
-                    .mime_str("application/octet-stream")
-                    .unwrap(),
-            );
-        reqwest::Client::new()
-            .post(server.url("/api/v1/media"))
-            .bearer_auth(&ada.access)
-            .multipart(form)
-            .send()
+        let fields = vec![("kind", "attachment".to_string()), ("chatId", chat.clone())];
+        let file = reqwest::multipart::Part::stream_with_length(stream, len)
+            .file_name("big.bin")
+            .mime_str("application/octet-stream")
+            .unwrap();
+        post_media(&server, &ada, fields, file)
     };
     // A first small upload puts every lazily built buffer and connection in place.
     let warm = upload(reqwest::Body::wrap_stream(generated(1)), 1024 * 1024)

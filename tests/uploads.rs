@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Session, TestServer, friends_with_chat};
+use common::{Session, TestServer, friends_with_chat, post_media};
 use serde_json::{Value, json};
 
 const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\x1f\x15\xc4\x89 pixels";
@@ -375,22 +375,11 @@ async fn the_streamed_route_checks_like_the_presigned_one_and_sets_avatars() {
     let bob = server.signed_up("bob").await;
     let chat = friends_with_chat(&ada, &bob).await;
     let post = |fields: Vec<(&str, String)>, name: &str, mime: &str, bytes: Vec<u8>| {
-        let mut form = reqwest::multipart::Form::new();
-        for (k, v) in fields {
-            form = form.text(k.to_string(), v);
-        }
-        form = form.part(
-            "file",
-            reqwest::multipart::Part::bytes(bytes)
-                .file_name(name.to_string())
-                .mime_str(mime)
-                .unwrap(),
-        );
-        reqwest::Client::new()
-            .post(server.url("/api/v1/media"))
-            .bearer_auth(&ada.access)
-            .multipart(form)
-            .send()
+        let file = reqwest::multipart::Part::bytes(bytes)
+            .file_name(name.to_string())
+            .mime_str(mime)
+            .unwrap();
+        post_media(&server, &ada, fields, file)
     };
     let attachment = || vec![("kind", "attachment".to_string()), ("chatId", chat.clone())];
 

@@ -13,7 +13,7 @@ use socketioxide::handler::ConnectHandler;
 use super::{Ack, chat_room, session_room, user_room};
 use crate::domain::chat::MessageType;
 use crate::error::{AppError, AppResult};
-use crate::http::extract::{AuthUser, authenticate, parse_id};
+use crate::http::extract::{AuthUser, authenticate, bearer, parse_id};
 use crate::media::calls::{Action, CallView};
 use crate::service::ai::{self, AiMessageView};
 use crate::service::calls;
@@ -46,23 +46,13 @@ pub fn register(state: AppState) {
         let state = state.clone();
         // `auth: { token }` in the handshake; tools that cannot send one (Postman) may use
         // the `Authorization: Bearer` header of the connection request instead.
-        let token = auth.ok().and_then(|h| h.token).or_else(|| bearer_header(&socket));
+        let token = auth
+            .ok()
+            .and_then(|h| h.token)
+            .or_else(|| bearer(&socket.req_parts().headers).map(str::to_string));
         async move { handshake(&state, &socket, token).await }
     };
     io.ns("/", on_connect.with(check));
-}
-
-fn bearer_header(socket: &SocketRef) -> Option<String> {
-    let value = socket
-        .req_parts()
-        .headers
-        .get(http::header::AUTHORIZATION)?
-        .to_str()
-        .ok()?;
-    let token = value
-        .strip_prefix("Bearer ")
-        .or_else(|| value.strip_prefix("bearer "))?;
-    Some(token.trim().to_string())
 }
 
 /// Verifies `auth: { token }` with the REST token verifier before the socket joins.

@@ -267,6 +267,25 @@ pub async fn group_with(admin: &Session, name: &str, members: &[&Session]) -> (S
     (group, chat)
 }
 
+/// POSTs `fields`, then `file` as the part named `file`, to the streamed upload route
+/// `/api/v1/media` (`multipart/form-data`) as `who`.
+pub fn post_media(
+    server: &TestServer,
+    who: &Session,
+    fields: Vec<(&str, String)>,
+    file: reqwest::multipart::Part,
+) -> impl std::future::Future<Output = reqwest::Result<reqwest::Response>> + use<> {
+    let mut form = reqwest::multipart::Form::new();
+    for (name, value) in fields {
+        form = form.text(name.to_string(), value);
+    }
+    reqwest::Client::new()
+        .post(server.url("/api/v1/media"))
+        .bearer_auth(&who.access)
+        .multipart(form.part("file", file))
+        .send()
+}
+
 /// A Socket.IO client (the official `socket.io-client`) signed in as `who`.
 pub async fn socket(server: &TestServer, who: &Session) -> sio::SioClient {
     sio::connect(&server.url(""), Some(&who.access))
