@@ -37,6 +37,10 @@ pub enum AppError {
     },
     #[error("service unavailable")]
     Unavailable,
+    /// The server is at its limit of work in flight: refused at once, nothing stored; the
+    /// client retries after `retry_after` (503 `overloaded`).
+    #[error("server busy: retry shortly")]
+    Overloaded { retry_after: Duration },
     /// A service the request needs is off (503) or failed (502), with its own code.
     #[error("{message}")]
     Dependency {
@@ -59,11 +63,41 @@ pub struct ErrorDetail {
     /// Stable machine-readable code, e.g. `invalid_credentials`.
     pub code: String,
     pub message: String,
+    /// With `overloaded`, `rate_limited` and `quota_exceeded`: how long to wait before
+    /// trying again, in milliseconds.
+    #[serde(rename = "retryAfterMs", skip_serializing_if = "Option::is_none")]
+    pub retry_after_ms: Option<u64>,
 }
 
 impl AppError {
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::BadRequest(message.into())
+    }
+
+    /// When the client may try again, for refusals that say so.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::TooManyRequests { retry_after }
+            | Self::QuotaExceeded { retry_after, .. }
+            | Self::Overloaded { retry_after } => Some(*retry_after),
+            _ => None,
+        }
+    }
+
+    /// The body's `error` object; internal causes are logged, never sent.
+    pub fn detail(&self) -> ErrorDetail {
+        let message = match self {
+            Self::Internal(cause) => {
+                tracing::error!(error = ?cause, "internal error");
+                "internal server error".to_string()
+            }
+            other => other.to_string(),
+        };
+        ErrorDetail {
+            code: self.code().to_string(),
+            message,
+            retry_after_ms: self.retry_after().map(|d| d.as_millis() as u64),
+        }
     }
 
     pub fn status(&self) -> StatusCode {
@@ -76,7 +110,7 @@ impl AppError {
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::TooManyRequests { .. } | Self::QuotaExceeded { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable | Self::Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Dependency { status, .. } => *status,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -95,6 +129,7 @@ impl AppError {
             Self::TooManyRequests { .. } => "rate_limited",
             Self::QuotaExceeded { .. } => "quota_exceeded",
             Self::Unavailable => "unavailable",
+            Self::Overloaded { .. } => "overloaded",
             Self::Dependency { code, .. } => code,
             Self::Internal(_) => "internal",
         }
@@ -104,21 +139,9 @@ impl AppError {
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let status = self.status();
-        let message = match &self {
-            Self::Internal(cause) => {
-                tracing::error!(error = ?cause, "internal error");
-                "internal server error".to_string()
-            }
-            other => other.to_string(),
-        };
-        let body = ErrorBody {
-            error: ErrorDetail {
-                code: self.code().to_string(),
-                message,
-            },
-        };
+        let body = ErrorBody { error: self.detail() };
         let mut response = (status, axum::Json(body)).into_response();
-        if let Self::TooManyRequests { retry_after } | Self::QuotaExceeded { retry_after, .. } = self {
+        if let Some(retry_after) = self.retry_after() {
             let secs = retry_after.as_secs().max(1);
             response
                 .headers_mut()

@@ -27,11 +27,20 @@ pub use state::{AppState, Backends};
 
 /// Serves `state` on `listener` until `shutdown` completes, then lets in-flight requests
 /// finish.
+///
+/// Every connection has `TCP_NODELAY`: Socket.IO events and acks are small writes, and
+/// with Nagle's algorithm each would wait for the peer's delayed ACK (about 40 ms).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    use axum::serve::ListenerExt;
+    let listener = listener.tap_io(|stream| {
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY on a connection");
+        }
+    });
     let app = app(state).into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app).with_graceful_shutdown(shutdown).await
 }

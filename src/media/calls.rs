@@ -455,7 +455,7 @@ impl Hub {
                 status: call.status,
             }),
         };
-        if let Err(e) = crate::service::messages::append(&self.state, &chat, draft).await {
+        if let Err(e) = crate::service::messages::append(&self.state, draft).await {
             tracing::error!(error = %e, call = %call.id, "call record not written");
         }
     }

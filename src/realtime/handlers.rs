@@ -2,6 +2,8 @@
 //! client-to-server events (`message:*`, `typing:*`, `chat:sync`).
 
 use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use mongodb::bson::oid::ObjectId;
 use serde::Deserialize;
@@ -69,6 +71,7 @@ async fn handshake(state: &AppState, socket: &SocketRef, token: Option<String>) 
                 Refused("internal error".into())
             })?;
             socket.extensions.insert(user);
+            socket.extensions.insert(InFlight::default());
             socket.join(user_room(user.id));
             socket.join(session_room(user.session));
             socket.join(chats.into_iter().map(chat_room).collect::<Vec<_>>());
@@ -80,6 +83,34 @@ async fn handshake(state: &AppState, socket: &SocketRef, token: Option<String>) 
             Err(Refused("internal error".into()))
         }
         Err(_) => Err(Refused("unauthorized: invalid or expired token".into())),
+    }
+}
+
+/// Requests of one socket being handled now; past [`MAX_IN_FLIGHT`] further ones are
+/// refused as `overloaded` at once, so one client cannot pile up work in the server.
+#[derive(Clone, Default)]
+struct InFlight(Arc<AtomicUsize>);
+
+/// Requests one socket may have in flight (sent, not yet acknowledged).
+pub const MAX_IN_FLIGHT: usize = 32;
+
+/// Holds one request's place among its socket's in-flight requests.
+struct Slot(Arc<AtomicUsize>);
+
+impl InFlight {
+    fn take(&self) -> Option<Slot> {
+        if self.0.fetch_add(1, Ordering::AcqRel) >= MAX_IN_FLIGHT {
+            self.0.fetch_sub(1, Ordering::AcqRel);
+            metrics::counter!("huddle_socket_requests_refused_total").increment(1);
+            return None;
+        }
+        Some(Slot(self.0.clone()))
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -386,6 +417,14 @@ where
             async move {
                 let result = async {
                     let user = auth_of(&socket).ok_or(AppError::Unauthorized("not signed in"))?;
+                    let _slot =
+                        socket
+                            .extensions
+                            .get::<InFlight>()
+                            .and_then(|f| f.take())
+                            .ok_or(AppError::Overloaded {
+                                retry_after: messages::OVERLOADED_RETRY,
+                            })?;
                     let payload = payload.map_err(|e| AppError::bad_request(format!("payload: {e}")))?;
                     let request =
                         serde_json::from_value::<T>(payload).map_err(|e| AppError::bad_request(e.to_string()))?;

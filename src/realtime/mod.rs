@@ -166,21 +166,7 @@ impl<T: Serialize> From<Result<T, AppError>> for Ack<T> {
     fn from(result: Result<T, AppError>) -> Self {
         match result {
             Ok(data) => Self::Data { data },
-            Err(e) => {
-                let message = match &e {
-                    AppError::Internal(cause) => {
-                        tracing::error!(error = ?cause, "internal error in a socket event");
-                        "internal server error".to_string()
-                    }
-                    other => other.to_string(),
-                };
-                Self::Error {
-                    error: ErrorDetail {
-                        code: e.code().to_string(),
-                        message,
-                    },
-                }
-            }
+            Err(e) => Self::Error { error: e.detail() },
         }
     }
 }

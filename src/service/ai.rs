@@ -285,17 +285,13 @@ async fn answered_before(state: &AppState, question: &AiMessage) -> AppResult<Op
 /// Stores a question; a concurrent first ask with the same `clientMsgId` wins and this one
 /// answers with its question.
 async fn store_question(state: &AppState, draft: AiMessage) -> AppResult<AiMessage> {
-    let (chat, client_msg_id) = (draft.ai_chat_id, draft.client_msg_id.clone());
-    match state.store.ai.append(draft).await {
-        Ok(stored) => Ok(stored),
-        Err(e) if crate::store::is_duplicate_key(&e) => state
-            .store
-            .ai
-            .by_client_id(chat, &client_msg_id)
-            .await?
-            .ok_or_else(|| AppError::Internal(e.into())),
-        Err(e) => Err(e.into()),
-    }
+    let appended = state
+        .store
+        .ai
+        .append(draft)
+        .await
+        .map_err(crate::service::messages::append_error)?;
+    Ok(appended.entry)
 }
 
 fn busy() -> AppError {
@@ -418,28 +414,15 @@ async fn stream_answer(
         )
     };
     let answer = match state.store.ai.append(draft).await {
-        Ok(answer) => answer,
+        Ok(appended) if appended.fresh => appended.entry,
         // Another request answered this question meanwhile: its answer is the one kept.
-        Err(e) if crate::store::is_duplicate_key(&e) => {
+        Ok(appended) => {
             drop(claim);
-            let stored = state
-                .store
-                .ai
-                .by_client_id(question.ai_chat_id, &answer_client_id(question.id))
+            state
+                .realtime
+                .to_user(user, "ai:done", &AiMessageView::from(&appended.entry))
                 .await;
-            return match stored {
-                Ok(Some(answer)) => {
-                    state
-                        .realtime
-                        .to_user(user, "ai:done", &AiMessageView::from(&answer))
-                        .await;
-                    Ok(answer)
-                }
-                _ => {
-                    tell_failure(&state, &question, answer_id, &AiFailure::NotStored).await;
-                    Err(AiFailure::NotStored)
-                }
-            };
+            return Ok(appended.entry);
         }
         Err(e) => {
             drop(claim);

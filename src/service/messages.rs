@@ -10,9 +10,9 @@ use crate::domain::chat::{self as rules, MessageType};
 use crate::error::{AppError, AppResult};
 use crate::http::extract::parse_id;
 use crate::state::AppState;
+use crate::store::append::AppendError;
 use crate::store::chats::Chat;
 use crate::store::messages::{Message, Page};
-use crate::store::{is_duplicate_key, tx};
 
 /// Most messages one history page or one replay returns.
 pub const PAGE_MAX: i64 = 200;
@@ -133,6 +133,9 @@ pub async fn member_chat(state: &AppState, chat: ObjectId, user: ObjectId) -> Ap
 
 /// Stores a message and tells the chat. Returns the stored message; a retry with the same
 /// `clientMsgId` returns the first one unchanged and emits nothing new.
+///
+/// A plain text send reads nothing before its write: membership is checked by the append
+/// against the stored chat (per batch), and idempotency by the unique index.
 pub async fn send(state: &AppState, sender: ObjectId, chat_id: ObjectId, req: SendMessage) -> AppResult<Message> {
     let client_msg_id = req.client_msg_id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     rules::check_client_msg_id(&client_msg_id).map_err(rule)?;
@@ -144,15 +147,10 @@ pub async fn send(state: &AppState, sender: ObjectId, chat_id: ObjectId, req: Se
         .collect::<AppResult<Vec<_>>>()?;
     let reply_to = req.reply_to.as_deref().map(parse_id).transpose()?;
 
-    let chat = member_chat(state, chat_id, sender).await?;
-    super::media::check_attachments(state, chat_id, &attachments).await?;
-    if let Some(existing) = state
-        .store
-        .messages
-        .by_client_id(chat_id, sender, &client_msg_id)
-        .await?
-    {
-        return Ok(existing);
+    if !attachments.is_empty() || reply_to.is_some() {
+        // What the message points at is checked against the chat, for members only.
+        member_chat(state, chat_id, sender).await?;
+        super::media::check_attachments(state, chat_id, &attachments).await?;
     }
     if let Some(reply) = reply_to {
         let parent = state.store.messages.by_id(reply).await?;
@@ -165,7 +163,7 @@ pub async fn send(state: &AppState, sender: ObjectId, chat_id: ObjectId, req: Se
     let draft = Message {
         id: ObjectId::new(),
         chat_id,
-        group_id: chat.group_id,
+        group_id: None,
         seq: 0,
         sender,
         client_msg_id,
@@ -180,52 +178,54 @@ pub async fn send(state: &AppState, sender: ObjectId, chat_id: ObjectId, req: Se
         deleted: false,
         call: None,
     };
-    let message = append(state, &chat, draft).await?;
+    let message = append(state, draft).await?;
     if !message.attachments.is_empty() {
         state.store.media.attach(&message.attachments, message.id).await?;
     }
     Ok(message)
 }
 
-/// Appends a message to a chat: takes the next `seq` and stores the message and the chat's
-/// summary in one transaction, then tells the chat. A message whose sender already stored
-/// its `clientMsgId` comes back unchanged, with no second event.
-pub async fn append(state: &AppState, chat: &Chat, draft: Message) -> AppResult<Message> {
-    let (chat_id, sender, client_msg_id) = (chat.id, draft.sender, draft.client_msg_id.clone());
-    let store = state.store.clone();
-    let stored = tx::transaction(&state.store.client, |s| {
-        let (store, mut message) = (store.clone(), draft.clone());
-        Box::pin(async move {
-            let Some(chat) = store.chats.next_seq(chat_id, sender, s).await? else {
-                return Ok(None);
-            };
-            message.seq = chat.last_seq;
-            store.messages.insert(&message, s).await?;
-            store.chats.set_last_message(chat_id, &message.summary(), s).await?;
-            Ok(Some(message))
-        })
-    })
-    .await;
-    let message = match stored {
-        Ok(Some(message)) => message,
-        Ok(None) => return Err(AppError::NotFound),
-        Err(e) if is_duplicate_key(&e) => {
-            // A concurrent retry won: answer with what it stored.
-            return state
-                .store
-                .messages
-                .by_client_id(chat_id, sender, &client_msg_id)
-                .await?
-                .ok_or_else(|| AppError::Internal(e.into()));
-        }
-        Err(e) => return Err(e.into()),
-    };
+/// How long a client refused as overloaded should wait before it sends again.
+pub const OVERLOADED_RETRY: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// The service's answer to a refused append.
+pub fn append_error(e: AppendError) -> AppError {
+    match e {
+        AppendError::NotAdmitted => AppError::NotFound,
+        AppendError::Overloaded => AppError::Overloaded {
+            retry_after: OVERLOADED_RETRY,
+        },
+        AppendError::Db(e) if database_unreachable(&e) => AppError::Unavailable,
+        AppendError::Db(e) => e.into(),
+    }
+}
+
+/// A database that cannot be reached (down, restarting, failing over), as opposed to one
+/// that refused the write: the client may try again shortly.
+fn database_unreachable(e: &mongodb::error::Error) -> bool {
+    use mongodb::error::ErrorKind;
+    matches!(
+        e.kind.as_ref(),
+        ErrorKind::Io(_) | ErrorKind::ServerSelection { .. } | ErrorKind::ConnectionPoolCleared { .. }
+    ) || e.contains_label(mongodb::error::RETRYABLE_WRITE_ERROR)
+}
+
+/// Appends a message to its chat under the next `seq` (see [`crate::store::append`]), then
+/// tells the chat and, off the acknowledgement's path, notifies members who are away. A
+/// message whose sender already stored its `clientMsgId` comes back unchanged, with no
+/// second event. The sender must be a participant, else `NotFound`.
+pub async fn append(state: &AppState, draft: Message) -> AppResult<Message> {
+    let appended = state.store.messages.append(draft).await.map_err(append_error)?;
+    let message = appended.entry;
+    if !appended.fresh {
+        return Ok(message);
+    }
     metrics::counter!("huddle_messages_sent_total").increment(1);
     state
         .realtime
-        .to_chat(chat_id, "message:new", &MessageView::new(&message, None))
+        .to_chat(message.chat_id, "message:new", &MessageView::new(&message, None))
         .await;
-    super::notifications::message_sent(state, chat, &message).await;
+    super::notifications::message_sent(state, appended.head, &message);
     Ok(message)
 }
 

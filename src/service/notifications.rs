@@ -58,13 +58,23 @@ pub async fn notify(state: &AppState, user: ObjectId, kind: NotificationKind, co
         .await;
 }
 
-/// A message notifies the members who have no socket open.
-pub async fn message_sent(state: &AppState, chat: &Chat, message: &Message) {
-    for member in chat.participants.iter().copied().filter(|m| *m != message.sender) {
-        if state.realtime.is_online(member) {
-            continue;
-        }
-        let preview: String = message.content.chars().take(100).collect();
-        notify(state, member, NotificationKind::Message, preview, message.id).await;
+/// A message notifies the members who have no socket open. The notices are written after
+/// the message is acknowledged, never on the send's path.
+pub fn message_sent(state: &AppState, chat: Chat, message: &Message) {
+    let away: Vec<ObjectId> = chat
+        .participants
+        .iter()
+        .copied()
+        .filter(|m| *m != message.sender && !state.realtime.is_online(*m))
+        .collect();
+    if away.is_empty() {
+        return;
     }
+    let (state, related) = (state.clone(), message.id);
+    let preview: String = message.content.chars().take(100).collect();
+    tokio::spawn(async move {
+        for member in away {
+            notify(&state, member, NotificationKind::Message, preview.clone(), related).await;
+        }
+    });
 }

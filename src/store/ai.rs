@@ -3,7 +3,7 @@
 //! The spec's `messages` array is this query, not an embedded list that grows forever.
 
 use mongodb::bson::{DateTime, doc, oid::ObjectId};
-use mongodb::options::{IndexOptions, ReturnDocument};
+use mongodb::options::IndexOptions;
 use mongodb::{Collection, Database, IndexModel};
 use serde::{Deserialize, Serialize};
 
@@ -98,10 +98,45 @@ pub fn answer_client_id(question: ObjectId) -> String {
     format!("answer-{}", question.to_hex())
 }
 
+impl super::append::Entry for AiMessage {
+    type Head = AiChat;
+    const LOG_FIELD: &'static str = "aiChatId";
+
+    fn log(&self) -> ObjectId {
+        self.ai_chat_id
+    }
+
+    fn seq(&self) -> i64 {
+        self.seq
+    }
+
+    fn set_seq(&mut self, seq: i64) {
+        self.seq = seq;
+    }
+
+    fn head_seq(head: &Self::Head) -> i64 {
+        head.last_seq
+    }
+
+    /// An AI chat holds its own user's messages only.
+    fn admit(&mut self, chat: &Self::Head) -> bool {
+        chat.user_id == self.user_id
+    }
+
+    fn key(&self) -> mongodb::bson::Document {
+        doc! { "aiChatId": self.ai_chat_id, "clientMsgId": &self.client_msg_id }
+    }
+
+    fn head_fields(&self) -> mongodb::error::Result<mongodb::bson::Document> {
+        Ok(mongodb::bson::Document::new())
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct AiStore {
     chats: Collection<AiChat>,
     messages: Collection<AiMessage>,
+    appender: super::append::Appender<AiMessage>,
 }
 
 impl AiStore {
@@ -109,6 +144,7 @@ impl AiStore {
         Self {
             chats: db.collection("ai_chats"),
             messages: db.collection("ai_messages"),
+            appender: super::append::Appender::new(db, "ai_messages", "ai_chats"),
         }
     }
 
@@ -161,20 +197,13 @@ impl AiStore {
         self.chats.find_one(doc! { "userId": user }).await
     }
 
-    /// Stores `message` under the chat's next `seq` (filled in here) and returns it.
-    pub async fn append(&self, mut message: AiMessage) -> mongodb::error::Result<AiMessage> {
-        let chat = self
-            .chats
-            .find_one_and_update(
-                doc! { "_id": message.ai_chat_id },
-                doc! { "$inc": { "lastSeq": 1_i64 }, "$set": { "updatedAt": DateTime::now() } },
-            )
-            .return_document(ReturnDocument::After)
-            .await?
-            .ok_or_else(|| mongodb::error::Error::custom("the AI chat vanished"))?;
-        message.seq = chat.last_seq;
-        self.messages.insert_one(&message).await?;
-        Ok(message)
+    /// Stores `message` under the chat's next `seq` (filled in here) and returns it; a
+    /// message whose `clientMsgId` is stored comes back as stored (`fresh: false`).
+    pub async fn append(
+        &self,
+        message: AiMessage,
+    ) -> Result<super::append::Appended<AiMessage>, super::append::AppendError> {
+        self.appender.append(message).await
     }
 
     pub async fn by_client_id(&self, chat: ObjectId, client_msg_id: &str) -> mongodb::error::Result<Option<AiMessage>> {

@@ -132,37 +132,6 @@ impl ChatStore {
         Ok(self.of_member(user).await?.into_iter().map(|c| c.id).collect())
     }
 
-    /// Takes the next `seq` of a chat the sender belongs to; `None` when not a member.
-    pub async fn next_seq(
-        &self,
-        id: ObjectId,
-        sender: ObjectId,
-        tx: &mut ClientSession,
-    ) -> mongodb::error::Result<Option<Chat>> {
-        self.coll
-            .find_one_and_update(
-                doc! { "_id": id, "participants": sender },
-                doc! { "$inc": { "lastSeq": 1_i64 }, "$set": { "updatedAt": DateTime::now() } },
-            )
-            .return_document(ReturnDocument::After)
-            .session(tx)
-            .await
-    }
-
-    pub async fn set_last_message(
-        &self,
-        id: ObjectId,
-        last: &LastMessage,
-        tx: &mut ClientSession,
-    ) -> mongodb::error::Result<()> {
-        let last = mongodb::bson::to_bson(last)?;
-        self.coll
-            .update_one(doc! { "_id": id }, doc! { "$set": { "lastMessage": last } })
-            .session(tx)
-            .await
-            .map(|_| ())
-    }
-
     /// Keeps the last-message summary in step with an edit or deletion of that message.
     pub async fn refresh_last_message(&self, id: ObjectId, last: &LastMessage) -> mongodb::error::Result<()> {
         let summary = mongodb::bson::to_bson(last)?;

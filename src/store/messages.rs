@@ -4,7 +4,7 @@
 use futures::TryStreamExt;
 use mongodb::bson::{DateTime, doc, oid::ObjectId};
 use mongodb::options::{IndexOptions, ReturnDocument};
-use mongodb::{ClientSession, Collection, Database, IndexModel};
+use mongodb::{Collection, Database, IndexModel};
 use serde::{Deserialize, Serialize};
 
 use super::chats::LastMessage;
@@ -79,15 +79,52 @@ pub enum Page {
     After(i64),
 }
 
+impl super::append::Entry for Message {
+    type Head = super::chats::Chat;
+    const LOG_FIELD: &'static str = "chatId";
+
+    fn log(&self) -> ObjectId {
+        self.chat_id
+    }
+
+    fn seq(&self) -> i64 {
+        self.seq
+    }
+
+    fn set_seq(&mut self, seq: i64) {
+        self.seq = seq;
+    }
+
+    fn head_seq(head: &Self::Head) -> i64 {
+        head.last_seq
+    }
+
+    /// Only a participant may post; the message takes the chat's group.
+    fn admit(&mut self, chat: &Self::Head) -> bool {
+        self.group_id = chat.group_id;
+        chat.participants.contains(&self.sender)
+    }
+
+    fn key(&self) -> mongodb::bson::Document {
+        doc! { "chatId": self.chat_id, "sender": self.sender, "clientMsgId": &self.client_msg_id }
+    }
+
+    fn head_fields(&self) -> mongodb::error::Result<mongodb::bson::Document> {
+        Ok(doc! { "lastMessage": mongodb::bson::to_bson(&self.summary())? })
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct MessageStore {
     coll: Collection<Message>,
+    appender: super::append::Appender<Message>,
 }
 
 impl MessageStore {
     pub fn new(db: &Database) -> Self {
         Self {
             coll: db.collection("messages"),
+            appender: super::append::Appender::new(db, "messages", "chats"),
         }
     }
 
@@ -106,8 +143,13 @@ impl MessageStore {
         Ok(())
     }
 
-    pub async fn insert(&self, message: &Message, tx: &mut ClientSession) -> mongodb::error::Result<()> {
-        self.coll.insert_one(message).session(tx).await.map(|_| ())
+    /// Stores `message` under its chat's next `seq`, if its sender is a participant; a
+    /// retry of a stored `clientMsgId` returns the stored message (`fresh: false`).
+    pub async fn append(
+        &self,
+        message: Message,
+    ) -> Result<super::append::Appended<Message>, super::append::AppendError> {
+        self.appender.append(message).await
     }
 
     pub async fn by_id(&self, id: ObjectId) -> mongodb::error::Result<Option<Message>> {

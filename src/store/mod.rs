@@ -2,6 +2,7 @@
 //! media store.
 
 pub mod ai;
+pub mod append;
 pub mod calls;
 pub mod chats;
 pub mod friends;

@@ -186,6 +186,32 @@ impl SioClient {
         }
     }
 
+    /// Emits `event` once per item of `data`, all at once (none waits for an ack), and
+    /// returns the acks in the order of `data`. Panics like [`SioClient::emit`].
+    pub async fn emit_all(&mut self, event: &str, data: Vec<Value>) -> Vec<Value> {
+        let first = self.next_id + 1;
+        for item in data {
+            self.next_id += 1;
+            let cmd = json!({ "op": "emit", "id": self.next_id, "event": event, "data": item });
+            self.send(&cmd).await;
+        }
+        let deadline = Instant::now() + ACK_TIMEOUT;
+        let mut acks = Vec::new();
+        for id in first..=self.next_id {
+            loop {
+                if let Some(line) = self.acks.remove(&id) {
+                    assert_eq!(line["type"], "ack", "sio emit `{event}`: no ack: {}", line["message"]);
+                    acks.push(line["data"].clone());
+                    break;
+                }
+                if self.pump_until(deadline).await.is_none() {
+                    panic!("sio emit_all `{event}`: no ack for emit {id} within {ACK_TIMEOUT:?}");
+                }
+            }
+        }
+        acks
+    }
+
     /// Emits `event` with `data` without asking for an ack.
     pub async fn emit_no_ack(&mut self, event: &str, data: Value) {
         let cmd = json!({ "op": "emit_raw", "event": event, "data": data });

@@ -1192,14 +1192,30 @@ $("#composer").addEventListener("submit", async (ev) => {
   }
 });
 
-/** message:send with one retry under the same clientMsgId (idempotent on the server). */
+/** Attempts at one send refused as `overloaded` (the server was busy) before giving up. */
+const OVERLOADED_ATTEMPTS = 6;
+
+/**
+ * message:send, retried under the same clientMsgId (idempotent on the server): once after a
+ * lost ack, and after each `overloaded` refusal once the server's retryAfterMs (with jitter,
+ * doubling) has passed.
+ */
 async function sendMessage(payload) {
   let m;
-  try {
-    m = await request(S.socket, "message:send", payload, 10_000);
-  } catch (e) {
-    if (e.code) throw e; // the server refused it
-    m = await request(S.socket, "message:send", payload, 15_000);
+  let lostAck = false;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      m = await request(S.socket, "message:send", payload, lostAck ? 15_000 : 10_000);
+      break;
+    } catch (e) {
+      if (e.code === "overloaded" && attempt < OVERLOADED_ATTEMPTS) {
+        const base = (e.retryAfterMs || 500) * 2 ** (attempt - 1);
+        await new Promise((resolve) => setTimeout(resolve, base / 2 + Math.random() * base));
+        continue;
+      }
+      if (e.code || lostAck) throw e; // the server refused it, or the retry was lost too
+      lostAck = true;
+    }
   }
   onMessage(m);
   return m;

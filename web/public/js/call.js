@@ -13,6 +13,7 @@ async function request(socket, event, payload, timeoutMs = 15_000) {
   if (res?.error) {
     const err = new Error(res.error.message || res.error.code);
     err.code = res.error.code;
+    err.retryAfterMs = res.error.retryAfterMs;
     throw err;
   }
   return res?.data ?? res;

@@ -1,0 +1,456 @@
+//! Appends to a `seq`-ordered log (a chat's messages, a user's AI chat) without
+//! multi-document transactions, and in batches.
+//!
+//! Each log is a *head* document (the chat, with `lastSeq`) and its *entries* (the messages,
+//! with a unique `(log, seq)` index and a unique idempotency index). An append goes to one
+//! of a few *lanes* (chosen by log id, so one log always uses the same lane). A lane takes
+//! whatever sends are waiting, up to [`MAX_BATCH`], and commits them together:
+//!
+//! 1. one `find` of the heads: membership is checked against the stored chat, per batch;
+//! 2. `seq`s are taken from the lane's memory of each log's newest `seq`, loaded from the
+//!    entries themselves the first time a log is seen;
+//! 3. one ordered `insertMany` of the entries: an entry exists only if its insert
+//!    succeeded, so a `seq` is never reserved and lost, and there is never a gap;
+//! 4. one `update` command moves each head's `lastSeq` and summary forward (never back);
+//! 5. each send is answered once its entry is durable (majority write concern).
+//!
+//! Nothing in memory is an authority over `seq`: the unique `(log, seq)` index is. When
+//! several nodes share one database, a lane whose memory is stale loses the insert on
+//! that index, reloads the log's newest `seq` and tries again. An insert that fails on the
+//! idempotency index is a retried send: it is answered with the stored entry. Entries after
+//! a failed one in the same batch were not written (the insert is ordered) and are retried
+//! with fresh `seq`s, so no failure leaves a hole. Each lane's queue is bounded: a send that
+//! finds it full is refused at once ([`AppendError::Overloaded`]) instead of queueing.
+
+use std::collections::{HashMap, HashSet};
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, OnceLock};
+
+use futures::future::join_all;
+use mongodb::bson::{self, Bson, DateTime, Document, doc, oid::ObjectId};
+use mongodb::error::ErrorKind;
+use mongodb::{Collection, Database};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::sync::{mpsc, oneshot};
+
+/// Most entries one lane writes with one `insertMany`.
+pub const MAX_BATCH: usize = 256;
+/// Sends waiting per lane before further ones are refused as overloaded.
+pub const LANE_QUEUE: usize = 1024;
+/// Lanes per log kind: batches of different lanes are written concurrently.
+pub const LANES: usize = 4;
+/// `seq` conflicts (another node took a `seq` first) one batch retries before it gives up.
+const MAX_CONFLICTS: usize = 8;
+/// Logs whose newest `seq` a lane remembers before it forgets them all and reloads.
+const MAX_REMEMBERED: usize = 100_000;
+
+/// A document appended to a log.
+pub trait Entry: Serialize + DeserializeOwned + Clone + Send + Sync + Unpin + 'static {
+    /// The log's head document.
+    type Head: DeserializeOwned + Clone + Send + Sync + Unpin + 'static;
+    /// The entry field that names its log.
+    const LOG_FIELD: &'static str;
+
+    fn log(&self) -> ObjectId;
+    fn seq(&self) -> i64;
+    fn set_seq(&mut self, seq: i64);
+    fn head_seq(head: &Self::Head) -> i64;
+    /// Whether the head admits this entry (the sender is a member), filling in what the
+    /// entry takes from its head.
+    fn admit(&mut self, head: &Self::Head) -> bool;
+    /// The filter that finds the stored copy of this entry: its idempotency key.
+    fn key(&self) -> Document;
+    /// What the head keeps of its newest entry, beside `lastSeq` and `updatedAt`.
+    fn head_fields(&self) -> mongodb::error::Result<Document>;
+}
+
+/// A stored entry, with the head it was admitted by.
+#[derive(Clone, Debug)]
+pub struct Appended<T: Entry> {
+    pub entry: T,
+    pub head: T::Head,
+    /// False when the send was a retry answered with the entry stored before.
+    pub fresh: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppendError {
+    /// The log does not exist or does not admit the sender.
+    #[error("not admitted")]
+    NotAdmitted,
+    /// The lane's queue is full: refused without being written.
+    #[error("overloaded")]
+    Overloaded,
+    /// The database failed; the entry may or may not be stored (a retry with the same key
+    /// finds out), but it was not acknowledged.
+    #[error(transparent)]
+    Db(#[from] mongodb::error::Error),
+}
+
+type Reply<T> = oneshot::Sender<Result<Appended<T>, AppendError>>;
+
+struct Job<T: Entry> {
+    entry: T,
+    reply: Reply<T>,
+    /// Sends with the same key in the same batch, answered with this one's result.
+    followers: Vec<Reply<T>>,
+}
+
+/// The writer of one log kind; cheap to clone. Lanes start on first use.
+pub struct Appender<T: Entry> {
+    inner: Arc<Inner<T>>,
+}
+
+impl<T: Entry> Clone for Appender<T> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<T: Entry> std::fmt::Debug for Appender<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Appender")
+            .field("entries", &self.inner.entries.name())
+            .finish_non_exhaustive()
+    }
+}
+
+struct Inner<T: Entry> {
+    db: Database,
+    entries: Collection<T>,
+    heads: String,
+    lanes: OnceLock<Vec<mpsc::Sender<Job<T>>>>,
+}
+
+impl<T: Entry> Appender<T> {
+    pub fn new(db: &Database, entries: &str, heads: &str) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                db: db.clone(),
+                entries: db.collection(entries),
+                heads: heads.to_string(),
+                lanes: OnceLock::new(),
+            }),
+        }
+    }
+
+    fn lane(&self, log: ObjectId) -> &mpsc::Sender<Job<T>> {
+        let lanes = self.inner.lanes.get_or_init(|| {
+            (0..LANES)
+                .map(|_| {
+                    let (tx, rx) = mpsc::channel(LANE_QUEUE);
+                    tokio::spawn(run_lane(self.inner.clone(), rx));
+                    tx
+                })
+                .collect()
+        });
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        log.hash(&mut hasher);
+        &lanes[(hasher.finish() as usize) % lanes.len()]
+    }
+
+    /// Appends `entry` under its log's next `seq` (set here) and returns it once durable.
+    pub async fn append(&self, entry: T) -> Result<Appended<T>, AppendError> {
+        let (reply, answer) = oneshot::channel();
+        let job = Job {
+            entry,
+            reply,
+            followers: Vec::new(),
+        };
+        self.lane(job.entry.log()).try_send(job).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => {
+                metrics::counter!("huddle_append_overloaded_total").increment(1);
+                AppendError::Overloaded
+            }
+            mpsc::error::TrySendError::Closed(_) => {
+                AppendError::Db(mongodb::error::Error::custom("the append lane stopped"))
+            }
+        })?;
+        answer.await.unwrap_or_else(|_| {
+            Err(AppendError::Db(mongodb::error::Error::custom(
+                "the append lane stopped",
+            )))
+        })
+    }
+}
+
+/// One lane: waits for a send, takes every other one already waiting, commits them as one
+/// batch, and so on. While a batch is being written the next one gathers.
+async fn run_lane<T: Entry>(inner: Arc<Inner<T>>, mut rx: mpsc::Receiver<Job<T>>) {
+    let mut newest: HashMap<ObjectId, i64> = HashMap::new();
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        if newest.len() > MAX_REMEMBERED {
+            newest.clear();
+        }
+        metrics::histogram!("huddle_append_batch_size").record(batch.len() as f64);
+        commit(&inner, &mut newest, std::mem::take(&mut batch)).await;
+    }
+}
+
+/// Answers a job and its followers; followers get the same entry as a retry.
+fn answer<T: Entry>(job: Job<T>, result: Result<Appended<T>, AppendError>) {
+    for follower in job.followers {
+        let copy = match &result {
+            Ok(done) => Ok(Appended {
+                fresh: false,
+                ..done.clone()
+            }),
+            Err(AppendError::NotAdmitted) => Err(AppendError::NotAdmitted),
+            Err(AppendError::Overloaded) => Err(AppendError::Overloaded),
+            Err(AppendError::Db(e)) => Err(AppendError::Db(e.clone())),
+        };
+        let _ = follower.send(copy);
+    }
+    let _ = job.reply.send(result);
+}
+
+fn fail_all<T: Entry>(jobs: Vec<Job<T>>, error: &mongodb::error::Error) {
+    for job in jobs {
+        answer(job, Err(AppendError::Db(error.clone())));
+    }
+}
+
+/// Merges sends with the same key into one job (a client that retried before its first
+/// send was answered), keeping batch order.
+fn coalesce<T: Entry>(batch: Vec<Job<T>>) -> Vec<Job<T>> {
+    let mut out: Vec<Job<T>> = Vec::with_capacity(batch.len());
+    let mut by_key: HashMap<Vec<u8>, usize> = HashMap::new();
+    for job in batch {
+        let key = bson::to_vec(&job.entry.key()).unwrap_or_default();
+        match by_key.get(&key) {
+            Some(&i) => out[i].followers.push(job.reply),
+            None => {
+                by_key.insert(key, out.len());
+                out.push(job);
+            }
+        }
+    }
+    out
+}
+
+async fn commit<T: Entry>(inner: &Inner<T>, newest: &mut HashMap<ObjectId, i64>, batch: Vec<Job<T>>) {
+    let mut jobs = coalesce(batch);
+
+    // 1. The heads, once per batch: membership and what entries take from their head.
+    let logs: Vec<ObjectId> = jobs
+        .iter()
+        .map(|j| j.entry.log())
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
+    let heads = match load_heads(inner, &logs).await {
+        Ok(heads) => heads,
+        Err(e) => return fail_all(jobs, &e),
+    };
+    let mut admitted = Vec::with_capacity(jobs.len());
+    for mut job in jobs.drain(..) {
+        match heads.get(&job.entry.log()) {
+            Some(head) if job.entry.admit(head) => admitted.push(job),
+            _ => answer(job, Err(AppendError::NotAdmitted)),
+        }
+    }
+    let mut pending = admitted;
+    // Heads to move forward after the inserts: log -> its newest stored entry.
+    let mut head_moves: HashMap<ObjectId, T> = HashMap::new();
+    let mut done: Vec<(Job<T>, T, bool)> = Vec::with_capacity(pending.len());
+
+    // Each round stores the entries before the first failure and settles that failure; only
+    // `seq` conflicts (another node wrote first) may repeat without settling a send.
+    let mut conflicts = 0;
+    while !pending.is_empty() && conflicts <= MAX_CONFLICTS {
+        // 2. Newest `seq` of logs this lane has not seen (or forgot after a conflict).
+        let unknown: Vec<ObjectId> = pending
+            .iter()
+            .map(|j| j.entry.log())
+            .filter(|log| !newest.contains_key(log))
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        let loaded = join_all(unknown.iter().map(|log| newest_entry(inner, *log))).await;
+        let mut failed_logs = HashSet::new();
+        for (log, found) in unknown.iter().zip(loaded) {
+            match found {
+                Ok(found) => {
+                    let head_seq = heads.get(log).map(T::head_seq).unwrap_or(0);
+                    let stored = found.as_ref().map(T::seq).unwrap_or(0);
+                    newest.insert(*log, stored.max(head_seq));
+                    // A head left behind (a node that stopped between insert and head
+                    // update) is brought forward with this batch.
+                    if let Some(found) = found
+                        && stored > head_seq
+                    {
+                        keep_newest(&mut head_moves, found);
+                    }
+                }
+                Err(e) => {
+                    failed_logs.insert(*log);
+                    tracing::warn!(error = %e, "append: cannot read a log's newest seq");
+                    for job in pending.extract_if(.., |j| j.entry.log() == *log) {
+                        answer(job, Err(AppendError::Db(e.clone())));
+                    }
+                }
+            }
+        }
+        if pending.is_empty() {
+            break;
+        }
+
+        // 3. Take `seq`s in batch order and insert, ordered: entries before a failure are
+        // stored, the failed one and those after it are not.
+        for job in &mut pending {
+            let seq = newest.get(&job.entry.log()).copied().unwrap_or(0) + 1;
+            newest.insert(job.entry.log(), seq);
+            job.entry.set_seq(seq);
+        }
+        let docs: Vec<&T> = pending.iter().map(|j| &j.entry).collect();
+        let result = inner.entries.insert_many(docs).ordered(true).await;
+        let stored_count = match &result {
+            Ok(_) => pending.len(),
+            Err(e) => first_failure(e).unwrap_or(0),
+        };
+        let rest = pending.split_off(stored_count);
+        for job in pending.drain(..) {
+            let entry = job.entry.clone();
+            keep_newest(&mut head_moves, entry.clone());
+            done.push((job, entry, true));
+        }
+        let Err(error) = result else { break };
+        // Every log with unwritten entries is reloaded next round: the lane's memory of
+        // them ran ahead of what was stored.
+        for job in &rest {
+            newest.remove(&job.entry.log());
+        }
+        pending = rest;
+        match first_failure(&error) {
+            Some(_) if crate::store::is_duplicate_key(&error) => {
+                // The failed entry: a retried send (its key is stored), or a `seq` another
+                // node took first (retried next round).
+                let job = pending.remove(0);
+                match inner.entries.find_one(job.entry.key()).await {
+                    Ok(Some(stored)) => {
+                        keep_newest(&mut head_moves, stored.clone());
+                        done.push((job, stored, false));
+                    }
+                    Ok(None) => {
+                        metrics::counter!("huddle_append_seq_conflicts_total").increment(1);
+                        conflicts += 1;
+                        pending.insert(0, job);
+                    }
+                    Err(e) => answer(job, Err(AppendError::Db(e))),
+                }
+            }
+            Some(_) => {
+                // The database refused this one entry: it alone is refused, the rest of the
+                // batch goes on under fresh `seq`s.
+                tracing::warn!(error = %error, "append: an entry was refused by the database");
+                answer(pending.remove(0), Err(AppendError::Db(error)));
+            }
+            None => {
+                // A failure of the database itself: nothing after the stored ones is known
+                // to be written, so the rest are refused (never acknowledged).
+                tracing::warn!(error = %error, "append: insert failed");
+                fail_all(std::mem::take(&mut pending), &error);
+            }
+        }
+    }
+    if !pending.is_empty() {
+        let e = mongodb::error::Error::custom("append: too many seq conflicts");
+        fail_all(pending, &e);
+    }
+
+    // 4. Heads forward, in one command; conditional, so a head never moves back.
+    if let Err(e) = move_heads(inner, &head_moves).await {
+        // The entries are durable; the heads catch up the next time their log is loaded
+        // or written. Still answered: acknowledgement follows the entry's durability.
+        tracing::warn!(error = %e, "append: chat heads not moved forward");
+    }
+
+    // 5. Answer.
+    for (job, entry, fresh) in done {
+        let head = heads.get(&entry.log()).cloned();
+        match head {
+            Some(head) => answer(job, Ok(Appended { entry, head, fresh })),
+            None => answer(job, Err(AppendError::NotAdmitted)),
+        }
+    }
+}
+
+fn keep_newest<T: Entry>(moves: &mut HashMap<ObjectId, T>, entry: T) {
+    match moves.get(&entry.log()) {
+        Some(current) if current.seq() >= entry.seq() => {}
+        _ => {
+            moves.insert(entry.log(), entry);
+        }
+    }
+}
+
+/// The index of the entry an ordered `insertMany` stopped at, when the server said.
+fn first_failure(error: &mongodb::error::Error) -> Option<usize> {
+    match error.kind.as_ref() {
+        ErrorKind::InsertMany(e) if e.write_concern_error.is_none() => {
+            e.write_errors.as_ref()?.iter().map(|w| w.index).min()
+        }
+        _ => None,
+    }
+}
+
+async fn load_heads<T: Entry>(
+    inner: &Inner<T>,
+    logs: &[ObjectId],
+) -> mongodb::error::Result<HashMap<ObjectId, T::Head>> {
+    use futures::TryStreamExt;
+    let raw: Collection<Document> = inner.db.collection(&inner.heads);
+    let docs: Vec<Document> = raw.find(doc! { "_id": { "$in": logs } }).await?.try_collect().await?;
+    let mut heads = HashMap::with_capacity(docs.len());
+    for d in docs {
+        let id = d
+            .get_object_id("_id")
+            .map_err(|e| mongodb::error::Error::custom(e.to_string()))?;
+        heads.insert(id, bson::from_document(d)?);
+    }
+    Ok(heads)
+}
+
+async fn newest_entry<T: Entry>(inner: &Inner<T>, log: ObjectId) -> mongodb::error::Result<Option<T>> {
+    inner
+        .entries
+        .find_one(doc! { T::LOG_FIELD: log })
+        .sort(doc! { T::LOG_FIELD: 1, "seq": -1 })
+        .await
+}
+
+async fn move_heads<T: Entry>(inner: &Inner<T>, moves: &HashMap<ObjectId, T>) -> mongodb::error::Result<()> {
+    if moves.is_empty() {
+        return Ok(());
+    }
+    let now = DateTime::now();
+    let mut updates = Vec::with_capacity(moves.len());
+    for (log, entry) in moves {
+        let mut set = entry.head_fields()?;
+        set.insert("lastSeq", entry.seq());
+        set.insert("updatedAt", now);
+        updates.push(Bson::Document(doc! {
+            "q": { "_id": log, "lastSeq": { "$lt": entry.seq() } },
+            "u": { "$set": set },
+        }));
+    }
+    let reply = inner
+        .db
+        .run_command(doc! {
+            "update": inner.heads.as_str(),
+            "updates": updates,
+            "ordered": false,
+            "writeConcern": { "w": "majority" },
+        })
+        .await?;
+    if let Ok(errors) = reply.get_array("writeErrors")
+        && !errors.is_empty()
+    {
+        return Err(mongodb::error::Error::custom(format!("head update: {errors:?}")));
+    }
+    Ok(())
+}
