@@ -165,6 +165,8 @@ impl AppState {
         crate::realtime::register(state.clone());
         tokio::spawn(calls::run(state.clone(), inbox));
         tokio::spawn(crate::service::media::sweep_uploads(state.clone()));
+        let resumed = state.clone();
+        tokio::spawn(async move { crate::service::notifications::resume_pending(&resumed).await });
         tokio::spawn(crate::media::sfu::run(
             state.config.clone(),
             state.calls.clone(),

@@ -528,11 +528,15 @@ async fn presence_follows_the_last_socket_and_offline_members_get_notifications(
     let chat = friends_with_chat(&ada, &bob).await;
     let mut ada_socket = socket(&server, &ada).await;
 
-    // Bob is offline: the message becomes a notification.
+    // Bob is offline: the message becomes a notification, written just after the ack.
     ada_socket
         .emit("message:send", send(&chat, "n1", "are you there?"))
         .await;
-    let notes = bob.client.get("/api/v1/notifications", Some(&bob.access)).await;
+    let notes = common::eventually(|| async {
+        let notes = bob.client.get("/api/v1/notifications", Some(&bob.access)).await;
+        (notes.body["data"].as_array().map(Vec::len) == Some(2)).then_some(notes)
+    })
+    .await;
     let kinds: Vec<&str> = notes.body["data"]
         .as_array()
         .unwrap()

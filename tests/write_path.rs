@@ -328,3 +328,72 @@ async fn a_socket_past_its_in_flight_limit_is_refused_as_overloaded_never_intern
     assert!(ack.get("data").is_some(), "{ack}");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn notifications_a_stopped_node_left_unwritten_are_written_once_at_the_next_start() {
+    use mongodb::bson::{Document, doc, oid::ObjectId};
+    let server = TestServer::start().await;
+    let ada = server.signed_up("adauser").await;
+    let bob = server.signed_up("bobuser").await;
+    let chat = common::friends_with_chat(&ada, &bob).await;
+    let notices = || async {
+        let r = bob.client.get("/api/v1/notifications", Some(&bob.access)).await;
+        r.body["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|n| n["type"] == "message")
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    // Bob is away: the message is acked, then his notice is written and the mark cleared.
+    let r = ada
+        .client
+        .post_auth(
+            &format!("/api/v1/chats/{chat}/messages"),
+            &ada.access,
+            &json!({ "content": "ping" }),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{r:?}");
+    let id = ObjectId::parse_str(r.body["_id"].as_str().unwrap()).unwrap();
+    let first = common::eventually(|| async { notices().await.into_iter().next() }).await;
+    assert_eq!(first["relatedId"], id.to_hex());
+    let messages = server.state.store.db.collection::<Document>("messages");
+    let pending = || async {
+        messages
+            .count_documents(doc! { "_id": id, "notifyPending": true })
+            .await
+            .unwrap()
+    };
+    common::eventually(|| async { (pending().await == 0).then_some(()) }).await;
+
+    // A node that stopped after the ack, before writing the notice, leaves the mark set.
+    messages
+        .update_one(doc! { "_id": id }, doc! { "$set": { "notifyPending": true } })
+        .await
+        .unwrap();
+    server
+        .state
+        .store
+        .db
+        .collection::<Document>("notifications")
+        .delete_many(doc! { "relatedId": id })
+        .await
+        .unwrap();
+    assert!(notices().await.is_empty());
+    huddle::service::notifications::resume_pending(&server.state).await;
+    let again = notices().await;
+    assert_eq!(again.len(), 1, "{again:?}");
+    assert_eq!(again[0]["_id"], first["_id"], "the same notice, under the same id");
+    assert_eq!(pending().await, 0);
+
+    // Writing it twice (a node that stopped between the notice and the mark) stores one.
+    messages
+        .update_one(doc! { "_id": id }, doc! { "$set": { "notifyPending": true } })
+        .await
+        .unwrap();
+    huddle::service::notifications::resume_pending(&server.state).await;
+    assert_eq!(notices().await.len(), 1);
+    server.stop().await;
+}

@@ -454,6 +454,7 @@ impl Hub {
                 duration_secs,
                 status: call.status,
             }),
+            notify_pending: false,
         };
         if let Err(e) = crate::service::messages::append(&self.state, draft).await {
             tracing::error!(error = %e, call = %call.id, "call record not written");

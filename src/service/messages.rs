@@ -177,6 +177,7 @@ pub async fn send(state: &AppState, sender: ObjectId, chat_id: ObjectId, req: Se
         edited_at: None,
         deleted: false,
         call: None,
+        notify_pending: false,
     };
     let message = append(state, draft).await?;
     if !message.attachments.is_empty() {
@@ -215,7 +216,16 @@ fn database_unreachable(e: &mongodb::error::Error) -> bool {
 /// message whose sender already stored its `clientMsgId` comes back unchanged, with no
 /// second event. The sender must be a participant, else `NotFound`.
 pub async fn append(state: &AppState, draft: Message) -> AppResult<Message> {
-    let appended = state.store.messages.append(draft).await.map_err(append_error)?;
+    let away = state.clone();
+    let prepare: crate::store::append::Prepare<Message> = Box::new(move |message, chat| {
+        message.notify_pending = !super::notifications::away(&away, chat, message.sender).is_empty();
+    });
+    let appended = state
+        .store
+        .messages
+        .append(draft, Some(prepare))
+        .await
+        .map_err(append_error)?;
     let message = appended.entry;
     if !appended.fresh {
         return Ok(message);

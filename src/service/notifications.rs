@@ -58,23 +58,83 @@ pub async fn notify(state: &AppState, user: ObjectId, kind: NotificationKind, co
         .await;
 }
 
-/// A message notifies the members who have no socket open. The notices are written after
-/// the message is acknowledged, never on the send's path.
-pub fn message_sent(state: &AppState, chat: Chat, message: &Message) {
-    let away: Vec<ObjectId> = chat
-        .participants
+/// Who of `chat` is away when `message` is posted: the members, other than its sender, with
+/// no socket open.
+pub fn away(state: &AppState, chat: &Chat, sender: ObjectId) -> Vec<ObjectId> {
+    chat.participants
         .iter()
         .copied()
-        .filter(|m| *m != message.sender && !state.realtime.is_online(*m))
-        .collect();
-    if away.is_empty() {
+        .filter(|m| *m != sender && !state.realtime.is_online(*m))
+        .collect()
+}
+
+/// A message notifies the members who have no socket open. The notices are written after
+/// the message is acknowledged, off the send's path; a message stored with
+/// `notifyPending` keeps that mark until they are, so none is lost if the node stops first
+/// ([`resume_pending`] writes them at the next start).
+pub fn message_sent(state: &AppState, chat: Chat, message: &Message) {
+    if !message.notify_pending {
         return;
     }
-    let (state, related) = (state.clone(), message.id);
-    let preview: String = message.content.chars().take(100).collect();
+    let (state, message) = (state.clone(), message.clone());
     tokio::spawn(async move {
-        for member in away {
-            notify(&state, member, NotificationKind::Message, preview.clone(), related).await;
+        if let Err(e) = notify_away(&state, &chat, &message).await {
+            tracing::warn!(error = %e, message = %message.id, "message notifications not written yet");
         }
     });
+}
+
+/// Writes the notices of one message for its away members, then clears its mark.
+async fn notify_away(state: &AppState, chat: &Chat, message: &Message) -> mongodb::error::Result<()> {
+    let preview: String = message.content.chars().take(100).collect();
+    let notices = away(state, chat, message.sender)
+        .into_iter()
+        .map(|member| Notification {
+            id: crate::store::notifications::notice_id(message.id, member),
+            user_id: member,
+            kind: NotificationKind::Message,
+            content: preview.clone(),
+            related_id: message.id,
+            read: false,
+            created_at: message.created_at,
+        })
+        .collect();
+    let written = state.store.notifications.insert_once(notices).await?;
+    state.store.messages.notified(message.id).await?;
+    for notice in &written {
+        state
+            .realtime
+            .to_user(notice.user_id, "notification:new", &NotificationView::from(notice))
+            .await;
+    }
+    Ok(())
+}
+
+/// Writes the notifications a stopped node left unwritten (messages still marked
+/// `notifyPending`). Runs once at start.
+pub async fn resume_pending(state: &AppState) {
+    loop {
+        let pending = match state.store.messages.notify_pending(500).await {
+            Ok(pending) => pending,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot look for unwritten notifications");
+                return;
+            }
+        };
+        if pending.is_empty() {
+            return;
+        }
+        for message in pending {
+            let written = match state.store.chats.by_id(message.chat_id).await {
+                Ok(Some(chat)) => notify_away(state, &chat, &message).await,
+                // The chat is gone: nobody is left to notify.
+                Ok(None) => state.store.messages.notified(message.id).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = written {
+                tracing::warn!(error = %e, "unwritten notifications: will retry at the next start");
+                return;
+            }
+        }
+    }
 }

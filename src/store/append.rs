@@ -90,8 +90,13 @@ pub enum AppendError {
 
 type Reply<T> = oneshot::Sender<Result<Appended<T>, AppendError>>;
 
+/// Runs on an admitted entry with its head, just before it is written: what a caller
+/// decides from the stored head (who is away, for notifications).
+pub type Prepare<T> = Box<dyn FnOnce(&mut T, &<T as Entry>::Head) + Send>;
+
 struct Job<T: Entry> {
     entry: T,
+    prepare: Option<Prepare<T>>,
     reply: Reply<T>,
     /// Sends with the same key in the same batch, answered with this one's result.
     followers: Vec<Reply<T>>,
@@ -154,9 +159,15 @@ impl<T: Entry> Appender<T> {
 
     /// Appends `entry` under its log's next `seq` (set here) and returns it once durable.
     pub async fn append(&self, entry: T) -> Result<Appended<T>, AppendError> {
+        self.append_with(entry, None).await
+    }
+
+    /// Like [`Appender::append`], with `prepare` run on the entry once its head is read.
+    pub async fn append_with(&self, entry: T, prepare: Option<Prepare<T>>) -> Result<Appended<T>, AppendError> {
         let (reply, answer) = oneshot::channel();
         let job = Job {
             entry,
+            prepare,
             reply,
             followers: Vec::new(),
         };
@@ -249,7 +260,12 @@ async fn commit<T: Entry>(inner: &Inner<T>, newest: &mut HashMap<ObjectId, i64>,
     let mut admitted = Vec::with_capacity(jobs.len());
     for mut job in jobs.drain(..) {
         match heads.get(&job.entry.log()) {
-            Some(head) if job.entry.admit(head) => admitted.push(job),
+            Some(head) if job.entry.admit(head) => {
+                if let Some(prepare) = job.prepare.take() {
+                    prepare(&mut job.entry, head);
+                }
+                admitted.push(job);
+            }
             _ => answer(job, Err(AppendError::NotAdmitted)),
         }
     }

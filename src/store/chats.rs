@@ -128,8 +128,18 @@ impl ChatStore {
             .await
     }
 
+    /// The ids of every chat `user` is in (what a socket joins at its handshake): only the
+    /// ids travel, from the `member_activity` index.
     pub async fn ids_of_member(&self, user: ObjectId) -> mongodb::error::Result<Vec<ObjectId>> {
-        Ok(self.of_member(user).await?.into_iter().map(|c| c.id).collect())
+        let ids: Vec<Document> = self
+            .coll
+            .clone_with_type::<Document>()
+            .find(doc! { "participants": user })
+            .projection(doc! { "_id": 1 })
+            .await?
+            .try_collect()
+            .await?;
+        Ok(ids.iter().filter_map(|d| d.get_object_id("_id").ok()).collect())
     }
 
     /// Keeps the last-message summary in step with an edit or deletion of that message.

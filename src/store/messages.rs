@@ -39,6 +39,11 @@ pub struct Message {
     /// For `type: call`: the record of the call.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub call: Option<CallRecord>,
+    /// Set when the message was stored while a member was away: their notifications are
+    /// still to be written. Cleared once they are; a node that stops before that leaves it
+    /// set, and the next start writes them.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub notify_pending: bool,
 }
 
 /// What a call leaves in its chat's history.
@@ -138,6 +143,15 @@ impl MessageStore {
                     .keys(doc! { "chatId": 1, "starredBy": 1 })
                     .options(IndexOptions::builder().name("starred".to_string()).build())
                     .build(),
+                IndexModel::builder()
+                    .keys(doc! { "notifyPending": 1 })
+                    .options(
+                        IndexOptions::builder()
+                            .name("notify_pending".to_string())
+                            .sparse(true)
+                            .build(),
+                    )
+                    .build(),
             ])
             .await?;
         Ok(())
@@ -145,11 +159,31 @@ impl MessageStore {
 
     /// Stores `message` under its chat's next `seq`, if its sender is a participant; a
     /// retry of a stored `clientMsgId` returns the stored message (`fresh: false`).
+    /// `prepare` runs on the message once its chat is read, before it is written.
     pub async fn append(
         &self,
         message: Message,
+        prepare: Option<super::append::Prepare<Message>>,
     ) -> Result<super::append::Appended<Message>, super::append::AppendError> {
-        self.appender.append(message).await
+        self.appender.append_with(message, prepare).await
+    }
+
+    /// Messages whose away members' notifications are still to be written.
+    pub async fn notify_pending(&self, limit: i64) -> mongodb::error::Result<Vec<Message>> {
+        self.coll
+            .find(doc! { "notifyPending": true })
+            .limit(limit)
+            .await?
+            .try_collect()
+            .await
+    }
+
+    /// Marks a message's notifications as written.
+    pub async fn notified(&self, id: ObjectId) -> mongodb::error::Result<()> {
+        self.coll
+            .update_one(doc! { "_id": id }, doc! { "$unset": { "notifyPending": "" } })
+            .await
+            .map(|_| ())
     }
 
     pub async fn by_id(&self, id: ObjectId) -> mongodb::error::Result<Option<Message>> {

@@ -29,6 +29,21 @@ pub struct Notification {
     pub created_at: DateTime,
 }
 
+/// The id of the notice `cause` (a message) gives `user`: the same every time it is
+/// computed, so writing it twice stores it once. It sorts by the cause's time, like an id
+/// made when the notice was.
+pub fn notice_id(cause: ObjectId, user: ObjectId) -> ObjectId {
+    use sha2::Digest;
+    let mut hash = sha2::Sha256::new();
+    hash.update(cause.bytes());
+    hash.update(user.bytes());
+    let digest = hash.finalize();
+    let mut bytes = [0u8; 12];
+    bytes[..4].copy_from_slice(&cause.bytes()[..4]);
+    bytes[4..].copy_from_slice(&digest[..8]);
+    ObjectId::from_bytes(bytes)
+}
+
 #[derive(Clone, Debug)]
 pub struct NotificationStore {
     coll: Collection<Notification>,
@@ -55,6 +70,36 @@ impl NotificationStore {
 
     pub async fn insert(&self, notification: &Notification) -> mongodb::error::Result<()> {
         self.coll.insert_one(notification).await.map(|_| ())
+    }
+
+    /// Inserts notices whose ids are derived from what caused them ([`notice_id`]); those
+    /// already stored (written before a restart) are skipped. Returns the new ones.
+    pub async fn insert_once(&self, notices: Vec<Notification>) -> mongodb::error::Result<Vec<Notification>> {
+        if notices.is_empty() {
+            return Ok(notices);
+        }
+        match self.coll.insert_many(&notices).ordered(false).await {
+            Ok(_) => Ok(notices),
+            Err(e) => {
+                let mongodb::error::ErrorKind::InsertMany(failure) = e.kind.as_ref() else {
+                    return Err(e);
+                };
+                if failure.write_concern_error.is_some() {
+                    return Err(e);
+                }
+                let errors = failure.write_errors.as_deref().unwrap_or_default();
+                if errors.iter().any(|w| w.code != 11000) {
+                    return Err(e);
+                }
+                let skipped: std::collections::HashSet<usize> = errors.iter().map(|w| w.index).collect();
+                Ok(notices
+                    .into_iter()
+                    .enumerate()
+                    .filter(|(i, _)| !skipped.contains(i))
+                    .map(|(_, n)| n)
+                    .collect())
+            }
+        }
     }
 
     /// Newest first, before the `before` id when paging.

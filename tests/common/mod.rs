@@ -61,6 +61,23 @@ fn remove_stale_test_dbs() {
     }
 }
 
+/// Polls `check` until it yields a value (for what the server does just after it answers,
+/// such as notifications written after an ack); panics after 10 s.
+pub async fn eventually<T, F, Fut>(mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "condition not met within 10 s");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 pub const PASSWORD: &str = "correct horse battery staple";
 
 pub struct TestServer {
