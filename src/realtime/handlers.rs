@@ -1,15 +1,17 @@
 //! The default namespace: handshake authentication, room membership, presence, and the
 //! client-to-server events (`message:*`, `typing:*`, `chat:sync`).
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use futures::future::BoxFuture;
 use mongodb::bson::oid::ObjectId;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
-use socketioxide::extract::{AckSender, SocketRef, TryData};
+use socketioxide::extract::{AckSender, Event, SocketRef, TryData};
 use socketioxide::handler::ConnectHandler;
 
 use super::{Ack, chat_room, session_room, user_room};
@@ -36,6 +38,10 @@ struct Refused(String);
 
 /// Installs the namespace handlers. Called once, when the state is built.
 pub fn register(state: AppState) {
+    // One state and one route table for every socket: a socket's handlers hold pointers
+    // to them, never copies (idle connections stay small).
+    let state = Arc::new(state);
+    let routes = Arc::new(Routes::all());
     let io = state.realtime.io.clone();
     let on_connect = {
         let state = state.clone();
@@ -52,13 +58,19 @@ pub fn register(state: AppState) {
             .ok()
             .and_then(|h| h.token)
             .or_else(|| bearer(&socket.req_parts().headers).map(str::to_string));
-        async move { handshake(&state, &socket, token).await }
+        let routes = routes.clone();
+        async move { handshake(&state, &routes, &socket, token).await }
     };
     io.ns("/", on_connect.with(check));
 }
 
 /// Verifies `auth: { token }` with the REST token verifier before the socket joins.
-async fn handshake(state: &AppState, socket: &SocketRef, token: Option<String>) -> Result<(), Refused> {
+async fn handshake(
+    state: &Arc<AppState>,
+    routes: &Arc<Routes>,
+    socket: &SocketRef,
+    token: Option<String>,
+) -> Result<(), Refused> {
     let Some(token) = token else {
         return Err(Refused("unauthorized: send auth: { token }".into()));
     };
@@ -75,7 +87,14 @@ async fn handshake(state: &AppState, socket: &SocketRef, token: Option<String>) 
             socket.join(user_room(user.id));
             socket.join(session_room(user.session));
             socket.join(chats.into_iter().map(chat_room).collect::<Vec<_>>());
-            register_events(state, socket);
+            let (state, routes) = (state.clone(), routes.clone());
+            socket.on_fallback(
+                move |socket: SocketRef, Event(event): Event, TryData(payload): TryData<Value>, ack: AckSender| {
+                    let (state, routes) = (state.clone(), routes.clone());
+                    let payload = payload.map_err(|e| AppError::bad_request(format!("payload: {e}")));
+                    async move { routes.dispatch(state, socket, &event, payload, ack).await }
+                },
+            );
             Ok(())
         }
         Err(AppError::Internal(e)) => {
@@ -119,7 +138,7 @@ fn auth_of(socket: &SocketRef) -> Option<AuthUser> {
 }
 
 /// Presence bookkeeping once the connection is confirmed.
-async fn connected(state: AppState, socket: SocketRef) {
+async fn connected(state: Arc<AppState>, socket: SocketRef) {
     let Some(auth) = auth_of(&socket) else {
         socket.disconnect().ok();
         return;
@@ -141,97 +160,60 @@ async fn connected(state: AppState, socket: SocketRef) {
     }
 }
 
-/// The client-to-server request events, registered before the connection is confirmed.
-fn register_events(state: &AppState, socket: &SocketRef) {
-    let (state, socket) = (state.clone(), socket.clone());
-    on(
-        &socket,
-        &state,
-        "message:send",
-        |state, user, req: SendRequest| async move {
-            let chat = parse_id(&req.chat_id)?;
-            let message = SendMessage {
-                client_msg_id: Some(req.client_msg_id),
-                kind: req.kind,
-                content: req.content,
-                attachments: req.attachments,
-                reply_to: req.reply_to,
-            };
-            let stored = messages::send(&state, user.id, chat, message).await?;
-            Ok(MessageView::new(&stored, Some(user.id)))
-        },
-    );
-    on(
-        &socket,
-        &state,
-        "message:edit",
-        |state, user, req: EditRequest| async move {
-            let edited = messages::edit(&state, user.id, parse_id(&req.message_id)?, req.content).await?;
-            Ok(MessageView::new(&edited, Some(user.id)))
-        },
-    );
-    on(
-        &socket,
-        &state,
-        "message:delete",
-        |state, user, req: MessageRef| async move {
-            let deleted = messages::delete(&state, user.id, parse_id(&req.message_id)?).await?;
-            Ok(MessageView::new(&deleted, Some(user.id)))
-        },
-    );
-    on(
-        &socket,
-        &state,
-        "message:star",
-        |state, user, req: StarRequest| async move {
-            let starred =
-                messages::star(&state, user.id, parse_id(&req.message_id)?, req.starred.unwrap_or(true)).await?;
-            Ok(MessageView::new(&starred, Some(user.id)))
-        },
-    );
-    on(
-        &socket,
-        &state,
-        "message:read",
-        |state, user, req: ReadRequest| async move {
-            messages::read(&state, user.id, parse_id(&req.chat_id)?, req.seq).await
-        },
-    );
-    on(
-        &socket,
-        &state,
-        "chat:sync",
-        |state, user, req: SyncRequest| async move { Ok(json!({ "chats": messages::sync(&state, user.id, req).await? })) },
-    );
-    on(
-        &socket,
-        &state,
-        "call:start",
-        |state, user, req: StartCall| async move {
-            let call = calls::start(&state, user.id, parse_id(&req.chat_id)?, req.kind).await?;
-            Ok(CallView::from(&call))
-        },
-    );
+/// The client-to-server request events, in the one table every socket dispatches through.
+fn chat_routes(routes: &mut Routes) {
+    on(routes, "message:send", |state, user, req: SendRequest| async move {
+        let chat = parse_id(&req.chat_id)?;
+        let message = SendMessage {
+            client_msg_id: Some(req.client_msg_id),
+            kind: req.kind,
+            content: req.content,
+            attachments: req.attachments,
+            reply_to: req.reply_to,
+        };
+        let stored = messages::send(&state, user.id, chat, message).await?;
+        Ok(MessageView::new(&stored, Some(user.id)))
+    });
+    on(routes, "message:edit", |state, user, req: EditRequest| async move {
+        let edited = messages::edit(&state, user.id, parse_id(&req.message_id)?, req.content).await?;
+        Ok(MessageView::new(&edited, Some(user.id)))
+    });
+    on(routes, "message:delete", |state, user, req: MessageRef| async move {
+        let deleted = messages::delete(&state, user.id, parse_id(&req.message_id)?).await?;
+        Ok(MessageView::new(&deleted, Some(user.id)))
+    });
+    on(routes, "message:star", |state, user, req: StarRequest| async move {
+        let starred = messages::star(&state, user.id, parse_id(&req.message_id)?, req.starred.unwrap_or(true)).await?;
+        Ok(MessageView::new(&starred, Some(user.id)))
+    });
+    on(routes, "message:read", |state, user, req: ReadRequest| async move {
+        messages::read(&state, user.id, parse_id(&req.chat_id)?, req.seq).await
+    });
+    on(routes, "chat:sync", |state, user, req: SyncRequest| async move {
+        Ok(json!({ "chats": messages::sync(&state, user.id, req).await? }))
+    });
+    on(routes, "call:start", |state, user, req: StartCall| async move {
+        let call = calls::start(&state, user.id, parse_id(&req.chat_id)?, req.kind).await?;
+        Ok(CallView::from(&call))
+    });
     for (event, action) in [
         ("call:accept", Action::Accept),
         ("call:decline", Action::Decline),
         ("call:cancel", Action::Cancel),
         ("call:leave", Action::Leave),
     ] {
-        on(&socket, &state, event, move |state, user, req: CallRef| async move {
+        on(routes, event, move |state, user, req: CallRef| async move {
             let call = calls::act(&state, user.id, parse_id(&req.call_id)?, action).await?;
             Ok(CallView::from(&call))
         });
     }
-    on(&socket, &state, "call:join", |state, user, req: CallRef| async move {
+    on(routes, "call:join", |state, user, req: CallRef| async move {
         let call = calls::act(&state, user.id, parse_id(&req.call_id)?, Action::Join).await?;
         let ice = calls::ice_servers(&state, user.id).await?;
         Ok(json!({ "call": CallView::from(&call), "iceServers": ice.ice_servers, "ttl": ice.ttl }))
     });
-    register_media_events(&socket, &state);
-    register_ai_events(&socket, &state);
     for (event, typing) in [("typing:start", true), ("typing:stop", false)] {
-        on(&socket, &state, event, move |state, user, req: ChatRef| async move {
+        on(routes, event, move |state, user, req: ChatRef| async move {
             let chat = parse_id(&req.chat_id)?;
             messages::member_chat(&state, chat, user.id).await?;
             let payload = json!({ "chatId": chat.to_hex(), "userId": user.id.to_hex(), "typing": typing });
@@ -253,66 +235,46 @@ fn register_events(state: &AppState, socket: &SocketRef) {
 
 /// `rtc:*` and `participant:mute`: media signaling between a call participant and the SFU.
 /// Each request is validated, then allowed only to a participant who joined the call.
-fn register_media_events(socket: &SocketRef, state: &AppState) {
-    on_socket(
-        socket,
-        state,
-        "rtc:offer",
-        |state, user, socket, req: SdpOffer| async move {
-            let call = joined_call(&state, user.id, &req, &req.call_id).await?;
-            let sources = req.sources.into_iter().map(|s| (s.track_id, s.source)).collect();
-            let reply = state.sfu.offer(call, user.id, socket, req.sdp, sources).await?;
-            Ok(negotiation_reply(reply))
-        },
-    );
-    on(socket, state, "rtc:answer", |state, user, req: SdpAnswer| async move {
+fn media_routes(routes: &mut Routes) {
+    on_socket(routes, "rtc:offer", |state, user, socket, req: SdpOffer| async move {
+        let call = joined_call(&state, user.id, &req, &req.call_id).await?;
+        let sources = req.sources.into_iter().map(|s| (s.track_id, s.source)).collect();
+        let reply = state.sfu.offer(call, user.id, socket, req.sdp, sources).await?;
+        Ok(negotiation_reply(reply))
+    });
+    on(routes, "rtc:answer", |state, user, req: SdpAnswer| async move {
         let call = joined_call(&state, user.id, &req, &req.call_id).await?;
         let reply = state.sfu.answer(call, user.id, req.offer_id, req.sdp).await?;
         Ok(negotiation_reply(reply))
     });
-    on(
-        socket,
-        state,
-        "rtc:candidate",
-        |state, user, req: IceCandidate| async move {
-            let call = joined_call(&state, user.id, &req, &req.call_id).await?;
-            let candidate = RTCIceCandidateInit {
-                candidate: req.candidate,
-                sdp_mid: req.sdp_mid,
-                sdp_mline_index: req.sdp_m_line_index,
-                username_fragment: None,
-                url: None,
-            };
-            state.sfu.candidate(call, user.id, candidate).await?;
-            Ok(json!({}))
-        },
-    );
-    on(
-        socket,
-        state,
-        "rtc:layer",
-        |state, user, req: LayerRequest| async move {
-            let call = joined_call(&state, user.id, &req, &req.call_id).await?;
-            state.sfu.layer(call, user.id, req.track_id, req.layer).await?;
-            Ok(json!({}))
-        },
-    );
-    on(
-        socket,
-        state,
-        "participant:mute",
-        |state, user, req: MuteRequest| async move {
-            let call = joined_call(&state, user.id, &req, &req.call_id).await?;
-            state.sfu.mute(call, user.id, req.source, req.muted).await?;
-            Ok(json!({}))
-        },
-    );
+    on(routes, "rtc:candidate", |state, user, req: IceCandidate| async move {
+        let call = joined_call(&state, user.id, &req, &req.call_id).await?;
+        let candidate = RTCIceCandidateInit {
+            candidate: req.candidate,
+            sdp_mid: req.sdp_mid,
+            sdp_mline_index: req.sdp_m_line_index,
+            username_fragment: None,
+            url: None,
+        };
+        state.sfu.candidate(call, user.id, candidate).await?;
+        Ok(json!({}))
+    });
+    on(routes, "rtc:layer", |state, user, req: LayerRequest| async move {
+        let call = joined_call(&state, user.id, &req, &req.call_id).await?;
+        state.sfu.layer(call, user.id, req.track_id, req.layer).await?;
+        Ok(json!({}))
+    });
+    on(routes, "participant:mute", |state, user, req: MuteRequest| async move {
+        let call = joined_call(&state, user.id, &req, &req.call_id).await?;
+        state.sfu.mute(call, user.id, req.source, req.muted).await?;
+        Ok(json!({}))
+    });
 }
 
 /// `ai:*`: the AI chat. Answers stream to all the user's sockets as `ai:delta`, then
 /// `ai:done` or `ai:error`; the acks say which answer to follow.
-fn register_ai_events(socket: &SocketRef, state: &AppState) {
-    on(socket, state, "ai:ask", |state, user, req: AiAsk| async move {
+fn ai_routes(routes: &mut Routes) {
+    on(routes, "ai:ask", |state, user, req: AiAsk| async move {
         let asked = ai::ask(&state, user.id, Some(req.client_msg_id), req.content).await?;
         Ok(json!({
             "question": AiMessageView::from(&asked.question),
@@ -320,11 +282,11 @@ fn register_ai_events(socket: &SocketRef, state: &AppState) {
             "answer": asked.answer.as_ref().map(AiMessageView::from),
         }))
     });
-    on(socket, state, "ai:cancel", |state, user, req: MessageRef| async move {
+    on(routes, "ai:cancel", |state, user, req: MessageRef| async move {
         ai::cancel(&state, user.id, parse_id(&req.message_id)?)?;
         Ok(json!({}))
     });
-    on(socket, state, "ai:summarize", |state, user, req: ChatRef| async move {
+    on(routes, "ai:summarize", |state, user, req: ChatRef| async move {
         let summary = ai::summarize(&state, user.id, parse_id(&req.chat_id)?).await?;
         Ok(match summary.asked {
             Some(asked) => json!({
@@ -387,56 +349,89 @@ async fn presence(state: &AppState, user: ObjectId, online: bool) {
     }
 }
 
+/// One request event's handler: parses, runs and acks one request.
+type Route = Box<dyn Fn(Arc<AppState>, SocketRef, AppResult<Value>, AckSender) -> BoxFuture<'static, ()> + Send + Sync>;
+
+/// Every request event by name, built once and shared by all sockets: a socket holds one
+/// fallback handler that looks its events up here, not a handler of its own per event.
+#[derive(Default)]
+struct Routes(HashMap<&'static str, Route>);
+
+impl Routes {
+    fn all() -> Self {
+        let mut routes = Self::default();
+        chat_routes(&mut routes);
+        media_routes(&mut routes);
+        ai_routes(&mut routes);
+        routes
+    }
+
+    /// Runs `event`'s route; an unknown event is answered `bad_request` (when the client
+    /// asked for an ack).
+    async fn dispatch(
+        &self,
+        state: Arc<AppState>,
+        socket: SocketRef,
+        event: &str,
+        payload: AppResult<Value>,
+        ack: AckSender,
+    ) {
+        match self.0.get(event) {
+            Some(route) => route(state, socket, payload, ack).await,
+            None => {
+                let name: String = event.chars().take(64).collect();
+                let refused: Ack<()> = Err(AppError::bad_request(format!("unknown event: {name}"))).into();
+                let _ = ack.send(&refused);
+            }
+        }
+    }
+}
+
 /// Registers a request event: parses the payload into `T` (a bad payload is an error ack,
 /// never a silent drop), runs `handler` as the socket's user, and acks the result.
-fn on<T, F, Fut, R>(socket: &SocketRef, state: &AppState, event: &'static str, handler: F)
+fn on<T, F, Fut, R>(routes: &mut Routes, event: &'static str, handler: F)
 where
     T: DeserializeOwned + Send + 'static,
     F: Fn(AppState, AuthUser, T) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = AppResult<R>> + Send + 'static,
     R: serde::Serialize + Send + 'static,
 {
-    on_socket(socket, state, event, move |state, user, _socket, request| {
+    on_socket(routes, event, move |state, user, _socket, request| {
         handler(state, user, request)
     });
 }
 
 /// Like [`on`], for handlers that need the socket itself (media signaling answers on it).
-fn on_socket<T, F, Fut, R>(socket: &SocketRef, state: &AppState, event: &'static str, handler: F)
+fn on_socket<T, F, Fut, R>(routes: &mut Routes, event: &'static str, handler: F)
 where
     T: DeserializeOwned + Send + 'static,
     F: Fn(AppState, AuthUser, SocketRef, T) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = AppResult<R>> + Send + 'static,
     R: serde::Serialize + Send + 'static,
 {
-    let state = state.clone();
-    socket.on(
-        event,
-        move |socket: SocketRef, TryData(payload): TryData<Value>, ack: AckSender| {
-            let (state, handler) = (state.clone(), handler.clone());
-            async move {
-                let result = async {
-                    let user = auth_of(&socket).ok_or(AppError::Unauthorized("not signed in"))?;
-                    let _slot =
-                        socket
-                            .extensions
-                            .get::<InFlight>()
-                            .and_then(|f| f.take())
-                            .ok_or(AppError::Overloaded {
-                                retry_after: messages::OVERLOADED_RETRY,
-                            })?;
-                    let payload = payload.map_err(|e| AppError::bad_request(format!("payload: {e}")))?;
-                    let request =
-                        serde_json::from_value::<T>(payload).map_err(|e| AppError::bad_request(e.to_string()))?;
-                    handler(state, user, socket.clone(), request).await
-                }
-                .await;
-                if let Err(e) = ack.send(&Ack::from(result)) {
-                    tracing::debug!(event, error = %e, "ack not delivered");
-                }
+    let route: Route = Box::new(move |state, socket, payload, ack| {
+        let handler = handler.clone();
+        Box::pin(async move {
+            let result = async {
+                let user = auth_of(&socket).ok_or(AppError::Unauthorized("not signed in"))?;
+                let _slot = socket
+                    .extensions
+                    .get::<InFlight>()
+                    .and_then(|f| f.take())
+                    .ok_or(AppError::Overloaded {
+                        retry_after: messages::OVERLOADED_RETRY,
+                    })?;
+                let request =
+                    serde_json::from_value::<T>(payload?).map_err(|e| AppError::bad_request(e.to_string()))?;
+                handler(AppState::clone(&state), user, socket.clone(), request).await
             }
-        },
-    );
+            .await;
+            if let Err(e) = ack.send(&Ack::from(result)) {
+                tracing::debug!(event, error = %e, "ack not delivered");
+            }
+        })
+    });
+    routes.0.insert(event, route);
 }
 
 #[derive(Deserialize)]

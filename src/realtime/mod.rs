@@ -153,6 +153,33 @@ impl Realtime {
     }
 }
 
+/// Gives a Socket.IO request a head of its own (URI and headers copied out of the
+/// connection's read buffer). hyper parses them as views into that buffer, and Engine.IO
+/// keeps the request head for the socket's whole life, so without the copy every open
+/// socket would pin its connection's read buffer (8–16 KiB) for as long as it stays open.
+pub fn own_request_head<B>(mut req: http::Request<B>) -> http::Request<B> {
+    if !req.uri().path().starts_with("/socket.io") {
+        return req;
+    }
+    let shared = std::mem::take(req.headers_mut());
+    let mut owned = http::HeaderMap::with_capacity(shared.len());
+    for (name, value) in &shared {
+        if let Ok(mut copy) = http::HeaderValue::from_bytes(value.as_bytes()) {
+            copy.set_sensitive(value.is_sensitive());
+            owned.append(name.clone(), copy);
+        }
+    }
+    *req.headers_mut() = owned;
+    if let Ok(uri) = http::Uri::try_from(req.uri().to_string()) {
+        *req.uri_mut() = uri.clone();
+        // The router's copy of the URI is a view into the same buffer.
+        if req.extensions().get::<axum::extract::OriginalUri>().is_some() {
+            req.extensions_mut().insert(axum::extract::OriginalUri(uri));
+        }
+    }
+    req
+}
+
 /// The ack body of a request event: `{ data }` or `{ error: { code, message } }`, the
 /// same error shape as REST.
 #[derive(Serialize)]
@@ -168,5 +195,41 @@ impl<T: Serialize> From<Result<T, AppError>> for Ack<T> {
             Ok(data) => Self::Data { data },
             Err(e) => Self::Error { error: e.detail() },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::own_request_head;
+
+    #[test]
+    fn a_socket_request_keeps_its_head_in_copies() {
+        let uri: http::Uri = "/socket.io/?EIO=4&transport=websocket".parse().unwrap();
+        let mut req = http::Request::builder()
+            .uri(uri.clone())
+            .header("authorization", "Bearer abc")
+            .header("x-many", "1")
+            .header("x-many", "2")
+            .body(())
+            .unwrap();
+        req.extensions_mut().insert(axum::extract::OriginalUri(uri.clone()));
+        let req = own_request_head(req);
+        assert_eq!(req.uri(), &uri);
+        assert_eq!(req.headers()["authorization"], "Bearer abc");
+        let many: Vec<_> = req.headers().get_all("x-many").iter().collect();
+        assert_eq!(many, ["1", "2"]);
+        assert_eq!(req.extensions().get::<axum::extract::OriginalUri>().unwrap().0, uri);
+    }
+
+    #[test]
+    fn other_requests_pass_untouched() {
+        let req = http::Request::builder()
+            .uri("/api/v1/chats")
+            .header("a", "b")
+            .body(())
+            .unwrap();
+        let req = own_request_head(req);
+        assert_eq!(req.uri(), "/api/v1/chats");
+        assert_eq!(req.headers()["a"], "b");
     }
 }
