@@ -218,7 +218,7 @@ fn database_unreachable(e: &mongodb::error::Error) -> bool {
 pub async fn append(state: &AppState, draft: Message) -> AppResult<Message> {
     let away = state.clone();
     let prepare: crate::store::append::Prepare<Message> = Box::new(move |message, chat| {
-        message.notify_pending = !super::notifications::away(&away, chat, message.sender).is_empty();
+        message.notify_pending = !super::notifications::away(&away, &chat.participants, message.sender).is_empty();
     });
     let appended = state
         .store
@@ -235,7 +235,7 @@ pub async fn append(state: &AppState, draft: Message) -> AppResult<Message> {
         .realtime
         .to_chat(message.chat_id, "message:new", &MessageView::new(&message, None))
         .await;
-    super::notifications::message_sent(state, appended.head, &message);
+    super::notifications::message_sent(state, appended.head.participants, &message);
     Ok(message)
 }
 

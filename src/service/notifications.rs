@@ -6,7 +6,6 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::state::AppState;
-use crate::store::chats::Chat;
 use crate::store::messages::Message;
 use crate::store::notifications::{Notification, NotificationKind};
 
@@ -60,8 +59,8 @@ pub async fn notify(state: &AppState, user: ObjectId, kind: NotificationKind, co
 
 /// Who of `chat` is away when `message` is posted: the members, other than its sender, with
 /// no socket open.
-pub fn away(state: &AppState, chat: &Chat, sender: ObjectId) -> Vec<ObjectId> {
-    chat.participants
+pub fn away(state: &AppState, participants: &[ObjectId], sender: ObjectId) -> Vec<ObjectId> {
+    participants
         .iter()
         .copied()
         .filter(|m| *m != sender && !state.realtime.is_online(*m))
@@ -72,22 +71,22 @@ pub fn away(state: &AppState, chat: &Chat, sender: ObjectId) -> Vec<ObjectId> {
 /// the message is acknowledged, off the send's path; a message stored with
 /// `notifyPending` keeps that mark until they are, so none is lost if the node stops first
 /// ([`resume_pending`] writes them at the next start).
-pub fn message_sent(state: &AppState, chat: Chat, message: &Message) {
+pub fn message_sent(state: &AppState, participants: Vec<ObjectId>, message: &Message) {
     if !message.notify_pending {
         return;
     }
     let (state, message) = (state.clone(), message.clone());
     tokio::spawn(async move {
-        if let Err(e) = notify_away(&state, &chat, &message).await {
+        if let Err(e) = notify_away(&state, &participants, &message).await {
             tracing::warn!(error = %e, message = %message.id, "message notifications not written yet");
         }
     });
 }
 
 /// Writes the notices of one message for its away members, then clears its mark.
-async fn notify_away(state: &AppState, chat: &Chat, message: &Message) -> mongodb::error::Result<()> {
+async fn notify_away(state: &AppState, participants: &[ObjectId], message: &Message) -> mongodb::error::Result<()> {
     let preview: String = message.content.chars().take(100).collect();
-    let notices = away(state, chat, message.sender)
+    let notices = away(state, participants, message.sender)
         .into_iter()
         .map(|member| Notification {
             id: crate::store::notifications::notice_id(message.id, member),
@@ -126,7 +125,7 @@ pub async fn resume_pending(state: &AppState) {
         }
         for message in pending {
             let written = match state.store.chats.by_id(message.chat_id).await {
-                Ok(Some(chat)) => notify_away(state, &chat, &message).await,
+                Ok(Some(chat)) => notify_away(state, &chat.participants, &message).await,
                 // The chat is gone: nobody is left to notify.
                 Ok(None) => state.store.messages.notified(message.id).await,
                 Err(e) => Err(e),

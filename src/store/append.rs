@@ -52,6 +52,10 @@ pub trait Entry: Serialize + DeserializeOwned + Clone + Send + Sync + Unpin + 's
     /// The entry field that names its log.
     const LOG_FIELD: &'static str;
 
+    /// The fields of the head a batch reads (all of it when `None`).
+    fn head_projection() -> Option<Document> {
+        None
+    }
     fn log(&self) -> ObjectId;
     fn seq(&self) -> i64;
     fn set_seq(&mut self, seq: i64);
@@ -420,7 +424,12 @@ async fn load_heads<T: Entry>(
 ) -> mongodb::error::Result<HashMap<ObjectId, T::Head>> {
     use futures::TryStreamExt;
     let raw: Collection<Document> = inner.db.collection(&inner.heads);
-    let docs: Vec<Document> = raw.find(doc! { "_id": { "$in": logs } }).await?.try_collect().await?;
+    let docs: Vec<Document> = raw
+        .find(doc! { "_id": { "$in": logs } })
+        .with_options(T::head_projection().map(|p| mongodb::options::FindOptions::builder().projection(p).build()))
+        .await?
+        .try_collect()
+        .await?;
     let mut heads = HashMap::with_capacity(docs.len());
     for d in docs {
         let id = d

@@ -57,6 +57,20 @@ impl Chat {
     }
 }
 
+/// What the message writer reads of a chat for each batch: who may post, its group and
+/// its newest `seq` (a projection, not the whole chat).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChatHead {
+    #[serde(rename = "_id")]
+    pub id: ObjectId,
+    pub participants: Vec<ObjectId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_id: Option<ObjectId>,
+    #[serde(default)]
+    pub last_seq: i64,
+}
+
 pub fn direct_key(a: ObjectId, b: ObjectId) -> String {
     let (lo, hi) = if a.bytes() <= b.bytes() { (a, b) } else { (b, a) };
     format!("{}:{}", lo.to_hex(), hi.to_hex())

@@ -85,8 +85,12 @@ pub enum Page {
 }
 
 impl super::append::Entry for Message {
-    type Head = super::chats::Chat;
+    type Head = super::chats::ChatHead;
     const LOG_FIELD: &'static str = "chatId";
+
+    fn head_projection() -> Option<mongodb::bson::Document> {
+        Some(doc! { "participants": 1, "groupId": 1, "lastSeq": 1 })
+    }
 
     fn log(&self) -> ObjectId {
         self.chat_id
