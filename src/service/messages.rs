@@ -247,8 +247,12 @@ pub async fn history(
     page: Page,
     limit: i64,
 ) -> AppResult<Vec<Message>> {
-    member_chat(state, chat, user).await?;
-    Ok(state.store.messages.page(chat, page, limit.clamp(1, PAGE_MAX)).await?)
+    let current = member_chat(state, chat, user).await?;
+    Ok(state
+        .store
+        .messages
+        .page(chat, page, limit.clamp(1, PAGE_MAX), current.last_seq)
+        .await?)
 }
 
 /// Loads a message the caller may see (a member of its chat), else 404.
@@ -404,7 +408,7 @@ pub async fn sync(state: &AppState, user: ObjectId, req: SyncRequest) -> AppResu
         let mut messages = state
             .store
             .messages
-            .page(chat.id, Page::After(after), PAGE_MAX + 1)
+            .page(chat.id, Page::After(after), PAGE_MAX + 1, chat.last_seq)
             .await?;
         let has_more = messages.len() as i64 > PAGE_MAX;
         messages.truncate(PAGE_MAX as usize);

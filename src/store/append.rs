@@ -290,7 +290,11 @@ async fn commit<T: Entry>(inner: &Inner<T>, newest: &mut HashMap<ObjectId, i64>,
             .collect::<HashSet<_>>()
             .into_iter()
             .collect();
-        let loaded = join_all(unknown.iter().map(|log| newest_entry(inner, *log))).await;
+        let loaded = join_all(unknown.iter().map(|log| {
+            let head_seq = heads.get(log).map(T::head_seq).unwrap_or(0);
+            newest_entry(inner, *log, head_seq)
+        }))
+        .await;
         let mut failed_logs = HashSet::new();
         for (log, found) in unknown.iter().zip(loaded) {
             match found {
@@ -440,11 +444,13 @@ async fn load_heads<T: Entry>(
     Ok(heads)
 }
 
-async fn newest_entry<T: Entry>(inner: &Inner<T>, log: ObjectId) -> mongodb::error::Result<Option<T>> {
+/// The log's newest entry. The head's `lastSeq` is never ahead of the entries, so the
+/// search starts there: a bounded range of the `(log, seq)` index, not a scan of the log.
+async fn newest_entry<T: Entry>(inner: &Inner<T>, log: ObjectId, head_seq: i64) -> mongodb::error::Result<Option<T>> {
     inner
         .entries
-        .find_one(doc! { T::LOG_FIELD: log })
-        .sort(doc! { T::LOG_FIELD: 1, "seq": -1 })
+        .find_one(doc! { T::LOG_FIELD: log, "seq": { "$gte": head_seq } })
+        .sort(doc! { "seq": -1 })
         .await
 }
 

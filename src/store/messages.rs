@@ -205,11 +205,20 @@ impl MessageStore {
             .await
     }
 
-    /// A page of history, always returned oldest first.
-    pub async fn page(&self, chat: ObjectId, page: Page, limit: i64) -> mongodb::error::Result<Vec<Message>> {
+    /// A page of history, always returned oldest first. `newest` is the chat's `lastSeq`:
+    /// `seq`s have no gaps, so a page is a bounded range of the `(chatId, seq)` index
+    /// (an unbounded scan from the end of a long chat is slow). Messages newer than `newest`
+    /// (written since it was read) still come with `Before(None)`.
+    pub async fn page(
+        &self,
+        chat: ObjectId,
+        page: Page,
+        limit: i64,
+        newest: i64,
+    ) -> mongodb::error::Result<Vec<Message>> {
         let (filter, order) = match page {
-            Page::Before(Some(seq)) => (doc! { "chatId": chat, "seq": { "$lt": seq } }, -1),
-            Page::Before(None) => (doc! { "chatId": chat }, -1),
+            Page::Before(Some(seq)) => (doc! { "chatId": chat, "seq": { "$lt": seq, "$gte": seq - limit } }, -1),
+            Page::Before(None) => (doc! { "chatId": chat, "seq": { "$gt": newest - limit } }, -1),
             Page::After(seq) => (doc! { "chatId": chat, "seq": { "$gt": seq } }, 1),
         };
         let mut messages: Vec<Message> = self
