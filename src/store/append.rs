@@ -37,7 +37,7 @@ use tokio::sync::{mpsc, oneshot};
 /// Most entries one lane writes with one `insertMany`.
 pub const MAX_BATCH: usize = 256;
 /// Sends waiting per lane before further ones are refused as overloaded.
-pub const LANE_QUEUE: usize = 1024;
+pub const LANE_QUEUE: usize = 256;
 /// Lanes per log kind: batches of different lanes are written concurrently.
 pub const LANES: usize = 4;
 /// `seq` conflicts (another node took a `seq` first) one batch retries before it gives up.
