@@ -89,11 +89,14 @@ impl ChatStore {
     }
 
     pub async fn ensure_indexes(&self) -> mongodb::error::Result<()> {
+        // Membership only: an index that also held `updatedAt` rewrote one key per member on
+        // every message (the writer moves `updatedAt`); a member's chats are few enough to
+        // sort after the lookup.
         self.coll
             .create_indexes([
                 IndexModel::builder()
-                    .keys(doc! { "participants": 1, "updatedAt": -1 })
-                    .options(IndexOptions::builder().name("member_activity".to_string()).build())
+                    .keys(doc! { "participants": 1 })
+                    .options(IndexOptions::builder().name("member".to_string()).build())
                     .build(),
                 IndexModel::builder()
                     .keys(doc! { "directKey": 1 })
@@ -107,7 +110,7 @@ impl ChatStore {
                     .build(),
             ])
             .await?;
-        Ok(())
+        super::drop_index_if_present(&self.coll, "member_activity").await
     }
 
     pub async fn insert(&self, chat: &Chat, tx: Option<&mut ClientSession>) -> mongodb::error::Result<()> {
@@ -143,7 +146,7 @@ impl ChatStore {
     }
 
     /// The ids of every chat `user` is in (what a socket joins at its handshake): only the
-    /// ids travel, from the `member_activity` index.
+    /// ids travel, from the `member` index.
     pub async fn ids_of_member(&self, user: ObjectId) -> mongodb::error::Result<Vec<ObjectId>> {
         let ids: Vec<Document> = self
             .coll

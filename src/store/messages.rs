@@ -28,7 +28,8 @@ pub struct Message {
     pub attachments: Vec<ObjectId>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reply_to: Option<ObjectId>,
-    #[serde(default)]
+    /// Left out while empty, so that only starred messages are in the `starred` index.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub starred_by: Vec<ObjectId>,
     pub created_at: DateTime,
     pub updated_at: DateTime,
@@ -143,9 +144,17 @@ impl MessageStore {
             .create_indexes([
                 unique(doc! { "chatId": 1, "seq": 1 }, "chat_seq"),
                 unique(doc! { "chatId": 1, "sender": 1, "clientMsgId": 1 }, "client_msg_id"),
+                // Sparse, on `starredBy` alone: a message nobody starred has no entry (the
+                // compound index this replaces had one for every message). A user's starred
+                // messages are few; the chat is filtered after.
                 IndexModel::builder()
-                    .keys(doc! { "chatId": 1, "starredBy": 1 })
-                    .options(IndexOptions::builder().name("starred".to_string()).build())
+                    .keys(doc! { "starredBy": 1 })
+                    .options(
+                        IndexOptions::builder()
+                            .name("starred_by".to_string())
+                            .sparse(true)
+                            .build(),
+                    )
                     .build(),
                 IndexModel::builder()
                     .keys(doc! { "notifyPending": 1 })
@@ -158,7 +167,7 @@ impl MessageStore {
                     .build(),
             ])
             .await?;
-        Ok(())
+        super::drop_index_if_present(&self.coll, "starred").await
     }
 
     /// Stores `message` under its chat's next `seq`, if its sender is a participant; a

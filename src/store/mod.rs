@@ -97,6 +97,17 @@ impl Store {
     }
 }
 
+/// Drops an index an earlier version created, if it is still there.
+pub async fn drop_index_if_present<T: Send + Sync>(
+    coll: &mongodb::Collection<T>,
+    name: &str,
+) -> mongodb::error::Result<()> {
+    if coll.list_index_names().await?.iter().any(|n| n == name) {
+        coll.drop_index(name).await?;
+    }
+    Ok(())
+}
+
 /// True when a write failed on a unique index.
 pub fn is_duplicate_key(error: &mongodb::error::Error) -> bool {
     use mongodb::error::{ErrorKind, WriteFailure};
