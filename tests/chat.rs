@@ -605,6 +605,13 @@ async fn oversized_and_malformed_socket_payloads_are_refused() {
     );
     let ack = s.emit("message:read", json!("not an object")).await;
     assert_eq!(ack["error"]["code"], "bad_request", "{ack}");
+    // An event the server does not know is answered, not left to time out.
+    let ack = s.emit("message:sned", send(&chat, "typo", "x")).await;
+    assert_eq!(
+        (ack["error"]["code"].as_str(), ack["error"]["message"].as_str()),
+        (Some("bad_request"), Some("unknown event: message:sned")),
+        "{ack}"
+    );
     // Past the 64 KiB packet limit the server closes the connection.
     s.emit_no_ack("message:send", send(&chat, "huge", &"x".repeat(100 * 1024)))
         .await;

@@ -27,6 +27,15 @@ async fn group_of(server: &TestServer, prefix: &str, n: usize) -> (Vec<Session>,
     (users, group, chat)
 }
 
+/// One connected socket per user, in order.
+async fn sockets_of(server: &TestServer, users: &[Session]) -> Vec<SioClient> {
+    let mut sockets = Vec::new();
+    for user in users {
+        sockets.push(socket(server, user).await);
+    }
+    sockets
+}
+
 /// Every socket sends its batch at once, all sockets together; returns each socket with its
 /// acks, in the order of its batch.
 async fn storm(sockets: Vec<SioClient>, batches: Vec<Vec<Value>>) -> Vec<(SioClient, Vec<Value>)> {
@@ -92,10 +101,7 @@ async fn members_sending_at_once_get_gapless_seqs_one_message_per_retry_and_each
     const EACH: usize = 24;
     let server = TestServer::start().await;
     let (users, _group, chat) = group_of(&server, "s", MEMBERS).await;
-    let mut sockets = Vec::new();
-    for user in &users {
-        sockets.push(socket(&server, user).await);
-    }
+    let sockets = sockets_of(&server, &users).await;
     // Each member sends EACH messages at once; the first also retries one clientMsgId in
     // the middle of its burst, as a client whose ack was slow would.
     let batches: Vec<Vec<Value>> = (0..MEMBERS)
@@ -153,10 +159,7 @@ async fn every_member_receives_each_stored_message_exactly_once() {
     const EACH: usize = 20;
     let server = TestServer::start().await;
     let (users, _group, chat) = group_of(&server, "d", MEMBERS).await;
-    let mut sockets = Vec::new();
-    for user in &users {
-        sockets.push(socket(&server, user).await);
-    }
+    let sockets = sockets_of(&server, &users).await;
     let batches = (0..MEMBERS)
         .map(|m| (0..EACH).map(|i| send(&chat, &format!("d{m}-{i}"), "hi")).collect())
         .collect();
@@ -190,10 +193,7 @@ async fn a_send_the_database_refuses_is_never_acked_and_leaves_no_gap() {
         })
         .await
         .expect("the database takes a validator");
-    let mut sockets = Vec::new();
-    for user in &users {
-        sockets.push(socket(&server, user).await);
-    }
+    let sockets = sockets_of(&server, &users).await;
     let batches = (0..users.len())
         .map(|m| {
             (0..20)
@@ -229,10 +229,7 @@ async fn a_member_removed_mid_storm_gets_nothing_more_and_cannot_send() {
     let (users, group, chat) = group_of(&server, "r", 4).await;
     let removed = &users[3];
     let mut removed_socket = socket(&server, removed).await;
-    let mut sockets = Vec::new();
-    for user in &users[1..3] {
-        sockets.push(socket(&server, user).await);
-    }
+    let sockets = sockets_of(&server, &users[1..3]).await;
     let batches = (1..3)
         .map(|m| (0..20).map(|i| send(&chat, &format!("r{m}-{i}"), "before")).collect())
         .collect();

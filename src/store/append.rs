@@ -295,7 +295,6 @@ async fn commit<T: Entry>(inner: &Inner<T>, newest: &mut HashMap<ObjectId, i64>,
             newest_entry(inner, *log, head_seq)
         }))
         .await;
-        let mut failed_logs = HashSet::new();
         for (log, found) in unknown.iter().zip(loaded) {
             match found {
                 Ok(found) => {
@@ -311,7 +310,6 @@ async fn commit<T: Entry>(inner: &Inner<T>, newest: &mut HashMap<ObjectId, i64>,
                     }
                 }
                 Err(e) => {
-                    failed_logs.insert(*log);
                     tracing::warn!(error = %e, "append: cannot read a log's newest seq");
                     for job in pending.extract_if(.., |j| j.entry.log() == *log) {
                         answer(job, Err(AppendError::Db(e.clone())));
