@@ -26,6 +26,7 @@ use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, OnceLock};
 
+use futures::FutureExt;
 use futures::future::join_all;
 use mongodb::bson::{self, Bson, DateTime, Document, doc, oid::ObjectId};
 use mongodb::error::ErrorKind;
@@ -202,7 +203,16 @@ async fn run_lane<T: Entry>(inner: Arc<Inner<T>>, mut rx: mpsc::Receiver<Job<T>>
             newest.clear();
         }
         metrics::histogram!("huddle_append_batch_size").record(batch.len() as f64);
-        commit(&inner, &mut newest, std::mem::take(&mut batch)).await;
+        // A bug that panics in one batch fails that batch's sends (their answers are
+        // dropped, so they are refused, never acked); the lane goes on with the next, and
+        // forgets what it remembered, since the batch may have stopped half way.
+        let batch = std::mem::take(&mut batch);
+        let committed = std::panic::AssertUnwindSafe(commit(&inner, &mut newest, batch)).catch_unwind();
+        if committed.await.is_err() {
+            metrics::counter!("huddle_append_panics_total").increment(1);
+            tracing::error!("append: a batch panicked; its sends were refused");
+            newest.clear();
+        }
     }
 }
 
