@@ -581,6 +581,54 @@ async fn presence_follows_the_last_socket_and_offline_members_get_notifications(
 }
 
 #[tokio::test]
+async fn notifications_page_newest_first_within_one_second() {
+    let server = TestServer::start().await;
+    let ada = server.signed_up("ada").await;
+    let bob = server.signed_up("bob").await;
+    let chat = friends_with_chat(&ada, &bob).await;
+    let mut ada_socket = socket(&server, &ada).await;
+    // Six messages to an offline Bob, most within one second: their notices' ids are
+    // derived from the messages, so only their time orders them.
+    for i in 1..=6 {
+        let ack = ada_socket
+            .emit("message:send", send(&chat, &format!("c{i}"), &format!("m{i}")))
+            .await;
+        assert!(ack["error"].is_null(), "{ack}");
+    }
+    common::eventually(|| async {
+        let notes = bob
+            .client
+            .get("/api/v1/notifications?limit=100", Some(&bob.access))
+            .await;
+        (notes.body["data"].as_array().map(Vec::len) == Some(7)).then_some(())
+    })
+    .await;
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/api/v1/notifications?limit=2&cursor={c}"),
+            None => "/api/v1/notifications?limit=2".to_string(),
+        };
+        let page = bob.client.get(&path, Some(&bob.access)).await;
+        assert_eq!(page.status, 200, "{page:?}");
+        for n in page.body["data"].as_array().unwrap() {
+            seen.push(n["content"].as_str().unwrap().to_string());
+        }
+        match page.body["nextCursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => break,
+        }
+    }
+    assert_eq!(
+        seen,
+        ["m6", "m5", "m4", "m3", "m2", "m1", "sent you a friend request"],
+        "newest first, each once"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn oversized_and_malformed_socket_payloads_are_refused() {
     let server = TestServer::start().await;
     let ada = server.signed_up("ada").await;

@@ -102,14 +102,43 @@ impl NotificationStore {
         }
     }
 
-    /// Newest first, before the `before` id when paging.
+    /// Newest first by `createdAt` (then id), after the notice `before` when paging. The
+    /// order is the notices' time, not their ids': a message's notice has an id derived
+    /// from the message ([`notice_id`]), which sorts by the second only.
     pub async fn of_user(
         &self,
         user: ObjectId,
         before: Option<ObjectId>,
         limit: i64,
     ) -> mongodb::error::Result<Vec<Notification>> {
-        super::newest_first(&self.coll, doc! { "userId": user }, before, limit).await
+        use futures::TryStreamExt;
+        let mut filter = doc! { "userId": user };
+        if let Some(before) = before {
+            let at = self
+                .coll
+                .clone_with_type::<mongodb::bson::Document>()
+                .find_one(doc! { "_id": before, "userId": user })
+                .projection(doc! { "createdAt": 1 })
+                .await?
+                .and_then(|d| d.get_datetime("createdAt").ok().copied())
+                // A cursor that names no notice of this user pages from the second its id
+                // was made.
+                .unwrap_or_else(|| before.timestamp());
+            filter.insert(
+                "$or",
+                vec![
+                    doc! { "createdAt": { "$lt": at } },
+                    doc! { "createdAt": at, "_id": { "$lt": before } },
+                ],
+            );
+        }
+        self.coll
+            .find(filter)
+            .sort(doc! { "createdAt": -1, "_id": -1 })
+            .limit(limit)
+            .await?
+            .try_collect()
+            .await
     }
 
     pub async fn mark_read(&self, id: ObjectId, user: ObjectId) -> mongodb::error::Result<bool> {
