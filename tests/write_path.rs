@@ -153,6 +153,88 @@ async fn members_sending_at_once_get_gapless_seqs_one_message_per_retry_and_each
     server.stop().await;
 }
 
+/// The chat's own `lastSeq` is a checkpoint the writer moves at most once a second: what
+/// clients read (chat list, replay, read receipts) must come from the messages themselves.
+#[tokio::test]
+async fn readers_see_the_newest_message_while_the_chat_checkpoint_trails_it() {
+    let server = TestServer::start().await;
+    let (users, _group, chat) = group_of(&server, "trail", 2).await;
+    let mut sockets = sockets_of(&server, &users).await;
+    let listed = |who: &Session| {
+        let (client, access, chat) = (who.client.clone(), who.access.clone(), chat.clone());
+        async move {
+            let list = client.get("/api/v1/chats", Some(&access)).await;
+            list.body["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|c| c["_id"] == chat.as_str())
+                .expect("the chat is listed")
+                .clone()
+        }
+    };
+    for i in 1..=2 {
+        let ack = sockets[0]
+            .emit("message:send", send(&chat, &format!("t{i}"), &format!("m{i}")))
+            .await;
+        assert_eq!(ack["data"]["seq"], i, "{ack}");
+    }
+    // Past the checkpoint interval: the chat's `lastSeq` is 2 in the database now.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let ack = sockets[0].emit("message:send", send(&chat, "t3", "m3")).await;
+    assert_eq!(ack["data"]["seq"], 3, "{ack}");
+    let newest_id = ack["data"]["_id"].as_str().unwrap().to_string();
+
+    // At once, before the checkpoint moves: the list, a replay from 2, and a read of 3.
+    let seen = listed(&users[1]).await;
+    assert_eq!(
+        (
+            seen["lastSeq"].as_i64(),
+            seen["lastMessage"]["content"].as_str(),
+            seen["unreadCount"].as_i64()
+        ),
+        (Some(3), Some("m3"), Some(3)),
+        "{seen}"
+    );
+    let ack = sockets[1]
+        .emit("chat:sync", json!({ "chats": [{ "chatId": chat, "lastSeq": 2 }] }))
+        .await;
+    let synced = &ack["data"]["chats"][0];
+    assert_eq!(synced["lastSeq"], 3, "{ack}");
+    let replayed: Vec<&str> = synced["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["content"].as_str().unwrap())
+        .collect();
+    assert_eq!(replayed, ["m3"], "{ack}");
+    let ack = sockets[1]
+        .emit("message:read", json!({ "chatId": chat, "seq": 3 }))
+        .await;
+    assert_eq!(ack["data"]["seq"], 3, "{ack}");
+
+    // The newest message deleted: its content never comes back in the list, not even
+    // after the checkpoint has moved past it.
+    let ack = sockets[0]
+        .emit("message:delete", json!({ "messageId": newest_id }))
+        .await;
+    assert_eq!(ack["data"]["deleted"], true, "{ack}");
+    for wait in [0, 1500] {
+        tokio::time::sleep(Duration::from_millis(wait)).await;
+        let seen = listed(&users[1]).await;
+        assert_eq!(
+            (
+                seen["lastMessage"]["deleted"].as_bool(),
+                seen["lastMessage"]["content"].as_str()
+            ),
+            (Some(true), Some("")),
+            "{seen}"
+        );
+        assert_eq!(seen["lastSeq"], 3, "{seen}");
+    }
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn every_member_receives_each_stored_message_exactly_once() {
     const MEMBERS: usize = 5;

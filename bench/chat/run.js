@@ -463,9 +463,26 @@ async function runTraffic(server, people, o) {
       }
       console.log(`\n  ${server.kind}: highest passing rate ${out.maxPassingRate == null ? "none" : `${out.maxPassingRate} msg/s per client (${fmt(out.maxPassingRate * totalClients, 0)} msg/s in all)`}`);
     }
+    if (server.kind === "huddle") out.appendBatches = await appendBatches(server.url);
     return out;
   } finally {
     await workers.close();
+  }
+}
+
+/** How Huddle's message writer batched this run's sends, from its `/metrics`. */
+async function appendBatches(url) {
+  try {
+    const text = await (await fetch(`${url}/metrics`)).text();
+    const value = (name) => Number(text.match(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, "m"))?.[1] ?? NaN);
+    const count = value("huddle_append_batch_size_count");
+    const sum = value("huddle_append_batch_size_sum");
+    if (!(count > 0)) return null;
+    console.log(`  writer batches: ${fmt(count, 0)}, ${fmt(sum / count, 2)} sends each on average`);
+    return { count, sends: sum, meanSize: sum / count };
+  } catch (e) {
+    console.log(`  writer batches: /metrics not read (${e.message})`);
+    return null;
   }
 }
 

@@ -191,15 +191,19 @@ pub struct Asked {
 /// The caller's AI chat, created on first use.
 pub async fn chat(state: &AppState, user: ObjectId) -> AppResult<AiChatView> {
     let chat = state.store.ai.chat_of(user).await?;
+    let newest = state.store.ai.newest(chat.id, chat.last_seq).await?;
     Ok(AiChatView {
         id: chat.id.to_hex(),
         user_id: chat.user_id.to_hex(),
         pinned: chat.pinned,
         configured: state.ai.assistant.is_configured(),
         model: state.ai.assistant.model().to_string(),
-        last_seq: chat.last_seq,
+        last_seq: newest.as_ref().map_or(chat.last_seq, |m| m.seq.max(chat.last_seq)),
         created_at: chat.created_at.to_chrono(),
-        updated_at: chat.updated_at.to_chrono(),
+        updated_at: newest
+            .as_ref()
+            .map_or(chat.updated_at, |m| m.created_at.max(chat.updated_at))
+            .to_chrono(),
     })
 }
 

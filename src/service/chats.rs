@@ -8,8 +8,9 @@ use utoipa::ToSchema;
 
 use crate::error::{AppError, AppResult};
 use crate::state::AppState;
-use crate::store::chats::{Chat, LastMessage, direct_key};
+use crate::store::chats::{Chat, direct_key};
 use crate::store::is_duplicate_key;
+use crate::store::messages::Message;
 
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -25,14 +26,14 @@ pub struct LastMessageView {
     pub created_at: DateTime<Utc>,
 }
 
-impl From<&LastMessage> for LastMessageView {
-    fn from(m: &LastMessage) -> Self {
+impl From<&Message> for LastMessageView {
+    fn from(m: &Message) -> Self {
         Self {
             id: m.id.to_hex(),
             seq: m.seq,
             sender: m.sender.to_hex(),
             kind: m.kind,
-            content: m.content.clone(),
+            content: m.content.chars().take(200).collect(),
             deleted: m.deleted,
             created_at: m.created_at.to_chrono(),
         }
@@ -64,9 +65,16 @@ pub struct ChatView {
     pub updated_at: DateTime<Utc>,
 }
 
+/// The chat as `viewer` sees it, with its newest message as stored now (the chat's own
+/// `lastSeq` and `updatedAt` may trail it; see [`crate::store::append`]).
 pub async fn view(state: &AppState, chat: &Chat, viewer: ObjectId) -> AppResult<ChatView> {
+    let newest = state.store.messages.newest(chat.id, chat.last_seq).await?;
+    let last_seq = newest.as_ref().map_or(chat.last_seq, |m| m.seq.max(chat.last_seq));
+    let updated_at = newest
+        .as_ref()
+        .map_or(chat.updated_at, |m| m.created_at.max(chat.updated_at));
     let read_seq = chat.read_seq(viewer);
-    let unread_count = if read_seq >= chat.last_seq {
+    let unread_count = if read_seq >= last_seq {
         0
     } else {
         state.store.messages.unread(chat.id, viewer, read_seq).await?
@@ -77,13 +85,13 @@ pub async fn view(state: &AppState, chat: &Chat, viewer: ObjectId) -> AppResult<
         name: chat.name.clone(),
         participants: chat.participants.iter().map(|p| p.to_hex()).collect(),
         group_id: chat.group_id.map(|g| g.to_hex()),
-        last_message: chat.last_message.as_ref().map(LastMessageView::from),
-        last_seq: chat.last_seq,
+        last_message: newest.as_ref().map(LastMessageView::from),
+        last_seq,
         read_seq,
         unread_count,
         pinned: chat.pinned_by.contains(&viewer),
         created_at: chat.created_at.to_chrono(),
-        updated_at: chat.updated_at.to_chrono(),
+        updated_at: updated_at.to_chrono(),
     })
 }
 
@@ -117,7 +125,6 @@ pub async fn open_direct(state: &AppState, user: ObjectId, other: ObjectId) -> A
         participants: vec![user, other],
         group_id: None,
         direct_key: Some(direct_key(user, other)),
-        last_message: None,
         last_seq: 0,
         pinned_by: Vec::new(),
         reads: bson::Document::new(),

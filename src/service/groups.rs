@@ -149,7 +149,6 @@ pub async fn create(
         participants: vec![creator],
         group_id: None,
         direct_key: None,
-        last_message: None,
         last_seq: 0,
         pinned_by: Vec::new(),
         reads: Document::new(),

@@ -279,11 +279,6 @@ pub async fn edit(state: &AppState, user: ObjectId, id: ObjectId, content: Strin
         .await?
         .ok_or(AppError::NotFound)?;
     state
-        .store
-        .chats
-        .refresh_last_message(edited.chat_id, &edited.summary())
-        .await?;
-    state
         .realtime
         .to_chat(edited.chat_id, "message:updated", &MessageView::new(&edited, None))
         .await;
@@ -301,11 +296,6 @@ pub async fn delete(state: &AppState, user: ObjectId, id: ObjectId) -> AppResult
     }
     let deleted = state.store.messages.delete(id, user).await?.ok_or(AppError::NotFound)?;
     state.store.media.hide_for_message(deleted.id).await?;
-    state
-        .store
-        .chats
-        .refresh_last_message(deleted.chat_id, &deleted.summary())
-        .await?;
     let event =
         serde_json::json!({ "_id": deleted.id.to_hex(), "chatId": deleted.chat_id.to_hex(), "seq": deleted.seq });
     state.realtime.to_chat(deleted.chat_id, "message:deleted", &event).await;
@@ -344,7 +334,8 @@ pub async fn read(state: &AppState, user: ObjectId, chat: ObjectId, seq: i64) ->
         return Err(AppError::bad_request("seq: must not be negative"));
     }
     let current = member_chat(state, chat, user).await?;
-    let seq = seq.min(current.last_seq);
+    let newest = state.store.messages.newest(chat, current.last_seq).await?;
+    let seq = seq.min(newest.map_or(current.last_seq, |m| m.seq));
     let updated = state
         .store
         .chats
@@ -401,20 +392,31 @@ pub async fn sync(state: &AppState, user: ObjectId, req: SyncRequest) -> AppResu
     }
     let mut out = Vec::new();
     for chat in state.store.chats.of_member(user).await? {
+        // The chat's `lastSeq` may trail its newest message, so even a client level with
+        // it looks for what came after (a short, usually empty, range of the index).
         let after = seen.get(&chat.id).copied().unwrap_or(0);
-        if after >= chat.last_seq {
-            continue;
-        }
         let mut messages = state
             .store
             .messages
             .page(chat.id, Page::After(after), PAGE_MAX + 1, chat.last_seq)
             .await?;
+        if messages.is_empty() {
+            continue;
+        }
         let has_more = messages.len() as i64 > PAGE_MAX;
         messages.truncate(PAGE_MAX as usize);
+        let last_seq = match has_more {
+            true => state
+                .store
+                .messages
+                .newest(chat.id, chat.last_seq)
+                .await?
+                .map_or(chat.last_seq, |m| m.seq),
+            false => messages.last().map_or(chat.last_seq, |m| m.seq.max(chat.last_seq)),
+        };
         out.push(SyncedChat {
             chat_id: chat.id.to_hex(),
-            last_seq: chat.last_seq,
+            last_seq,
             messages: messages.iter().map(|m| MessageView::new(m, Some(user))).collect(),
             has_more,
         });

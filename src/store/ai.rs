@@ -126,10 +126,6 @@ impl super::append::Entry for AiMessage {
     fn key(&self) -> mongodb::bson::Document {
         doc! { "aiChatId": self.ai_chat_id, "clientMsgId": &self.client_msg_id }
     }
-
-    fn head_fields(&self) -> mongodb::error::Result<mongodb::bson::Document> {
-        Ok(mongodb::bson::Document::new())
-    }
 }
 
 #[derive(Clone, Debug)]
@@ -213,6 +209,12 @@ impl AiStore {
     }
 
     /// The newest `limit` messages before `seq` (or the newest overall), oldest first.
+    /// The AI chat's newest message, found from `head_seq`, the `lastSeq` the chat was read
+    /// with (which may trail it; see [`super::append`]).
+    pub async fn newest(&self, chat: ObjectId, head_seq: i64) -> mongodb::error::Result<Option<AiMessage>> {
+        self.appender.newest(chat, head_seq).await
+    }
+
     pub async fn page(
         &self,
         chat: ObjectId,

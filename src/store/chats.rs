@@ -1,28 +1,11 @@
 //! The `chats` collection: 1:1 and group chats, their participants, per-chat message
-//! counter (`lastSeq`), last message summary, pins and each member's read position.
+//! checkpoint (`lastSeq`), pins and each member's read position.
 
 use futures::TryStreamExt;
 use mongodb::bson::{DateTime, Document, doc, oid::ObjectId};
 use mongodb::options::{IndexOptions, ReturnDocument};
 use mongodb::{ClientSession, Collection, Database, IndexModel};
 use serde::{Deserialize, Serialize};
-
-use crate::domain::chat::MessageType;
-
-/// What a chat list shows of its newest message.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct LastMessage {
-    #[serde(rename = "_id")]
-    pub id: ObjectId,
-    pub seq: i64,
-    pub sender: ObjectId,
-    #[serde(rename = "type")]
-    pub kind: MessageType,
-    pub content: String,
-    pub deleted: bool,
-    pub created_at: DateTime,
-}
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -38,9 +21,9 @@ pub struct Chat {
     /// `"<smaller id>:<larger id>"` for 1:1 chats, so each pair has one chat.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub direct_key: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_message: Option<LastMessage>,
-    /// The `seq` of the newest message; 0 before the first.
+    /// A checkpoint of the newest message's `seq` (0 before the first): never ahead of it,
+    /// behind it by at most the message writer's head flush interval (the newest message
+    /// is `MessageStore::newest` from here).
     pub last_seq: i64,
     #[serde(default)]
     pub pinned_by: Vec<ObjectId>,
@@ -157,18 +140,6 @@ impl ChatStore {
             .try_collect()
             .await?;
         Ok(ids.iter().filter_map(|d| d.get_object_id("_id").ok()).collect())
-    }
-
-    /// Keeps the last-message summary in step with an edit or deletion of that message.
-    pub async fn refresh_last_message(&self, id: ObjectId, last: &LastMessage) -> mongodb::error::Result<()> {
-        let summary = mongodb::bson::to_bson(last)?;
-        self.coll
-            .update_one(
-                doc! { "_id": id, "lastMessage._id": last.id },
-                doc! { "$set": { "lastMessage": summary } },
-            )
-            .await
-            .map(|_| ())
     }
 
     /// Moves a member's read position forward (never back); returns the position now.

@@ -7,7 +7,6 @@ use mongodb::options::{IndexOptions, ReturnDocument};
 use mongodb::{Collection, Database, IndexModel};
 use serde::{Deserialize, Serialize};
 
-use super::chats::LastMessage;
 use crate::domain::chat::MessageType;
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -61,21 +60,6 @@ pub struct CallRecord {
     pub status: huddle_signaling::CallStatus,
 }
 
-impl Message {
-    pub fn summary(&self) -> LastMessage {
-        let preview: String = self.content.chars().take(200).collect();
-        LastMessage {
-            id: self.id,
-            seq: self.seq,
-            sender: self.sender,
-            kind: self.kind,
-            content: preview,
-            deleted: self.deleted,
-            created_at: self.created_at,
-        }
-    }
-}
-
 /// Which slice of a chat's history to read.
 #[derive(Clone, Copy, Debug)]
 pub enum Page {
@@ -117,10 +101,6 @@ impl super::append::Entry for Message {
 
     fn key(&self) -> mongodb::bson::Document {
         doc! { "chatId": self.chat_id, "sender": self.sender, "clientMsgId": &self.client_msg_id }
-    }
-
-    fn head_fields(&self) -> mongodb::error::Result<mongodb::bson::Document> {
-        Ok(doc! { "lastMessage": mongodb::bson::to_bson(&self.summary())? })
     }
 }
 
@@ -212,6 +192,12 @@ impl MessageStore {
         self.coll
             .find_one(doc! { "chatId": chat, "sender": sender, "clientMsgId": client_msg_id })
             .await
+    }
+
+    /// The chat's newest message, found from `head_seq`, the `lastSeq` its chat was read
+    /// with (see [`super::append`]: a chat's `lastSeq` may trail its newest message).
+    pub async fn newest(&self, chat: ObjectId, head_seq: i64) -> mongodb::error::Result<Option<Message>> {
+        self.appender.newest(chat, head_seq).await
     }
 
     /// A page of history, always returned oldest first. `newest` is the chat's `lastSeq`:
