@@ -262,14 +262,18 @@ async fn run_lane<T: Entry>(inner: Arc<Inner<T>>, mut rx: mpsc::Receiver<Job<T>>
             heads.flush(&inner).await;
         }
     }
-    heads.flush(&inner).await;
+    heads.finish(&inner).await;
 }
 
-/// Heads a lane has written entries past: log -> its newest `seq` stored.
+/// Heads a lane has written entries past: log -> its newest `seq` stored. Their update is
+/// written beside the lane, not in its way: a lane never waits for it, except when it
+/// stops.
 struct HeadMoves {
     moves: HashMap<ObjectId, i64>,
     /// When the oldest unflushed move must be written.
     due: Option<tokio::time::Instant>,
+    /// The update being written; it hands back the moves it could not write.
+    writing: Option<tokio::task::JoinHandle<Option<HashMap<ObjectId, i64>>>>,
 }
 
 impl HeadMoves {
@@ -277,6 +281,7 @@ impl HeadMoves {
         Self {
             moves: HashMap::new(),
             due: None,
+            writing: None,
         }
     }
 
@@ -290,22 +295,52 @@ impl HeadMoves {
         self.due.get_or_insert_with(|| tokio::time::Instant::now() + HEAD_FLUSH);
     }
 
-    /// Writes every pending move; on failure they stay pending and are tried again after
-    /// another [`HEAD_FLUSH`] (readers never depend on them: see [`Appender::newest`]).
-    async fn flush<T: Entry>(&mut self, inner: &Inner<T>) {
+    /// Starts writing every pending move, unless the previous write is still running (then
+    /// it looks again a little later). Moves a failed write hands back go with the next
+    /// write, a [`HEAD_FLUSH`] later; readers never depend on them (see
+    /// [`Appender::newest`]).
+    async fn flush<T: Entry>(&mut self, inner: &Arc<Inner<T>>) {
+        if let Some(writing) = self.writing.take_if(|w| w.is_finished()) {
+            self.take_back(writing.await);
+        }
+        if self.writing.is_some() {
+            self.due = Some(tokio::time::Instant::now() + HEAD_FLUSH / 10);
+            return;
+        }
         if self.moves.is_empty() {
             self.due = None;
             return;
         }
-        match move_heads(inner, &self.moves).await {
-            Ok(()) => {
-                self.moves.clear();
-                self.due = None;
+        let (inner, moves) = (inner.clone(), std::mem::take(&mut self.moves));
+        self.writing = Some(tokio::spawn(async move {
+            match move_heads(&inner, &moves).await {
+                Ok(()) => None,
+                Err(e) => {
+                    tracing::warn!(error = %e, "append: heads not moved forward; will retry");
+                    Some(moves)
+                }
             }
-            Err(e) => {
-                tracing::warn!(error = %e, "append: heads not moved forward; will retry");
-                self.due = Some(tokio::time::Instant::now() + HEAD_FLUSH);
-            }
+        }));
+        // Looks back then: to hand a failed write's moves to the next one.
+        self.due = Some(tokio::time::Instant::now() + HEAD_FLUSH);
+    }
+
+    /// Waits for the write in progress and writes what is left: the lane is stopping.
+    async fn finish<T: Entry>(&mut self, inner: &Arc<Inner<T>>) {
+        if let Some(writing) = self.writing.take() {
+            self.take_back(writing.await);
+        }
+        if !self.moves.is_empty()
+            && let Err(e) = move_heads(inner, &self.moves).await
+        {
+            tracing::warn!(error = %e, "append: heads not moved forward at stop");
+        }
+    }
+
+    fn take_back(&mut self, unwritten: Result<Option<HashMap<ObjectId, i64>>, tokio::task::JoinError>) {
+        let Ok(Some(unwritten)) = unwritten else { return };
+        for (log, seq) in unwritten {
+            self.record(log, seq);
         }
     }
 }
