@@ -284,3 +284,45 @@ async fn a_member_removed_during_a_group_call_cannot_join_it() {
     assert_eq!(r.status, 403, "{r:?}");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn unfriending_mid_call_ends_the_one_to_one_call_and_no_new_one_starts() {
+    let server = TestServer::start().await;
+    let ada = server.signed_up("ada").await;
+    let bob = server.signed_up("bob").await;
+    let chat = friends_with_chat(&ada, &bob).await;
+    let mut ada_socket = socket(&server, &ada).await;
+    let mut bob_socket = socket(&server, &bob).await;
+    let ack = ada_socket
+        .emit("call:start", json!({ "chatId": chat, "type": "audio" }))
+        .await;
+    let call = ack["data"]["_id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{ack}"))
+        .to_string();
+    bob_socket.next("call:incoming").await;
+    let ack = bob_socket.emit("call:join", json!({ "callId": call })).await;
+    assert!(ack.get("data").is_some(), "{ack}");
+
+    let unfriend = bob
+        .client
+        .http
+        .delete(bob.client.url(&format!("/api/v1/friends/{}", ada.user_id)))
+        .bearer_auth(&bob.access);
+    assert_eq!(bob.client.send(unfriend).await.status, 204);
+    for s in [&mut ada_socket, &mut bob_socket] {
+        let ended = s.next("call:ended").await;
+        assert_eq!(
+            (ended["_id"].as_str(), ended["status"].as_str()),
+            (Some(call.as_str()), Some("ended")),
+            "{ended}"
+        );
+    }
+    let ack = bob_socket.emit("call:join", json!({ "callId": call })).await;
+    assert!(ack.get("error").is_some(), "{ack}");
+    let ack = ada_socket
+        .emit("call:start", json!({ "chatId": chat, "type": "audio" }))
+        .await;
+    assert_eq!(ack["error"]["code"], "not_friends", "{ack}");
+    server.stop().await;
+}

@@ -461,6 +461,88 @@ async fn a_participant_whose_network_vanishes_leaves_the_call() {
     server.stop().await;
 }
 
+#[tokio::test]
+async fn a_member_removed_from_the_group_mid_call_stops_receiving_at_once() {
+    let server = TestServer::start().await;
+    let ada = server.signed_up("ada").await;
+    let bob = server.signed_up("bob").await;
+    let cyd = server.signed_up("cyd").await;
+    let (group, chat) = group_with(&ada, "Trio", &[&bob, &cyd]).await;
+    let people = [&ada, &bob, &cyd];
+    let (call, mut peers) = connected_call(&server, &people, &chat).await;
+    let (ada_id, bob_id, cyd_id) = (ada.user_id.clone(), bob.user_id.clone(), cyd.user_id.clone());
+    let mut frame = 0;
+    pump_with_media(&mut peers, &mut frame, |ps| {
+        ps.iter().all(|p| p.published.len() == 4) && !ps[2].received_from(&ada_id, "video").is_empty()
+    })
+    .await;
+    let received = |p: &Peer| {
+        [&ada_id, &bob_id]
+            .iter()
+            .flat_map(|from| ["audio", "video"].map(|kind| p.received_from(from, kind).len()))
+            .sum::<usize>()
+    };
+
+    // The admin removes Cyd while everyone is sending.
+    let kick = ada
+        .client
+        .http
+        .delete(ada.client.url(&format!("/api/v1/groups/{group}/members/{cyd_id}")))
+        .bearer_auth(&ada.access);
+    assert_eq!(ada.client.send(kick).await.status, 200);
+    let removed_at = Instant::now();
+    let mut told = [false; 3];
+    while !told.iter().all(|t| *t) {
+        assert!(
+            removed_at.elapsed() < Duration::from_secs(3),
+            "not everyone was told: {told:?}"
+        );
+        for p in peers.iter_mut() {
+            p.send(frame);
+            p.step().await;
+        }
+        frame += 1;
+        for (i, p) in peers.iter_mut().enumerate() {
+            told[i] |= p
+                .sio
+                .take_all("call:participant-left")
+                .iter()
+                .any(|e| e["userId"] == cyd_id.as_str() && e["callId"] == call.as_str());
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    // From now on nothing reaches Cyd, while Ada and Bob go on hearing each other.
+    let settle = Instant::now() + Duration::from_millis(300);
+    pump_with_media(&mut peers, &mut frame, |_| Instant::now() >= settle).await;
+    let (cyd_before, ada_before) = (received(&peers[2]), received(&peers[0]));
+    let until = Instant::now() + Duration::from_millis(1500);
+    pump_with_media(&mut peers, &mut frame, |_| Instant::now() >= until).await;
+    assert_eq!(
+        received(&peers[2]),
+        cyd_before,
+        "the removed member still receives media"
+    );
+    assert!(received(&peers[0]) > ada_before + 20, "the call goes on for the others");
+
+    // Whatever Cyd still asks of the call is refused like a call that does not exist.
+    let cyd_peer = &mut peers[2];
+    for (event, payload) in [
+        (
+            "participant:mute",
+            json!({ "callId": call, "source": "microphone", "muted": true }),
+        ),
+        ("rtc:offer", json!({ "callId": call, "sdp": "v=0\r\n" })),
+        ("call:join", json!({ "callId": call })),
+    ] {
+        let ack = cyd_peer.sio.emit(event, payload).await;
+        assert_eq!(ack["error"]["code"], "not_found", "{event}: {ack}");
+    }
+    let stats = server.state.sfu.stats().await.unwrap();
+    assert_eq!(stats.peers, 2, "the SFU dropped the removed member's peer");
+    server.stop().await;
+}
+
 /// Steps every peer, sending a frame from each every few steps, until `done` holds.
 async fn pump_with_media(peers: &mut [Peer], frame: &mut usize, done: impl Fn(&[Peer]) -> bool) {
     let deadline = Instant::now() + Duration::from_secs(30);

@@ -116,6 +116,8 @@ pub struct CallSession {
     invitees: Vec<Invitee>,
     /// In the room now, in join order.
     joined: Vec<String>,
+    /// The initiator lost their place in the call ([`CallSession::remove`]).
+    initiator_removed: bool,
     /// Ever in the room, in first-join order.
     participants: Vec<String>,
     status: CallStatus,
@@ -173,6 +175,7 @@ impl CallSession {
             kind,
             invitees: list,
             joined: vec![initiator.clone()],
+            initiator_removed: false,
             participants: vec![initiator.clone()],
             status: CallStatus::Ringing,
             end_reason: None,
@@ -234,7 +237,7 @@ impl CallSession {
     /// The initiator stops the call before anyone answered.
     pub fn cancel(&mut self, user_id: &str, now: Millis) -> Result<(), SignalingError> {
         self.begin_input(now)?;
-        if user_id != self.initiator {
+        if !self.is_initiator(user_id) {
             return Err(SignalingError::NotInitiator);
         }
         if self.status != CallStatus::Ringing {
@@ -249,7 +252,7 @@ impl CallSession {
     pub fn join(&mut self, user_id: &str, now: Millis) -> Result<(), SignalingError> {
         self.begin_input(now)?;
         let invitee = self.invitee_index(user_id);
-        if invitee.is_none() && user_id != self.initiator {
+        if invitee.is_none() && !self.is_initiator(user_id) {
             return Err(SignalingError::NotMember);
         }
         if self.is_joined(user_id) {
@@ -287,6 +290,38 @@ impl CallSession {
                 EndReason::Completed
             };
             self.finish(reason);
+        }
+        Ok(())
+    }
+
+    /// A member loses their place in the call (removed from the chat, or the 1:1 peer is no
+    /// longer a friend): out of the room if in it, no longer rung, and no longer a member, so
+    /// every later request of theirs is refused. The call ends when nobody is left in the
+    /// room, or when it is still ringing and nobody is left to answer.
+    pub fn remove(&mut self, user_id: &str, now: Millis) -> Result<(), SignalingError> {
+        self.begin_input(now)?;
+        if !self.is_member(user_id) {
+            return Err(SignalingError::NotMember);
+        }
+        if self.is_initiator(user_id) {
+            self.initiator_removed = true;
+        }
+        if let Some(idx) = self.invitee_index(user_id) {
+            self.invitees.remove(idx);
+        }
+        if let Some(idx) = self.joined.iter().position(|u| u == user_id) {
+            let user_id = self.joined.remove(idx);
+            self.events.push_back(SessionEvent::ParticipantLeft { user_id });
+        }
+        let ringing = self.status == CallStatus::Ringing;
+        if self.joined.is_empty() {
+            self.finish(if ringing {
+                EndReason::Cancelled
+            } else {
+                EndReason::Completed
+            });
+        } else if ringing && !self.any_pending() && self.invitees.iter().all(|i| i.state != InviteState::Accepted) {
+            self.finish(EndReason::Cancelled);
         }
         Ok(())
     }
@@ -349,9 +384,13 @@ impl CallSession {
         matches!(self.status, CallStatus::Ended | CallStatus::Missed)
     }
 
-    /// The initiator or an invitee.
+    /// The initiator or an invitee, unless removed.
     pub fn is_member(&self, user_id: &str) -> bool {
-        user_id == self.initiator || self.invitee_index(user_id).is_some()
+        self.is_initiator(user_id) || self.invitee_index(user_id).is_some()
+    }
+
+    fn is_initiator(&self, user_id: &str) -> bool {
+        user_id == self.initiator && !self.initiator_removed
     }
 
     pub fn is_joined(&self, user_id: &str) -> bool {

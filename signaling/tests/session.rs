@@ -493,3 +493,54 @@ fn random_walks_never_break_the_invariants() {
         }
     }
 }
+
+#[test]
+fn a_removed_member_leaves_the_room_and_is_refused_from_then_on() {
+    let mut s = group();
+    s.accept("bob", at(1)).unwrap();
+    s.join("bob", at(1)).unwrap();
+    s.join("carol", at(2)).unwrap();
+    drain(&mut s);
+
+    s.remove("carol", at(3)).unwrap();
+    assert_eq!(drain(&mut s), vec![left("carol")]);
+    assert!(!s.is_member("carol"));
+    assert_eq!(s.join("carol", at(4)), Err(SignalingError::NotMember));
+    assert_eq!(s.check_joined("carol"), Err(SignalingError::NotJoined));
+    assert_eq!(s.remove("carol", at(4)), Err(SignalingError::NotMember));
+    assert_eq!(s.status(), CallStatus::Ongoing, "alice and bob go on");
+
+    // The initiator can be removed too; the last one out ends the call.
+    s.remove("alice", at(5)).unwrap();
+    assert_eq!(drain(&mut s), vec![left("alice")]);
+    assert_eq!(s.join("alice", at(6)), Err(SignalingError::NotMember));
+    s.remove("bob", at(7)).unwrap();
+    assert_eq!(
+        drain(&mut s),
+        vec![
+            left("bob"),
+            SessionEvent::Ended {
+                status: CallStatus::Ended,
+                reason: EndReason::Completed,
+                participants: ids(&["alice", "bob", "carol"]),
+                at: at(7),
+            }
+        ]
+    );
+}
+
+#[test]
+fn removing_the_last_one_rung_cancels_a_ringing_call() {
+    let mut s = one_to_one();
+    s.remove("bob", at(101)).unwrap();
+    assert_eq!(
+        drain(&mut s),
+        vec![SessionEvent::Ended {
+            status: CallStatus::Missed,
+            reason: EndReason::Cancelled,
+            participants: ids(&["alice"]),
+            at: at(101),
+        }]
+    );
+    assert_eq!(s.invite_state("bob"), None);
+}

@@ -40,11 +40,17 @@ enum Command {
         action: Action,
         reply: oneshot::Sender<AppResult<Call>>,
     },
-    /// Whether `user` has joined the live call `call`.
+    /// The chat of the live call `call`, if `user` has joined it.
     IsJoined {
         call: ObjectId,
         user: ObjectId,
-        reply: oneshot::Sender<bool>,
+        reply: oneshot::Sender<Option<ObjectId>>,
+    },
+    /// `user` lost their place in `chat`: out of its live call, if any.
+    Remove {
+        chat: ObjectId,
+        user: ObjectId,
+        reply: oneshot::Sender<()>,
     },
     /// The chats of the live calls `user` is in (or rung by).
     LiveChatsOf {
@@ -94,8 +100,16 @@ impl CallHub {
         .await?
     }
 
-    pub async fn is_joined(&self, call: ObjectId, user: ObjectId) -> AppResult<bool> {
+    /// The chat of the live call `call`, if `user` has joined it.
+    pub async fn joined_chat(&self, call: ObjectId, user: ObjectId) -> AppResult<Option<ObjectId>> {
         self.ask(|reply| Command::IsJoined { call, user, reply }).await
+    }
+
+    /// Takes `user` out of `chat`'s live call at once (they left the chat, were removed, or
+    /// are no longer friends with its other member): the SFU drops their peer, the others
+    /// are told, and they are refused from then on. Nothing happens without such a call.
+    pub async fn remove(&self, chat: ObjectId, user: ObjectId) -> AppResult<()> {
+        self.ask(|reply| Command::Remove { chat, user, reply }).await
     }
 
     pub async fn live_chats_of(&self, user: ObjectId) -> AppResult<Vec<ObjectId>> {
@@ -242,8 +256,13 @@ impl Hub {
                 let joined = self
                     .calls
                     .get(&call)
-                    .is_some_and(|l| l.session.check_joined(&user.to_hex()).is_ok());
+                    .filter(|l| l.session.check_joined(&user.to_hex()).is_ok())
+                    .map(|l| l.call.chat_id);
                 let _ = reply.send(joined);
+            }
+            Command::Remove { chat, user, reply } => {
+                self.remove(chat, user).await;
+                let _ = reply.send(());
             }
             Command::LiveChatsOf { user, reply } => {
                 let hex = user.to_hex();
@@ -309,6 +328,24 @@ impl Hub {
         match self.calls.get(&id) {
             Some(live) => Ok(live.call.clone()),
             None => Ok(self.state.store.calls.by_id(id).await?.unwrap_or(snapshot)),
+        }
+    }
+
+    async fn remove(&mut self, chat: ObjectId, user: ObjectId) {
+        let now = self.now();
+        let hex = user.to_hex();
+        let Some((&id, live)) = self.calls.iter_mut().find(|(_, l)| l.call.chat_id == chat) else {
+            return;
+        };
+        let was_joined = live.session.is_joined(&hex);
+        if live.session.remove(&hex, now).is_err() {
+            return;
+        }
+        self.drain(id).await;
+        // Their sockets have left the chat's room: they hear it on their own.
+        if was_joined {
+            let event = json!({ "callId": id.to_hex(), "userId": hex });
+            self.state.realtime.to_user(user, "call:participant-left", &event).await;
         }
     }
 

@@ -14,10 +14,27 @@ use crate::error::{AppError, AppResult};
 use crate::media::calls::Action;
 use crate::state::AppState;
 use crate::store::calls::Call;
+use crate::store::chats::Chat;
+
+/// The chat, if `user` may be in its calls now: a member, and in a 1:1 chat still a friend
+/// of the other member.
+async fn callable_chat(state: &AppState, chat: ObjectId, user: ObjectId) -> AppResult<Chat> {
+    let chat = member_chat(state, chat, user).await?;
+    if !chat.is_group {
+        let other = chat.participants.iter().copied().find(|p| *p != user).unwrap_or(user);
+        if !state.store.friends.are_friends(user, other).await? {
+            return Err(AppError::Forbidden {
+                code: "not_friends",
+                message: "calls in a 1:1 chat are between friends",
+            });
+        }
+    }
+    Ok(chat)
+}
 
 /// Rings the chat's other members.
 pub async fn start(state: &AppState, user: ObjectId, chat: ObjectId, kind: CallKind) -> AppResult<Call> {
-    let chat = member_chat(state, chat, user).await?;
+    let chat = callable_chat(state, chat, user).await?;
     let call = Call {
         id: ObjectId::new(),
         kind,
@@ -38,7 +55,10 @@ pub async fn start(state: &AppState, user: ObjectId, chat: ObjectId, kind: CallK
 /// Acts on a call of one of the caller's chats. Chat membership is checked now, not when
 /// the call started, so someone removed from a group meanwhile cannot join its call.
 pub async fn act(state: &AppState, user: ObjectId, call: ObjectId, action: Action) -> AppResult<Call> {
-    get(state, user, call).await?;
+    let found = get(state, user, call).await?;
+    if matches!(action, Action::Accept | Action::Join) {
+        callable_chat(state, found.chat_id, user).await?;
+    }
     state.calls.act(call, user, action).await
 }
 
@@ -111,12 +131,19 @@ pub async fn ice_servers(state: &AppState, user: ObjectId) -> AppResult<IceServe
     })
 }
 
-/// Media signaling is for participants who joined the call; anyone else gets the answer of a
-/// call that does not exist.
+/// Media signaling is for participants who joined the call and may still be in it (its
+/// chat's membership, and friendship in a 1:1 chat, are checked on every request); anyone
+/// else gets the answer of a call that does not exist.
 pub async fn check_in_call(state: &AppState, user: ObjectId, call: ObjectId) -> AppResult<()> {
-    if state.calls.is_joined(call, user).await? {
-        Ok(())
-    } else {
-        Err(AppError::NotFound)
+    let chat = state.calls.joined_chat(call, user).await?.ok_or(AppError::NotFound)?;
+    match callable_chat(state, chat, user).await {
+        Ok(_) => Ok(()),
+        Err(AppError::Forbidden { .. }) => Err(AppError::NotFound),
+        Err(e) => Err(e),
     }
+}
+
+/// `user` lost their place in `chat`: out of its live call at once.
+pub async fn left_chat(state: &AppState, chat: ObjectId, user: ObjectId) -> AppResult<()> {
+    state.calls.remove(chat, user).await
 }

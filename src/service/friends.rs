@@ -153,6 +153,12 @@ pub async fn unfriend(state: &AppState, user: ObjectId, other: ObjectId) -> AppR
     if !removed {
         return Err(AppError::NotFound);
     }
+    // Their 1:1 chat stays readable, but its calls are between friends: a live one ends.
+    if let Some(chat) = state.store.chats.direct(user, other).await? {
+        for party in [user, other] {
+            super::calls::left_chat(state, chat.id, party).await?;
+        }
+    }
     let event = serde_json::json!({ "userId": user.to_hex(), "friendId": other.to_hex() });
     for party in [user, other] {
         state.realtime.to_user(party, "friend:removed", &event).await;

@@ -307,6 +307,7 @@ async fn drop_member(state: &AppState, group: &Group, user: ObjectId) -> AppResu
     let update = doc! { "$pull": { "members": user, "admins": user } };
     let changed = change_members(state, group, update, None, Some(user)).await?;
     state.realtime.leave_chat(user, changed.chat_id).await;
+    super::calls::left_chat(state, changed.chat_id, user).await?;
     let event = membership_event(&changed, user);
     state
         .realtime

@@ -148,7 +148,12 @@ export class Call {
       announce(`${this.nameOf(userId)} joined the call`);
     });
     on("call:participant-left", ({ userId }) => {
-      if (userId === this.me) return;
+      // About ourselves: the server took us out (we left the chat, or were removed).
+      if (userId === this.me) {
+        announce("You are no longer in this call");
+        this.close(false);
+        return;
+      }
       for (const [trackId, p] of this.published) if (p.userId === userId) this.published.delete(trackId);
       this.removeTile(userId);
       announce(`${this.nameOf(userId)} left the call`);
