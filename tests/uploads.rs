@@ -191,6 +191,119 @@ async fn the_store_and_the_server_refuse_what_was_not_declared() {
     server.stop().await;
 }
 
+/// Fetches a media's download URL as `who` and GETs it: (content type, disposition, nosniff,
+/// bytes).
+async fn fetched(who: &Session, media: &str) -> (String, String, String, Vec<u8>) {
+    let r = who
+        .client
+        .get(&format!("/api/v1/media/{media}"), Some(&who.access))
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let got = reqwest::get(r.body["url"].as_str().unwrap()).await.unwrap();
+    assert_eq!(got.status(), 200);
+    let header = |name: &str| {
+        got.headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default()
+    };
+    let headers = (
+        header("content-type"),
+        header("content-disposition"),
+        header("x-content-type-options"),
+    );
+    (headers.0, headers.1, headers.2, got.bytes().await.unwrap().to_vec())
+}
+
+#[tokio::test]
+async fn script_dressed_as_an_image_is_refused_or_served_as_bytes_never_rendered() {
+    let server = TestServer::start().await;
+    let ada = server.signed_up("ada").await;
+    let bob = server.signed_up("bob").await;
+    let chat = friends_with_chat(&ada, &bob).await;
+    let declare = |name: &str, content_type: &str, size: usize| json!({ "kind": "attachment", "chatId": chat, "fileName": name, "contentType": content_type, "size": size });
+    // A second type, or parameters, after an image type: refused before any form exists.
+    for content_type in [
+        "image/png, text/html",
+        "image/png;text/html",
+        "image/png; charset=utf-8",
+        "image/png text/html",
+    ] {
+        let r = start_upload(&ada, declare("x.png", content_type, PNG.len())).await;
+        assert_eq!((r.status, r.code()), (400, "bad_request"), "{content_type}: {r:?}");
+    }
+    // SVG is never an image: no SVG avatar.
+    let r = start_upload(
+        &ada,
+        json!({ "kind": "avatar", "fileName": "me.svg", "contentType": "image/svg+xml", "size": 100 }),
+    )
+    .await;
+    assert_eq!(r.status, 415, "{r:?}");
+    // An SVG that starts like an AVIF box is not an AVIF.
+    let svg = b"<!--ftypavif--><svg xmlns='http://www.w3.org/2000/svg' onload='alert(1)'/>".to_vec();
+    let ticket = start_upload(&ada, declare("x.avif", "image/avif", svg.len()))
+        .await
+        .body;
+    assert!(post_to_store(&ticket, svg).await.status().is_success());
+    let r = complete(&ada, &ticket).await;
+    assert_eq!((r.status, r.code()), (409, "type_mismatch"), "{r:?}");
+
+    // HTML (or SVG) uploaded as a file is kept, and downloads as bytes to save.
+    let html = b"<html><script>alert(document.cookie)</script></html>".to_vec();
+    let media = uploaded(&ada, &chat, "page.html", "text/html", &html).await;
+    let (content_type, disposition, nosniff, bytes) = fetched(&bob, &media).await;
+    assert_eq!(
+        (content_type.as_str(), disposition.as_str(), nosniff.as_str()),
+        (
+            "application/octet-stream",
+            "attachment; filename=\"page.html\"",
+            "nosniff"
+        )
+    );
+    assert_eq!(bytes, html);
+    // A real image is served inline as exactly its type.
+    let media = uploaded(&ada, &chat, "dot.png", "image/png", PNG).await;
+    let (content_type, disposition, nosniff, bytes) = fetched(&bob, &media).await;
+    assert_eq!(
+        (content_type.as_str(), disposition.as_str(), nosniff.as_str()),
+        ("image/png", "inline; filename=\"dot.png\"", "nosniff")
+    );
+    assert_eq!(bytes, PNG);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_form_posted_again_after_completion_does_not_change_what_is_served() {
+    let server = TestServer::start().await;
+    let ada = server.signed_up("ada").await;
+    let bob = server.signed_up("bob").await;
+    let chat = friends_with_chat(&ada, &bob).await;
+    let r = start_upload(
+        &ada,
+        json!({ "kind": "attachment", "chatId": chat, "fileName": "dot.png", "contentType": "image/png", "size": PNG.len() }),
+    )
+    .await;
+    let ticket = r.body.clone();
+    assert!(post_to_store(&ticket, PNG.to_vec()).await.status().is_success());
+    let r = complete(&ada, &ticket).await;
+    assert_eq!(r.status, 201, "{r:?}");
+    let media = r.body["_id"].as_str().unwrap().to_string();
+
+    // The form is still valid: the same fields with a program of the same size.
+    let mut program = b"MZ\x90\0 a program in place of the picture".to_vec();
+    program.resize(PNG.len(), 0);
+    let again = post_to_store(&ticket, program).await;
+    assert!(again.status().is_success(), "the store takes it: {}", again.status());
+    assert_eq!(complete(&ada, &ticket).await.body["_id"], media.as_str());
+    let (content_type, _, _, bytes) = fetched(&bob, &media).await;
+    assert_eq!(
+        (content_type.as_str(), bytes.as_slice()),
+        ("image/png", PNG),
+        "what was checked is what is served"
+    );
+    server.stop().await;
+}
+
 /// Presigned upload of `bytes` as `content_type` into `chat`, completed; returns the media id.
 async fn uploaded(who: &Session, chat: &str, name: &str, content_type: &str, bytes: &[u8]) -> String {
     let ticket = start_upload(
@@ -343,7 +456,9 @@ async fn uploads_never_completed_are_swept_with_their_objects() {
     let removed = huddle::service::media::remove_stale_uploads(&server.state)
         .await
         .unwrap();
-    assert!(removed <= 1, "{removed}");
+    // Both forms expired: the abandoned upload goes with its object; the completed one leaves
+    // its sealed copy, which is what its media is served from.
+    assert!(removed <= 2, "{removed}");
     for _ in 0..50 {
         if server.state.media.size_of(&key).await.unwrap().is_none() {
             break;
@@ -364,7 +479,15 @@ async fn uploads_never_completed_are_swept_with_their_objects() {
     );
     assert_eq!(complete(&ada, &abandoned).await.status, 404, "and its record");
     let kept_key = kept["form"]["fields"]["key"].as_str().unwrap();
-    assert!(server.state.media.size_of(kept_key).await.unwrap().is_some());
+    assert!(
+        server
+            .state
+            .media
+            .size_of(&format!("sealed/{kept_key}"))
+            .await
+            .unwrap()
+            .is_some()
+    );
     server.stop().await;
 }
 

@@ -14,17 +14,99 @@ pub enum MediaType {
     File,
 }
 
+/// The media types served as what they are, inline. Any other declared type (SVG, HTML,
+/// anything with parameters or a second type) is a file: stored and served as
+/// `application/octet-stream`, to be saved, never rendered.
+const IMAGE_TYPES: &[&str] = &[
+    "image/png",
+    "image/jpeg",
+    "image/gif",
+    "image/webp",
+    "image/avif",
+    "image/heic",
+    "image/heif",
+];
+const AUDIO_TYPES: &[&str] = &[
+    "audio/mpeg",
+    "audio/mp4",
+    "audio/aac",
+    "audio/ogg",
+    "audio/opus",
+    "audio/flac",
+    "audio/wav",
+    "audio/x-wav",
+    "audio/webm",
+];
+const VIDEO_TYPES: &[&str] = &[
+    "video/mp4",
+    "video/webm",
+    "video/ogg",
+    "video/quicktime",
+    "video/x-msvideo",
+    "video/3gpp",
+];
+
+/// What a download of every file that is not media is served as.
+pub const FILE_CONTENT_TYPE: &str = "application/octet-stream";
+
 impl MediaType {
-    /// The type a declared `Content-Type` puts an upload in.
+    /// The type a declared `Content-Type` (as [`normalize_content_type`] returns it) puts an
+    /// upload in: only the exact types above are media.
     pub fn of_content_type(content_type: &str) -> Self {
-        let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-        match essence.split_once('/').map(|(top, _)| top) {
-            Some("image") => Self::Image,
-            Some("audio") => Self::Audio,
-            Some("video") => Self::Video,
-            _ => Self::File,
+        if IMAGE_TYPES.contains(&content_type) {
+            Self::Image
+        } else if AUDIO_TYPES.contains(&content_type) {
+            Self::Audio
+        } else if VIDEO_TYPES.contains(&content_type) {
+            Self::Video
+        } else {
+            Self::File
         }
     }
+}
+
+/// A declared content type as one `type/subtype`, lower case, without parameters, lists or
+/// spaces; `None` for anything else.
+pub fn normalize_content_type(declared: &str) -> Option<String> {
+    let token = |part: &str| {
+        !part.is_empty()
+            && part
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$&^_.+-".contains(&b))
+    };
+    let lower = declared.to_ascii_lowercase();
+    let (top, sub) = lower.split_once('/')?;
+    (lower.len() <= 127 && token(top) && token(sub)).then_some(lower)
+}
+
+/// The `Content-Type` a stored object is served with: its own for media, bytes for files.
+pub fn served_type(media_type: MediaType, content_type: &str) -> &str {
+    match media_type {
+        MediaType::File => FILE_CONTENT_TYPE,
+        _ if MediaType::of_content_type(content_type) == media_type => content_type,
+        _ => FILE_CONTENT_TYPE,
+    }
+}
+
+/// The `Content-Disposition` a stored object is served with: media inline, files as
+/// attachments, both under a file name with nothing a header could misread.
+pub fn served_disposition(media_type: MediaType, content_type: &str, name: &str) -> String {
+    let safe: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() && c != '"' && c != '\\' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let how = if served_type(media_type, content_type) == FILE_CONTENT_TYPE {
+        "attachment"
+    } else {
+        "inline"
+    };
+    format!("{how}; filename=\"{safe}\"")
 }
 
 /// Bytes [`matches_declared`] needs from the start of an object.
@@ -70,9 +152,18 @@ fn is_video(b: &[u8]) -> bool {
         || (b.starts_with(b"RIFF") && b.get(8..12) == Some(b"AVI "))
 }
 
-/// ISO base media (MP4, MOV, HEIF...): a `ftyp` box with one of `brands` as major brand.
+/// ISO base media (MP4, MOV, HEIF...): a `ftyp` box of a plausible size (the major and
+/// minor brand, then whole compatible brands) with one of `brands` as major brand. Text that
+/// happens to hold `ftyp` at offset 4 (`<!--ftypavif-->` at the top of an SVG) has no such
+/// size.
 fn is_iso_media(b: &[u8], brands: &[&[u8; 4]]) -> bool {
-    b.get(4..8) == Some(b"ftyp")
+    let size = b
+        .get(0..4)
+        .map(|s| u32::from_be_bytes([s[0], s[1], s[2], s[3]]))
+        .unwrap_or(0);
+    (16..=1024).contains(&size)
+        && size % 4 == 0
+        && b.get(4..8) == Some(b"ftyp")
         && b.get(8..12)
             .is_some_and(|major| brands.iter().any(|brand| major == *brand))
 }
@@ -84,10 +175,41 @@ mod tests {
     #[test]
     fn types_come_from_the_declared_content_type() {
         assert_eq!(MediaType::of_content_type("image/png"), MediaType::Image);
-        assert_eq!(MediaType::of_content_type("Video/MP4; codecs=avc1"), MediaType::Video);
+        assert_eq!(MediaType::of_content_type("video/mp4"), MediaType::Video);
         assert_eq!(MediaType::of_content_type("audio/ogg"), MediaType::Audio);
         assert_eq!(MediaType::of_content_type("application/pdf"), MediaType::File);
+        assert_eq!(MediaType::of_content_type("image/svg+xml"), MediaType::File);
         assert_eq!(MediaType::of_content_type("nonsense"), MediaType::File);
+    }
+
+    #[test]
+    fn declared_types_are_one_exact_type() {
+        assert_eq!(normalize_content_type("Video/MP4").as_deref(), Some("video/mp4"));
+        assert_eq!(
+            normalize_content_type("image/svg+xml").as_deref(),
+            Some("image/svg+xml")
+        );
+        for bad in [
+            "image/png, text/html",
+            "image/png; a=b",
+            "image/ png",
+            "image/",
+            "png",
+            "",
+        ] {
+            assert_eq!(normalize_content_type(bad), None, "{bad}");
+        }
+        assert_eq!(served_type(MediaType::Image, "image/png"), "image/png");
+        assert_eq!(served_type(MediaType::File, "text/html"), FILE_CONTENT_TYPE);
+        assert_eq!(served_type(MediaType::Image, "image/png, text/html"), FILE_CONTENT_TYPE);
+        assert_eq!(
+            served_disposition(MediaType::File, "text/html", "a\"b.html"),
+            "attachment; filename=\"a_b.html\""
+        );
+        assert_eq!(
+            served_disposition(MediaType::Image, "image/png", "dot.png"),
+            "inline; filename=\"dot.png\""
+        );
     }
 
     #[test]
@@ -104,5 +226,13 @@ mod tests {
         assert!(!matches_declared(MediaType::Audio, b"%PDF-1.7"));
         assert!(matches_declared(MediaType::File, b"%PDF-1.7"));
         assert!(!matches_declared(MediaType::Image, b""));
+        assert!(matches_declared(
+            MediaType::Image,
+            b"\0\0\0\x1cftypavif\0\0\0\0avifmif1miaf"
+        ));
+        assert!(!matches_declared(
+            MediaType::Image,
+            b"<!--ftypavif--><svg onload=alert(1)>"
+        ));
     }
 }

@@ -98,6 +98,9 @@ impl Drop for EmbeddedS3 {
 
 /// Browser access to the embedded store: preflights from allowed origins are answered, and
 /// responses to them carry the CORS headers (what a bucket's CORS configuration does on AWS).
+/// Downloads are served the way S3 serves presigned GETs: the signed `response-content-type`
+/// and `response-content-disposition` replace the stored headers (the store below ignores
+/// them), and every response says `nosniff` and sandboxes anything a browser might render.
 #[derive(Clone)]
 struct Cors {
     inner: s3s::service::S3Service,
@@ -145,13 +148,47 @@ impl hyper::service::Service<http::Request<hyper::body::Incoming>> for Cors {
             }
             return Box::pin(async move { Ok(response) });
         }
+        let overrides = response_overrides(&req);
         let inner = self.inner.clone();
         Box::pin(async move {
             let mut response = hyper::service::Service::call(&inner, req).await?;
             if let Some(origin) = origin.as_deref() {
                 allow(&mut response, origin);
             }
+            if response.status().is_success() {
+                for (name, value) in overrides {
+                    response.headers_mut().insert(name, value);
+                }
+            }
+            let headers = response.headers_mut();
+            headers.insert(
+                http::header::X_CONTENT_TYPE_OPTIONS,
+                http::HeaderValue::from_static("nosniff"),
+            );
+            headers.insert(
+                http::header::CONTENT_SECURITY_POLICY,
+                http::HeaderValue::from_static("default-src 'none'; sandbox"),
+            );
             Ok(response)
         })
     }
+}
+
+/// The response headers a GET's signed query asks for (`response-content-type`,
+/// `response-content-disposition`); applied only once the store has accepted the signature.
+fn response_overrides(req: &http::Request<hyper::body::Incoming>) -> Vec<(http::HeaderName, http::HeaderValue)> {
+    if req.method() != http::Method::GET && req.method() != http::Method::HEAD {
+        return Vec::new();
+    }
+    let query = req.uri().query().unwrap_or("");
+    form_urlencoded::parse(query.as_bytes())
+        .filter_map(|(name, value)| {
+            let header = match name.as_ref() {
+                "response-content-type" => http::header::CONTENT_TYPE,
+                "response-content-disposition" => http::header::CONTENT_DISPOSITION,
+                _ => return None,
+            };
+            Some((header, http::HeaderValue::from_str(&value).ok()?))
+        })
+        .collect()
 }

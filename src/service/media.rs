@@ -10,7 +10,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::messages::member_chat;
-use crate::domain::media::{MediaType, SNIFF_BYTES, matches_declared};
+use crate::domain::media::{
+    MediaType, SNIFF_BYTES, matches_declared, normalize_content_type, served_disposition, served_type,
+};
 use crate::error::{AppError, AppResult};
 use crate::state::AppState;
 use crate::store::media::{Media, Upload, UploadKind};
@@ -108,24 +110,24 @@ fn check_file_name(name: &str) -> AppResult<()> {
     Ok(())
 }
 
-fn check_content_type(content_type: &str) -> AppResult<()> {
-    let valid = content_type.len() <= 127
-        && content_type
-            .split_once('/')
-            .is_some_and(|(a, b)| !a.is_empty() && !b.is_empty())
-        && content_type.bytes().all(|b| b.is_ascii_graphic() || b == b' ');
-    if valid {
-        Ok(())
-    } else {
-        Err(AppError::bad_request("contentType: a media type like image/png"))
-    }
+/// The declared type, normalized: one exact `type/subtype`, nothing more.
+fn check_content_type(content_type: &str) -> AppResult<String> {
+    normalize_content_type(content_type).ok_or_else(|| {
+        AppError::bad_request("contentType: one media type like image/png, without parameters or a second type")
+    })
+}
+
+/// Where a checked object lives: a key no presigned form names, so what was checked is what
+/// is served.
+fn sealed_key(upload_key: &str) -> String {
+    format!("sealed/{upload_key}")
 }
 
 /// Issues a presigned form for one object of exactly the declared size and type.
 pub async fn create_upload(state: &AppState, user: ObjectId, req: UploadRequest) -> AppResult<(Upload, PresignedPost)> {
     check_file_name(&req.file_name)?;
-    check_content_type(&req.content_type)?;
-    let media_type = MediaType::of_content_type(&req.content_type);
+    let content_type = check_content_type(&req.content_type)?;
+    let media_type = MediaType::of_content_type(&content_type);
     if req.size == 0 {
         return Err(AppError::bad_request("size: at least 1 byte"));
     }
@@ -137,7 +139,7 @@ pub async fn create_upload(state: &AppState, user: ObjectId, req: UploadRequest)
     let ttl = Duration::from_secs(state.config.upload_url_ttl_secs);
     let form = state
         .media
-        .presign_post(&key, &req.content_type, req.size, ttl)
+        .presign_post(&key, &content_type, req.size, ttl)
         .await
         .map_err(AppError::Internal)?;
     let now = bson::DateTime::now();
@@ -149,7 +151,7 @@ pub async fn create_upload(state: &AppState, user: ObjectId, req: UploadRequest)
         group_id,
         key,
         file_name: req.file_name,
-        content_type: req.content_type,
+        content_type,
         media_type,
         size: req.size,
         created_at: now,
@@ -174,7 +176,7 @@ pub async fn complete(state: &AppState, user: ObjectId, id: ObjectId) -> AppResu
         return state
             .store
             .media
-            .media_by_key(&upload.key)
+            .media_by_key(&sealed_key(&upload.key))
             .await?
             .ok_or(AppError::Conflict("this upload is being completed"));
     }
@@ -182,15 +184,35 @@ pub async fn complete(state: &AppState, user: ObjectId, id: ObjectId) -> AppResu
         member_chat(state, chat, user).await?;
     }
     let reject = |code: &'static str, message: String| AppError::Rejected { code, message };
-    let size = state.media.size_of(&upload.key).await.map_err(AppError::Internal)?;
-    let Some(size) = size else {
+    if state
+        .media
+        .size_of(&upload.key)
+        .await
+        .map_err(AppError::Internal)?
+        .is_none()
+    {
         return Err(reject(
             "not_uploaded",
             "nothing has been uploaded for this upload yet".into(),
         ));
-    };
+    }
+    // The form stays valid until it expires: the copy is what gets checked and served.
+    let sealed = sealed_key(&upload.key);
+    let (content_type, disposition) = served_headers(upload.media_type, &upload.content_type, &upload.file_name);
+    state
+        .media
+        .seal(&upload.key, &sealed, &content_type, &disposition)
+        .await
+        .map_err(AppError::Internal)?;
+    discard(state, &upload.key).await;
+    let size = state
+        .media
+        .size_of(&sealed)
+        .await
+        .map_err(AppError::Internal)?
+        .unwrap_or(0);
     if size != upload.size {
-        discard(state, &upload.key).await;
+        discard(state, &sealed).await;
         return Err(reject(
             "size_mismatch",
             format!("{size} bytes arrived; {} were declared", upload.size),
@@ -198,17 +220,26 @@ pub async fn complete(state: &AppState, user: ObjectId, id: ObjectId) -> AppResu
     }
     let head = state
         .media
-        .head_bytes(&upload.key, SNIFF_BYTES)
+        .head_bytes(&sealed, SNIFF_BYTES)
         .await
         .map_err(AppError::Internal)?;
     if !matches_declared(upload.media_type, &head) {
-        discard(state, &upload.key).await;
+        discard(state, &sealed).await;
         return Err(type_mismatch(&upload.content_type));
     }
     if !state.store.media.mark_completed(upload.id).await? {
         return Err(AppError::Conflict("this upload is being completed"));
     }
+    let upload = Upload { key: sealed, ..upload };
     record(state, ObjectId::new(), upload, size).await
+}
+
+/// The `Content-Type` and `Content-Disposition` an object is stored and served with.
+fn served_headers(media_type: MediaType, content_type: &str, name: &str) -> (String, String) {
+    (
+        served_type(media_type, content_type).to_string(),
+        served_disposition(media_type, content_type, name),
+    )
 }
 
 /// Saves the Media document for an object that passed its checks.
@@ -286,15 +317,18 @@ where
 {
     use futures::StreamExt;
     check_file_name(&file_name)?;
-    check_content_type(&content_type)?;
+    let content_type = check_content_type(&content_type)?;
     let media_type = MediaType::of_content_type(&content_type);
     let kind = meta
         .kind
         .ok_or_else(|| AppError::bad_request("kind: required before the file"))?;
     let id = ObjectId::new();
     let (chat_id, group_id, key) = destination(state, user, kind, meta.chat_id.as_deref(), media_type, id).await?;
+    // The server writes this object itself, where no form can: it is sealed as it is written.
+    let key = sealed_key(&key);
     let limit = limit_for(state, media_type);
-    let mut writer = crate::store::s3::PartWriter::start(&state.media, &key, &content_type)
+    let (served, disposition) = served_headers(media_type, &content_type, &file_name);
+    let mut writer = crate::store::s3::PartWriter::start(&state.media, &key, &served, &disposition)
         .await
         .map_err(AppError::Internal)?;
     let mut head: Vec<u8> = Vec::with_capacity(SNIFF_BYTES);
@@ -375,14 +409,15 @@ pub async fn visible(state: &AppState, user: ObjectId, id: ObjectId) -> AppResul
     Ok(media)
 }
 
-/// A short-lived download URL; files download as attachments under their name.
+/// A short-lived download URL. Media is served inline as its exact type; files download as
+/// attachments under their name, as bytes, whatever they claim to be.
 pub async fn download_url(state: &AppState, user: ObjectId, id: ObjectId) -> AppResult<DownloadUrl> {
     let media = visible(state, user, id).await?;
     let ttl = Duration::from_secs(state.config.download_url_ttl_secs);
-    let attachment = (media.media_type == MediaType::File).then_some(media.name.as_str());
+    let (content_type, disposition) = served_headers(media.media_type, &media.file_type, &media.name);
     let url = state
         .media
-        .presign_get(&media.key, ttl, attachment)
+        .presign_get(&media.key, ttl, &content_type, &disposition)
         .await
         .map_err(AppError::Internal)?;
     Ok(DownloadUrl {

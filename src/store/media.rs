@@ -192,11 +192,12 @@ impl UploadStore {
         Ok(found.into_iter().map(|m| m.id).collect())
     }
 
-    /// Uploads never completed whose forms expired before `cutoff`.
+    /// Uploads whose forms expired before `cutoff`, completed or not: what is left at their
+    /// key is never served (a completed upload is served from its sealed copy).
     pub async fn stale_uploads(&self, cutoff: DateTime, limit: i64) -> mongodb::error::Result<Vec<Upload>> {
         use futures::TryStreamExt;
         self.uploads
-            .find(doc! { "completed": false, "expiresAt": { "$lt": cutoff } })
+            .find(doc! { "completed": { "$in": [false, true] }, "expiresAt": { "$lt": cutoff } })
             .limit(limit)
             .await?
             .try_collect()
@@ -204,9 +205,6 @@ impl UploadStore {
     }
 
     pub async fn delete_upload(&self, id: ObjectId) -> mongodb::error::Result<()> {
-        self.uploads
-            .delete_one(doc! { "_id": id, "completed": false })
-            .await
-            .map(|_| ())
+        self.uploads.delete_one(doc! { "_id": id }).await.map(|_| ())
     }
 }

@@ -220,30 +220,44 @@ impl MediaStore {
         Ok(bytes[..bytes.len().min(n)].to_vec())
     }
 
-    /// A short-lived GET URL; `attachment` names the file the browser saves it as.
-    pub async fn presign_get(&self, key: &str, ttl: Duration, attachment: Option<&str>) -> anyhow::Result<String> {
-        let mut request = self.client.get_object().bucket(&self.bucket).key(key);
-        if let Some(name) = attachment {
-            let safe: String = name
-                .chars()
-                .map(|c| {
-                    if c.is_ascii_graphic() && c != '"' && c != '\\' {
-                        c
-                    } else {
-                        '_'
-                    }
-                })
-                .collect();
-            // Saved, never rendered: whatever a file claims to be, the browser gets bytes.
-            request = request
-                .response_content_disposition(format!("attachment; filename=\"{safe}\""))
-                .response_content_type("application/octet-stream");
-        }
-        let presigned = request
+    /// A short-lived GET URL that serves the object with `content_type` and `disposition`
+    /// (what the server chose, never what the uploader declared).
+    pub async fn presign_get(
+        &self,
+        key: &str,
+        ttl: Duration,
+        content_type: &str,
+        disposition: &str,
+    ) -> anyhow::Result<String> {
+        let presigned = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .response_content_type(content_type)
+            .response_content_disposition(disposition)
             .presigned(PresigningConfig::expires_in(ttl)?)
             .await
             .map_err(s3_error)?;
         Ok(presigned.uri().to_string())
+    }
+
+    /// Copies the object at `from` (where a presigned form may still write) to `to` (where
+    /// none can), with the headers it is to be served with. What is checked and served is
+    /// the copy, so a form posted again after the check changes nothing.
+    pub async fn seal(&self, from: &str, to: &str, content_type: &str, disposition: &str) -> anyhow::Result<()> {
+        self.client
+            .copy_object()
+            .bucket(&self.bucket)
+            .key(to)
+            .copy_source(format!("{}/{from}", self.bucket))
+            .metadata_directive(aws_sdk_s3::types::MetadataDirective::Replace)
+            .content_type(content_type)
+            .content_disposition(disposition)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(s3_error)
     }
 
     pub async fn delete(&self, key: &str) -> anyhow::Result<()> {
@@ -273,13 +287,15 @@ pub struct PartWriter {
 }
 
 impl PartWriter {
-    pub async fn start(store: &MediaStore, key: &str, content_type: &str) -> anyhow::Result<Self> {
+    /// Starts the object at `key`, to be served with `content_type` and `disposition`.
+    pub async fn start(store: &MediaStore, key: &str, content_type: &str, disposition: &str) -> anyhow::Result<Self> {
         let created = store
             .client
             .create_multipart_upload()
             .bucket(&store.bucket)
             .key(key)
             .content_type(content_type)
+            .content_disposition(disposition)
             .send()
             .await
             .map_err(s3_error)?;

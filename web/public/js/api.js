@@ -169,7 +169,8 @@ export async function upload(file, kind, chatId) {
     kind,
     chatId: kind === "attachment" ? chatId : undefined,
     fileName: file.name || "file",
-    contentType: file.type || "application/octet-stream",
+    // One exact type, as the server takes it: a recorder's "audio/webm;codecs=opus" is audio/webm.
+    contentType: file.type.split(";")[0].trim().toLowerCase() || "application/octet-stream",
     size: file.size,
   });
   const form = new FormData();
