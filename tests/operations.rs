@@ -57,6 +57,30 @@ async fn health_ready_metrics_and_headers() {
 }
 
 #[tokio::test]
+async fn made_up_http_methods_do_not_grow_the_metrics() {
+    let server = TestServer::start().await;
+    let c = server.client();
+    let series = |text: &str| text.lines().filter(|l| l.starts_with("huddle_http_requests_total")).count();
+    let http = reqwest::Client::new();
+    let url = c.url("/health");
+    for i in 0..300 {
+        let method = reqwest::Method::from_bytes(format!("X{i}Y").as_bytes()).unwrap();
+        http.request(method, &url).send().await.unwrap();
+    }
+    let text = c.get("/metrics", None).await.body.as_str().unwrap().to_string();
+    assert!(!text.contains("method=\"X1Y\""), "a made-up method became a label");
+    assert!(text.contains("method=\"other\""), "{text}");
+    let before = series(&text);
+    for i in 300..600 {
+        let method = reqwest::Method::from_bytes(format!("X{i}Y").as_bytes()).unwrap();
+        http.request(method, &url).send().await.unwrap();
+    }
+    let text = c.get("/metrics", None).await.body.as_str().unwrap().to_string();
+    assert!(series(&text) <= before + 1, "{} series after {before}", series(&text));
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn hsts_cors_allowlist_and_body_limit() {
     let server = TestServer::start_with(|c| c.hsts = true).await;
     let c = server.client();

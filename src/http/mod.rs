@@ -181,9 +181,17 @@ async fn security_headers(hsts: bool, req: Request, next: Next) -> impl IntoResp
     response
 }
 
+/// The `method` label: the standard methods by name, anything made up as `other`, so no
+/// request can add a series (labels come from closed sets; routes are the matched
+/// templates or `unmatched`).
+fn method_label(method: &axum::http::Method) -> &'static str {
+    const KNOWN: [&str; 9] = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE"];
+    KNOWN.into_iter().find(|known| *known == method.as_str()).unwrap_or("other")
+}
+
 async fn record_metrics(req: Request, next: Next) -> impl IntoResponse {
     let started = Instant::now();
-    let method = req.method().to_string();
+    let method = method_label(req.method());
     let route = req
         .extensions()
         .get::<MatchedPath>()
@@ -191,7 +199,7 @@ async fn record_metrics(req: Request, next: Next) -> impl IntoResponse {
         .unwrap_or_else(|| "unmatched".into());
     let response = next.run(req).await;
     let status = response.status().as_u16().to_string();
-    metrics::counter!("huddle_http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status)
+    metrics::counter!("huddle_http_requests_total", "method" => method, "route" => route.clone(), "status" => status)
         .increment(1);
     metrics::histogram!("huddle_http_request_duration_seconds", "method" => method, "route" => route)
         .record(started.elapsed().as_secs_f64());
