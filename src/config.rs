@@ -77,6 +77,13 @@ pub struct Config {
     /// Take the client IP from `X-Forwarded-For` (only behind a trusted proxy).
     pub trust_proxy: bool,
     pub body_limit_bytes: usize,
+    /// A connection that has not sent a request's whole head within this long is closed
+    /// (slow or idle clients cannot hold connections open).
+    pub http_header_timeout_secs: u64,
+    /// Longest a graceful shutdown waits for open connections before it closes them.
+    pub shutdown_grace_secs: u64,
+    /// Most connections served at once; 0: the open-file limit less a reserve.
+    pub max_connections: usize,
     pub log_format: LogFormat,
     pub openai_api_key: Option<Secret>,
     pub openai_base_url: Option<String>,
@@ -167,6 +174,9 @@ impl Default for Config {
             hsts: false,
             trust_proxy: false,
             body_limit_bytes: 64 * 1024,
+            http_header_timeout_secs: 10,
+            shutdown_grace_secs: 10,
+            max_connections: 0,
             log_format: LogFormat::Text,
             openai_api_key: None,
             openai_base_url: None,
@@ -307,6 +317,13 @@ const ENV: &[(&str, Setter)] = &[
     ("HUDDLE_HSTS", |c, v| set(&mut c.hsts, parse_bool(v))),
     ("HUDDLE_TRUST_PROXY", |c, v| set(&mut c.trust_proxy, parse_bool(v))),
     ("HUDDLE_BODY_LIMIT", |c, v| set(&mut c.body_limit_bytes, parse(v))),
+    ("HUDDLE_HTTP_HEADER_TIMEOUT", |c, v| {
+        set(&mut c.http_header_timeout_secs, parse(v))
+    }),
+    ("HUDDLE_SHUTDOWN_GRACE", |c, v| {
+        set(&mut c.shutdown_grace_secs, parse(v))
+    }),
+    ("HUDDLE_MAX_CONNECTIONS", |c, v| set(&mut c.max_connections, parse(v))),
     ("HUDDLE_LOG_FORMAT", |c, v| {
         c.log_format = match v.trim() {
             "text" => LogFormat::Text,
@@ -491,6 +508,8 @@ impl Config {
             ("HUDDLE_CALL_RING_TIMEOUT", self.call_ring_timeout_secs, 1, 600),
             ("HUDDLE_TURN_TTL", self.turn_ttl_secs, 60, 24 * 3600),
             ("HUDDLE_CALL_MEDIA_TIMEOUT", self.call_media_timeout_secs, 2, 300),
+            ("HUDDLE_HTTP_HEADER_TIMEOUT", self.http_header_timeout_secs, 1, 300),
+            ("HUDDLE_SHUTDOWN_GRACE", self.shutdown_grace_secs, 1, 600),
             ("HUDDLE_UPLOAD_URL_TTL", self.upload_url_ttl_secs, 1, 7 * 24 * 3600),
             ("HUDDLE_DOWNLOAD_URL_TTL", self.download_url_ttl_secs, 1, 7 * 24 * 3600),
             ("HUDDLE_UPLOAD_RETENTION", self.upload_retention_secs, 0, 30 * 24 * 3600),

@@ -60,7 +60,11 @@ async fn health_ready_metrics_and_headers() {
 async fn made_up_http_methods_do_not_grow_the_metrics() {
     let server = TestServer::start().await;
     let c = server.client();
-    let series = |text: &str| text.lines().filter(|l| l.starts_with("huddle_http_requests_total")).count();
+    let series = |text: &str| {
+        text.lines()
+            .filter(|l| l.starts_with("huddle_http_requests_total"))
+            .count()
+    };
     let http = reqwest::Client::new();
     let url = c.url("/health");
     for i in 0..300 {
@@ -78,6 +82,55 @@ async fn made_up_http_methods_do_not_grow_the_metrics() {
     let text = c.get("/metrics", None).await.body.as_str().unwrap().to_string();
     assert!(series(&text) <= before + 1, "{} series after {before}", series(&text));
     server.stop().await;
+}
+
+#[tokio::test]
+async fn slowloris_half_sent_requests_are_closed_and_shutdown_is_bounded() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = TestServer::start_with(|c| {
+        c.http_header_timeout_secs = 1;
+        c.shutdown_grace_secs = 2;
+    })
+    .await;
+    let addr = server.addr;
+    let mut slow = Vec::new();
+    for _ in 0..50 {
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(b"GET /health HTTP/1.1\r\nHost: huddle\r\nX-Slow: ")
+            .await
+            .unwrap();
+        slow.push(s);
+    }
+    // The server still answers others while they dribble.
+    let r = server.client().get("/health", None).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    // Each half-sent request is closed once its head is overdue.
+    let started = std::time::Instant::now();
+    for s in &mut slow {
+        let mut buf = [0u8; 512];
+        loop {
+            match tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => break,
+                Ok(Ok(_)) => continue,
+                Err(_) => panic!("a half-sent request was still open after {:?}", started.elapsed()),
+            }
+        }
+    }
+    assert!(started.elapsed() < Duration::from_secs(4), "{:?}", started.elapsed());
+
+    // A request whose body never comes does not hold shutdown past the grace period.
+    let mut stuck = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stuck
+        .write_all(b"POST /api/v1/auth/login HTTP/1.1\r\nHost: huddle\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let stopping = std::time::Instant::now();
+    tokio::time::timeout(Duration::from_secs(15), server.stop())
+        .await
+        .expect("shutdown waited on a stuck request");
+    assert!(stopping.elapsed() < Duration::from_secs(8), "{:?}", stopping.elapsed());
+    drop(stuck);
 }
 
 #[tokio::test]

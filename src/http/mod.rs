@@ -185,8 +185,13 @@ async fn security_headers(hsts: bool, req: Request, next: Next) -> impl IntoResp
 /// request can add a series (labels come from closed sets; routes are the matched
 /// templates or `unmatched`).
 fn method_label(method: &axum::http::Method) -> &'static str {
-    const KNOWN: [&str; 9] = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE"];
-    KNOWN.into_iter().find(|known| *known == method.as_str()).unwrap_or("other")
+    const KNOWN: [&str; 9] = [
+        "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE",
+    ];
+    KNOWN
+        .into_iter()
+        .find(|known| *known == method.as_str())
+        .unwrap_or("other")
 }
 
 async fn record_metrics(req: Request, next: Next) -> impl IntoResponse {
