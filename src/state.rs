@@ -49,6 +49,11 @@ pub struct Backends {
 }
 
 impl Backends {
+    /// The pid of the embedded database process running now, if the server started one.
+    pub fn embedded_db_pid(&self) -> Option<u32> {
+        self.db.as_ref().and_then(EmbeddedDb::pid)
+    }
+
     /// Stops the embedded S3 endpoint and database (cleanly, with SIGTERM).
     pub async fn shutdown(mut self) {
         if let Some(s3) = self.s3.take() {

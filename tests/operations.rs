@@ -134,6 +134,67 @@ async fn slowloris_half_sent_requests_are_closed_and_shutdown_is_bounded() {
 }
 
 #[tokio::test]
+async fn the_embedded_database_killed_mid_run_comes_back_with_everything_acked() {
+    let server = TestServer::start_with(|c| c.mongodb_uri = None).await;
+    let ada = server.signed_up("ada").await;
+    let bob = server.signed_up("bob").await;
+    let chat = common::friends_with_chat(&ada, &bob).await;
+    let post = |n: usize| {
+        let (client, access, chat) = (ada.client.clone(), ada.access.clone(), chat.clone());
+        async move {
+            client
+                .post_auth(
+                    &format!("/api/v1/chats/{chat}/messages"),
+                    &access,
+                    &json!({ "content": format!("m{n}"), "clientMsgId": format!("c{n}") }),
+                )
+                .await
+        }
+    };
+    for n in 1..=20 {
+        assert_eq!(post(n).await.status, 201);
+    }
+    let first = server.embedded_db_pid().expect("the server started its own database");
+    let killed = Command::new("kill").args(["-9", &first.to_string()]).status().unwrap();
+    assert!(killed.success());
+
+    // Within a bounded time the database is back (a new process) and sends succeed again.
+    let started = std::time::Instant::now();
+    let mut n = 21;
+    loop {
+        assert!(
+            started.elapsed() < Duration::from_secs(45),
+            "the database never came back"
+        );
+        if post(n).await.status == 201 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    n += 1;
+    assert_eq!(post(n).await.status, 201);
+    let second = server.embedded_db_pid().expect("a database runs again");
+    assert_ne!(first, second, "a new process");
+    let r = server.client().get("/health", None).await;
+    assert_eq!((r.status, &r.body), (200, &json!({ "status": "ok" })));
+
+    // Everything acknowledged before the kill is there, in order, with no gap.
+    let history = bob
+        .client
+        .get(&format!("/api/v1/chats/{chat}/messages?limit=100"), Some(&bob.access))
+        .await;
+    let contents: Vec<&str> = history.body["data"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{history:?}"))
+        .iter()
+        .map(|m| m["content"].as_str().unwrap())
+        .collect();
+    let expected: Vec<String> = (1..=n).map(|i| format!("m{i}")).collect();
+    assert_eq!(contents, expected, "seq order, nothing lost");
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn hsts_cors_allowlist_and_body_limit() {
     let server = TestServer::start_with(|c| c.hsts = true).await;
     let c = server.client();

@@ -5,7 +5,8 @@ use std::fs::File;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
@@ -76,15 +77,31 @@ pub fn spawn(binary: &Path, port: u16, dir: &Path, log: &Path) -> anyhow::Result
         .with_context(|| format!("cannot start {}", binary.display()))
 }
 
-/// A running embedded database. Dropping it stops the process.
+/// A running embedded database, supervised: if the process dies while the server runs, it
+/// is started again on the same port and data dir (after 1 s, doubling up to 30 s while it
+/// keeps dying), and the driver reconnects on its own. Dropping this stops the process.
 #[derive(Debug)]
 pub struct EmbeddedDb {
-    pid: Pid,
+    /// The current process's pid (0 between a death and its restart).
+    pid: Arc<AtomicI32>,
     port: u16,
-    exited: mpsc::Receiver<std::process::ExitStatus>,
+    events: mpsc::Receiver<Event>,
+    stopping: Arc<AtomicBool>,
     stopped: bool,
     log: PathBuf,
 }
+
+/// What the supervising thread reports.
+#[derive(Debug)]
+enum Event {
+    /// A process exited (on its own, or because it was stopped).
+    Exited(std::process::ExitStatus),
+    /// The supervisor ended: nothing runs, nothing will be started again.
+    Ended,
+}
+
+/// The first wait before a restart, and the longest.
+const RESTART_BACKOFF: (Duration, Duration) = (Duration::from_secs(1), Duration::from_secs(30));
 
 impl EmbeddedDb {
     /// Spawns the process on a free port; `wait_ready` must be awaited before use.
@@ -93,32 +110,72 @@ impl EmbeddedDb {
         let dir = data_dir.join("db");
         let log = data_dir.join("db.log");
         let (spawned_tx, spawned_rx) = mpsc::channel();
-        let (exited_tx, exited) = mpsc::channel();
+        let (events_tx, events) = mpsc::channel();
+        let pid = Arc::new(AtomicI32::new(0));
+        let stopping = Arc::new(AtomicBool::new(false));
         let (binary, dir_c, log_c) = (binary.to_path_buf(), dir.clone(), log.clone());
+        let (pid_c, stopping_c) = (pid.clone(), stopping.clone());
         std::thread::Builder::new().name("secantusd-rs".into()).spawn(move || {
-            match spawn(&binary, port, &dir_c, &log_c) {
-                Ok(mut child) => {
-                    let _ = spawned_tx.send(Ok(child.id()));
-                    if let Ok(status) = child.wait() {
-                        let _ = exited_tx.send(status);
+            let mut spawned_tx = Some(spawned_tx);
+            let mut backoff = RESTART_BACKOFF.0;
+            loop {
+                match spawn(&binary, port, &dir_c, &log_c) {
+                    Ok(mut child) => {
+                        pid_c.store(i32::try_from(child.id()).unwrap_or(0), Ordering::SeqCst);
+                        if let Some(tx) = spawned_tx.take() {
+                            let _ = tx.send(Ok(child.id()));
+                        }
+                        let started = std::time::Instant::now();
+                        let status = child.wait();
+                        pid_c.store(0, Ordering::SeqCst);
+                        if let Ok(status) = status {
+                            let _ = events_tx.send(Event::Exited(status));
+                        }
+                        if stopping_c.load(Ordering::SeqCst) {
+                            break;
+                        }
+                        metrics::counter!("huddle_embedded_db_restarts_total").increment(1);
+                        if started.elapsed() > RESTART_BACKOFF.1 * 2 {
+                            backoff = RESTART_BACKOFF.0;
+                        }
+                        tracing::error!(?status, retry_in = ?backoff, "{BINARY} died; starting it again");
+                    }
+                    Err(e) => {
+                        if let Some(tx) = spawned_tx.take() {
+                            let _ = tx.send(Err(e));
+                            break;
+                        }
+                        tracing::error!(error = %e, retry_in = ?backoff, "{BINARY} could not be started again");
                     }
                 }
-                Err(e) => {
-                    let _ = spawned_tx.send(Err(e));
+                // Wait out the backoff, unless asked to stop meanwhile.
+                let until = std::time::Instant::now() + backoff;
+                while std::time::Instant::now() < until && !stopping_c.load(Ordering::SeqCst) {
+                    std::thread::sleep(Duration::from_millis(50));
                 }
+                if stopping_c.load(Ordering::SeqCst) {
+                    break;
+                }
+                backoff = (backoff * 2).min(RESTART_BACKOFF.1);
             }
+            let _ = events_tx.send(Event::Ended);
         })?;
-        let pid = spawned_rx
+        spawned_rx
             .recv()
             .map_err(|_| anyhow!("database launcher thread ended early"))??;
-        let pid = Pid::from_raw(i32::try_from(pid).context("pid out of range")?);
         Ok(Self {
             pid,
             port,
-            exited,
+            events,
+            stopping,
             stopped: false,
             log,
         })
+    }
+
+    /// The pid of the process running now, if one is.
+    pub fn pid(&self) -> Option<u32> {
+        u32::try_from(self.pid.load(Ordering::SeqCst)).ok().filter(|p| *p != 0)
     }
 
     pub fn uri(&self) -> String {
@@ -133,7 +190,7 @@ impl EmbeddedDb {
         options.connect_timeout = Some(Duration::from_millis(500));
         let client = mongodb::Client::with_options(options)?;
         loop {
-            if let Ok(status) = self.exited.try_recv() {
+            if let Ok(Event::Exited(status)) = self.events.try_recv() {
                 bail!("{BINARY} exited during start-up ({status}); {}", self.log_tail());
             }
             let ping = client
@@ -158,29 +215,32 @@ impl EmbeddedDb {
     }
 
     /// Asks the process to stop (SIGTERM, so storage is closed cleanly) and waits for it,
-    /// killing it after `grace`.
+    /// killing it after `grace`. It is not started again.
     pub fn stop(&mut self, grace: Duration) {
-        if self.has_exited() {
+        if self.stopped {
             return;
         }
-        let _ = kill(self.pid, Signal::SIGTERM);
-        if self.exited.recv_timeout(grace).is_err() {
-            tracing::warn!("{BINARY} did not stop within {grace:?}; killing it");
-            let _ = kill(self.pid, Signal::SIGKILL);
-            let _ = self.exited.recv_timeout(Duration::from_secs(5));
-        }
         self.stopped = true;
-    }
-
-    /// True once the process is gone; after that its pid may belong to someone else.
-    fn has_exited(&mut self) -> bool {
-        if !self.stopped {
-            match self.exited.try_recv() {
-                Ok(_) | Err(mpsc::TryRecvError::Disconnected) => self.stopped = true,
-                Err(mpsc::TryRecvError::Empty) => {}
+        self.stopping.store(true, Ordering::SeqCst);
+        let pid = self.pid.load(Ordering::SeqCst);
+        if pid != 0 {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
+        }
+        let deadline = std::time::Instant::now() + grace;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.events.recv_timeout(left) {
+                Ok(Event::Ended) | Err(mpsc::RecvTimeoutError::Disconnected) => return,
+                Ok(Event::Exited(_)) => {}
+                Err(mpsc::RecvTimeoutError::Timeout) => break,
             }
         }
-        self.stopped
+        tracing::warn!("{BINARY} did not stop within {grace:?}; killing it");
+        let pid = self.pid.load(Ordering::SeqCst);
+        if pid != 0 {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+        }
+        let _ = self.events.recv_timeout(Duration::from_secs(5));
     }
 }
 

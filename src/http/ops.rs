@@ -24,7 +24,11 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 #[derive(Serialize, ToSchema)]
 pub struct Health {
+    /// `ok`, or `unavailable` while the database does not answer.
     status: &'static str,
+    /// Only when unavailable: `unavailable`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mongodb: Option<&'static str>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -37,10 +41,26 @@ pub struct Readiness {
     s3: &'static str,
 }
 
-/// Liveness: answers while the process serves requests.
-#[utoipa::path(get, path = "/health", tag = "ops", responses((status = 200, body = Health)))]
-async fn health() -> axum::Json<Health> {
-    axum::Json(Health { status: "ok" })
+/// Health, for a load balancer: 200 while this process serves requests and reaches its
+/// database; 503 while the database does not answer (an embedded one is being started
+/// again), so traffic goes elsewhere meanwhile.
+#[utoipa::path(get, path = "/health", tag = "ops", responses((status = 200, body = Health), (status = 503, body = Health)))]
+async fn health(State(state): State<AppState>) -> Response {
+    match tokio::time::timeout(CHECK_TIMEOUT, state.store.ping()).await {
+        Ok(Ok(())) => axum::Json(Health {
+            status: "ok",
+            mongodb: None,
+        })
+        .into_response(),
+        _ => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(Health {
+                status: "unavailable",
+                mongodb: Some("unavailable"),
+            }),
+        )
+            .into_response(),
+    }
 }
 
 /// Readiness: MongoDB and the S3 bucket both answer.

@@ -167,6 +167,11 @@ impl TestServer {
         })
     }
 
+    /// The pid of this server's own embedded database, when it started one.
+    pub fn embedded_db_pid(&self) -> Option<u32> {
+        self.backends.as_ref().and_then(Backends::embedded_db_pid)
+    }
+
     /// Graceful stop: drain HTTP, then stop the embedded backends.
     pub async fn stop(mut self) {
         if let Some(stop) = self.stop.take() {
