@@ -84,6 +84,8 @@ pub struct Config {
     pub shutdown_grace_secs: u64,
     /// Most connections served at once; 0: the open-file limit less a reserve.
     pub max_connections: usize,
+    /// Most Socket.IO connections one account may hold open on this node.
+    pub max_sockets_per_user: usize,
     pub log_format: LogFormat,
     pub openai_api_key: Option<Secret>,
     pub openai_base_url: Option<String>,
@@ -177,6 +179,7 @@ impl Default for Config {
             http_header_timeout_secs: 10,
             shutdown_grace_secs: 10,
             max_connections: 0,
+            max_sockets_per_user: 32,
             log_format: LogFormat::Text,
             openai_api_key: None,
             openai_base_url: None,
@@ -324,6 +327,9 @@ const ENV: &[(&str, Setter)] = &[
         set(&mut c.shutdown_grace_secs, parse(v))
     }),
     ("HUDDLE_MAX_CONNECTIONS", |c, v| set(&mut c.max_connections, parse(v))),
+    ("HUDDLE_MAX_SOCKETS_PER_USER", |c, v| {
+        set(&mut c.max_sockets_per_user, parse(v))
+    }),
     ("HUDDLE_LOG_FORMAT", |c, v| {
         c.log_format = match v.trim() {
             "text" => LogFormat::Text,

@@ -629,6 +629,44 @@ async fn notifications_page_newest_first_within_one_second() {
 }
 
 #[tokio::test]
+async fn one_account_cannot_hold_unbounded_sockets_or_binary_buffers() {
+    let server = TestServer::start_with(|c| c.max_sockets_per_user = 3).await;
+    let ada = server.signed_up("ada").await;
+    let mut open = Vec::new();
+    for _ in 0..3 {
+        open.push(socket(&server, &ada).await);
+    }
+    let refused = common::sio::connect(&server.url(""), Some(&ada.access)).await;
+    let Err(line) = refused else {
+        panic!("a fourth socket of one account was accepted")
+    };
+    assert!(
+        line["message"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("too_many_sockets"),
+        "{line}"
+    );
+    // One closes: there is room again.
+    open.pop().unwrap().disconnect().await;
+    let again =
+        common::eventually(|| async { common::sio::connect(&server.url(""), Some(&ada.access)).await.ok() }).await;
+    open.push(again);
+
+    // More binary attachments than any event carries: the packet and its connection go.
+    let s = open.last_mut().unwrap();
+    s.emit_binary("message:send", 9, 1024).await;
+    assert!(
+        s.wait_disconnect(Duration::from_secs(5)).await.is_some(),
+        "a packet announcing 9 attachments was kept"
+    );
+    for s in open {
+        s.disconnect().await;
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn oversized_and_malformed_socket_payloads_are_refused() {
     let server = TestServer::start().await;
     let ada = server.signed_up("ada").await;

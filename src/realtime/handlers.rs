@@ -75,6 +75,13 @@ async fn handshake(
         return Err(Refused("unauthorized: send auth: { token }".into()));
     };
     match authenticate(state, &token).await {
+        Ok(user) if state.realtime.sockets_of(user.id) >= state.config.max_sockets_per_user => {
+            metrics::counter!("huddle_socket_refused_too_many_total").increment(1);
+            Err(Refused(format!(
+                "too_many_sockets: at most {} connections per account",
+                state.config.max_sockets_per_user
+            )))
+        }
         Ok(user) => {
             // Everything a client may rely on right after `connect` happens here, before the
             // server confirms the connection: rooms joined, event handlers in place.

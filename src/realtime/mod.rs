@@ -22,6 +22,8 @@ pub const MAX_PAYLOAD: u64 = 64 * 1024;
 /// Packets queued per socket before further emits to it fail (a client that never reads
 /// is dropped rather than slowing anyone else).
 pub const MAX_BUFFER: usize = 1024;
+/// Binary attachments one incoming packet may announce.
+pub const MAX_BINARIES: usize = 4;
 
 pub fn user_room(user: ObjectId) -> String {
     format!("user:{}", user.to_hex())
@@ -63,6 +65,14 @@ impl Realtime {
             .ws_max_message_size(MAX_PAYLOAD as usize)
             .ws_max_frame_size(MAX_PAYLOAD as usize)
             .max_buffer_size(MAX_BUFFER)
+            // No Huddle event carries binary attachments: a few small ones at most, and a
+            // packet whose attachments do not arrive soon is dropped with its connection.
+            .with_parser(
+                socketioxide::ParserConfig::common()
+                    .max_incoming_binary_buf_size(MAX_PAYLOAD as usize)
+                    .max_incoming_binaries(MAX_BINARIES)
+                    .packet_completion_timeout(Duration::from_secs(5)),
+            )
             .ack_timeout(Duration::from_secs(10))
             .connect_timeout(Duration::from_secs(10))
             .build_layer();
@@ -143,6 +153,16 @@ impl Realtime {
             }
             None => false,
         }
+    }
+
+    /// How many sockets `user` has open on this node.
+    pub fn sockets_of(&self, user: ObjectId) -> usize {
+        self.online
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&user)
+            .copied()
+            .unwrap_or(0)
     }
 
     pub fn is_online(&self, user: ObjectId) -> bool {

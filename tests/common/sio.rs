@@ -218,6 +218,12 @@ impl SioClient {
         self.send(&cmd).await;
     }
 
+    /// Emits `event` with `count` binary attachments of `size` bytes each, without an ack.
+    pub async fn emit_binary(&mut self, event: &str, count: usize, size: usize) {
+        let cmd = json!({ "op": "emit_binary", "event": event, "count": count, "size": size });
+        self.send(&cmd).await;
+    }
+
     /// Stops reading from the connection (a client that never reads), without closing it.
     pub async fn stall(&mut self) {
         self.send(&json!({ "op": "stall" })).await;

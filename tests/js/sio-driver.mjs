@@ -111,6 +111,13 @@ function emitRaw(cmd) {
   socket.emit(cmd.event, cmd.data ?? null);
 }
 
+// Emits `event` with `count` binary attachments of `size` bytes each, without an ack.
+function emitBinary(cmd) {
+  if (!requireSocket("emit_binary")) return;
+  const buffers = Array.from({ length: cmd.count }, () => new Uint8Array(cmd.size));
+  socket.emit(cmd.event, ...buffers);
+}
+
 function disconnect() {
   if (socket !== null) {
     closingByClient = true;
@@ -138,6 +145,9 @@ function handle(line) {
       break;
     case "emit_raw":
       emitRaw(cmd);
+      break;
+    case "emit_binary":
+      emitBinary(cmd);
       break;
     case "disconnect":
       disconnect();
