@@ -104,7 +104,7 @@ async fn get_call(
     )))
 }
 
-/// STUN/TURN servers with short-lived TURN credentials, for users in a live call.
+/// STUN/TURN servers with short-lived TURN credentials, for users who joined a live call.
 #[utoipa::path(get, path = "/ice-servers", tag = "calls", security(("bearer" = [])),
     responses((status = 200, body = IceServers), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 async fn ice_servers(State(state): State<AppState>, auth: AuthUser) -> AppResult<axum::Json<IceServers>> {

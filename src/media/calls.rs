@@ -52,8 +52,8 @@ enum Command {
         user: ObjectId,
         reply: oneshot::Sender<()>,
     },
-    /// The chats of the live calls `user` is in (or rung by).
-    LiveChatsOf {
+    /// The chats of the live calls `user` has joined.
+    JoinedChatsOf {
         user: ObjectId,
         reply: oneshot::Sender<Vec<ObjectId>>,
     },
@@ -112,8 +112,8 @@ impl CallHub {
         self.ask(|reply| Command::Remove { chat, user, reply }).await
     }
 
-    pub async fn live_chats_of(&self, user: ObjectId) -> AppResult<Vec<ObjectId>> {
-        self.ask(|reply| Command::LiveChatsOf { user, reply }).await
+    pub async fn joined_chats_of(&self, user: ObjectId) -> AppResult<Vec<ObjectId>> {
+        self.ask(|reply| Command::JoinedChatsOf { user, reply }).await
     }
 }
 
@@ -264,12 +264,12 @@ impl Hub {
                 self.remove(chat, user).await;
                 let _ = reply.send(());
             }
-            Command::LiveChatsOf { user, reply } => {
+            Command::JoinedChatsOf { user, reply } => {
                 let hex = user.to_hex();
                 let chats = self
                     .calls
                     .values()
-                    .filter(|l| l.session.is_member(&hex))
+                    .filter(|l| l.session.is_joined(&hex))
                     .map(|l| l.call.chat_id);
                 let _ = reply.send(chats.collect());
             }

@@ -93,10 +93,10 @@ pub struct IceServers {
 }
 
 /// STUN and TURN servers, with TURN REST credentials minted for this user; only for users
-/// in (or rung by) a live call.
+/// who joined a live call of a chat they are still in (`call:join` hands them out too).
 pub async fn ice_servers(state: &AppState, user: ObjectId) -> AppResult<IceServers> {
     let mut entitled = false;
-    for chat in state.calls.live_chats_of(user).await? {
+    for chat in state.calls.joined_chats_of(user).await? {
         entitled |= state.store.chats.for_member(chat, user).await?.is_some();
     }
     if !entitled {
