@@ -217,7 +217,7 @@ async fn run_lane<T: Entry>(inner: Arc<Inner<T>>, mut rx: mpsc::Receiver<Job<T>>
     let mut newest: HashMap<ObjectId, i64> = HashMap::new();
     let mut heads = HeadMoves::new();
     let mut batch = Vec::with_capacity(MAX_BATCH);
-    let mut last_start = tokio::time::Instant::now() - HEAD_FLUSH;
+    let mut last_start: Option<tokio::time::Instant> = None;
     loop {
         let received = match heads.due() {
             Some(due) => tokio::select! {
@@ -235,7 +235,7 @@ async fn run_lane<T: Entry>(inner: Arc<Inner<T>>, mut rx: mpsc::Receiver<Job<T>>
         // Group commit: a lane that wrote a batch moments ago lets the next one gather for
         // the rest of [`BATCH_GAP`]: each command costs the database far more than each
         // entry in it. A lane that was idle writes at once.
-        let since = last_start.elapsed();
+        let since = last_start.map_or(BATCH_GAP, |at| at.elapsed());
         if since < BATCH_GAP && batch.len() < MAX_BATCH {
             tokio::time::sleep(BATCH_GAP - since).await;
             while batch.len() < MAX_BATCH {
@@ -243,7 +243,7 @@ async fn run_lane<T: Entry>(inner: Arc<Inner<T>>, mut rx: mpsc::Receiver<Job<T>>
                 batch.push(job);
             }
         }
-        last_start = tokio::time::Instant::now();
+        last_start = Some(tokio::time::Instant::now());
         if newest.len() > MAX_REMEMBERED {
             newest.clear();
         }
