@@ -552,6 +552,9 @@ impl Config {
         if self.ai_system_prompt.chars().count() > 8000 {
             return Err(err("HUDDLE_AI_SYSTEM_PROMPT", "must be at most 8000 characters"));
         }
+        if !(1..=100_000).contains(&self.max_sockets_per_user) {
+            return Err(err("HUDDLE_MAX_SOCKETS_PER_USER", "must be between 1 and 100000"));
+        }
         if !(256..=1_000_000).contains(&self.ai_context_tokens) {
             return Err(err("HUDDLE_AI_CONTEXT_TOKENS", "must be between 256 and 1000000"));
         }
@@ -715,6 +718,14 @@ mod tests {
         assert_eq!(e.setting, "MONGODB_URI");
         let e = load(None, &[("HUDDLE_HSTS", "maybe")]).unwrap_err();
         assert_eq!(e.setting, "HUDDLE_HSTS");
+        for (setting, value) in [
+            ("HUDDLE_MAX_SOCKETS_PER_USER", "0"),
+            ("HUDDLE_HTTP_HEADER_TIMEOUT", "0"),
+            ("HUDDLE_SHUTDOWN_GRACE", "0"),
+        ] {
+            let e = load(None, &[(setting, value)]).unwrap_err();
+            assert_eq!(e.setting, setting);
+        }
         let e = load(Some("no_such_key = 1\n"), &[]).unwrap_err();
         assert!(e.setting.ends_with("(huddle.toml)"), "{e}");
         assert!(e.message.contains("no_such_key"), "{e}");
