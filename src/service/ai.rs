@@ -198,7 +198,7 @@ pub async fn chat(state: &AppState, user: ObjectId) -> AppResult<AiChatView> {
         pinned: chat.pinned,
         configured: state.ai.assistant.is_configured(),
         model: state.ai.assistant.model().to_string(),
-        last_seq: newest.as_ref().map_or(chat.last_seq, |m| m.seq.max(chat.last_seq)),
+        last_seq: newest.as_ref().map_or(chat.last_seq, |m| m.seq),
         created_at: chat.created_at.to_chrono(),
         updated_at: newest
             .as_ref()

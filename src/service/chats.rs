@@ -69,7 +69,7 @@ pub struct ChatView {
 /// `lastSeq` and `updatedAt` may trail it; see [`crate::store::append`]).
 pub async fn view(state: &AppState, chat: &Chat, viewer: ObjectId) -> AppResult<ChatView> {
     let newest = state.store.messages.newest(chat.id, chat.last_seq).await?;
-    let last_seq = newest.as_ref().map_or(chat.last_seq, |m| m.seq.max(chat.last_seq));
+    let last_seq = newest.as_ref().map_or(chat.last_seq, |m| m.seq);
     let updated_at = newest
         .as_ref()
         .map_or(chat.updated_at, |m| m.created_at.max(chat.updated_at));

@@ -412,7 +412,7 @@ pub async fn sync(state: &AppState, user: ObjectId, req: SyncRequest) -> AppResu
                 .newest(chat.id, chat.last_seq)
                 .await?
                 .map_or(chat.last_seq, |m| m.seq),
-            false => messages.last().map_or(chat.last_seq, |m| m.seq.max(chat.last_seq)),
+            false => messages.last().map_or(chat.last_seq, |m| m.seq),
         };
         out.push(SyncedChat {
             chat_id: chat.id.to_hex(),
