@@ -86,6 +86,18 @@ pub struct Config {
     pub max_connections: usize,
     /// Most Socket.IO connections one account may hold open on this node.
     pub max_sockets_per_user: usize,
+    /// New Socket.IO (Engine.IO) sessions one client IP may open per minute. A session
+    /// exists before its token is checked, so this bounds what unauthenticated clients hold.
+    pub socket_handshakes_per_ip: u32,
+    /// Uploads streamed through `POST /media` at once, server-wide (each holds one S3 part,
+    /// 8 MiB, in memory) and per user.
+    pub max_streamed_uploads: usize,
+    pub max_streamed_uploads_per_user: usize,
+    /// Bytes of presigned form uploads the embedded S3 store holds in memory at once (it
+    /// reads a form's whole file before writing it); more waits briefly, then gets 503.
+    pub embedded_s3_post_buffer_bytes: u64,
+    /// An upload (streamed or form) that sends nothing for this long is dropped.
+    pub upload_idle_timeout_secs: u64,
     pub log_format: LogFormat,
     pub openai_api_key: Option<Secret>,
     pub openai_base_url: Option<String>,
@@ -180,6 +192,11 @@ impl Default for Config {
             shutdown_grace_secs: 10,
             max_connections: 0,
             max_sockets_per_user: 32,
+            socket_handshakes_per_ip: 120,
+            max_streamed_uploads: 8,
+            max_streamed_uploads_per_user: 2,
+            embedded_s3_post_buffer_bytes: 256 * 1024 * 1024,
+            upload_idle_timeout_secs: 30,
             log_format: LogFormat::Text,
             openai_api_key: None,
             openai_base_url: None,
@@ -329,6 +346,21 @@ const ENV: &[(&str, Setter)] = &[
     ("HUDDLE_MAX_CONNECTIONS", |c, v| set(&mut c.max_connections, parse(v))),
     ("HUDDLE_MAX_SOCKETS_PER_USER", |c, v| {
         set(&mut c.max_sockets_per_user, parse(v))
+    }),
+    ("HUDDLE_SOCKET_HANDSHAKES_PER_IP", |c, v| {
+        set(&mut c.socket_handshakes_per_ip, parse(v))
+    }),
+    ("HUDDLE_MAX_STREAMED_UPLOADS", |c, v| {
+        set(&mut c.max_streamed_uploads, parse(v))
+    }),
+    ("HUDDLE_MAX_STREAMED_UPLOADS_PER_USER", |c, v| {
+        set(&mut c.max_streamed_uploads_per_user, parse(v))
+    }),
+    ("HUDDLE_EMBEDDED_S3_POST_BUFFER", |c, v| {
+        set(&mut c.embedded_s3_post_buffer_bytes, parse(v))
+    }),
+    ("HUDDLE_UPLOAD_IDLE_TIMEOUT", |c, v| {
+        set(&mut c.upload_idle_timeout_secs, parse(v))
     }),
     ("HUDDLE_LOG_FORMAT", |c, v| {
         c.log_format = match v.trim() {
@@ -554,6 +586,35 @@ impl Config {
         }
         if !(1..=100_000).contains(&self.max_sockets_per_user) {
             return Err(err("HUDDLE_MAX_SOCKETS_PER_USER", "must be between 1 and 100000"));
+        }
+        if self.socket_handshakes_per_ip == 0 {
+            return Err(err("HUDDLE_SOCKET_HANDSHAKES_PER_IP", "must be at least 1"));
+        }
+        if !(1..=10_000).contains(&self.max_streamed_uploads) {
+            return Err(err("HUDDLE_MAX_STREAMED_UPLOADS", "must be between 1 and 10000"));
+        }
+        if !(1..=self.max_streamed_uploads).contains(&self.max_streamed_uploads_per_user) {
+            return Err(err(
+                "HUDDLE_MAX_STREAMED_UPLOADS_PER_USER",
+                "must be between 1 and HUDDLE_MAX_STREAMED_UPLOADS",
+            ));
+        }
+        let largest = self
+            .media_max_image_bytes
+            .max(self.media_max_audio_bytes)
+            .max(self.media_max_video_bytes)
+            .max(self.media_max_file_bytes);
+        if self.s3_bucket.is_none() && self.embedded_s3_post_buffer_bytes < largest + 64 * 1024 {
+            return Err(err(
+                "HUDDLE_EMBEDDED_S3_POST_BUFFER",
+                format!(
+                    "must hold the largest upload a form allows and its fields: at least {} bytes",
+                    largest + 64 * 1024
+                ),
+            ));
+        }
+        if !(1..=3600).contains(&self.upload_idle_timeout_secs) {
+            return Err(err("HUDDLE_UPLOAD_IDLE_TIMEOUT", "must be between 1 and 3600 seconds"));
         }
         if !(256..=1_000_000).contains(&self.ai_context_tokens) {
             return Err(err("HUDDLE_AI_CONTEXT_TOKENS", "must be between 256 and 1000000"));

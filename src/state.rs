@@ -33,11 +33,14 @@ pub struct AppState {
     pub tokens: Tokens,
     pub otp_key: OtpKey,
     pub limiter: RateLimiter,
+    /// New Socket.IO sessions per client IP, over one minute.
+    pub handshakes: RateLimiter,
     pub metrics: PrometheusHandle,
     pub realtime: Realtime,
     pub calls: CallHub,
     pub sfu: MediaServer,
     pub ai: crate::service::ai::AiHub,
+    pub upload_slots: crate::service::media::UploadSlots,
 }
 
 /// What the server started for itself; stopped when this is shut down or dropped.
@@ -103,7 +106,15 @@ impl AppState {
                 media
             }
             None => {
-                let s3 = EmbeddedS3::start(&data_dir, &config.cors_origins).await?;
+                let s3 = EmbeddedS3::start(
+                    &data_dir,
+                    &config.cors_origins,
+                    crate::embedded::s3::PostLimits {
+                        buffer_bytes: config.embedded_s3_post_buffer_bytes,
+                        idle: Duration::from_secs(config.upload_idle_timeout_secs),
+                    },
+                )
+                .await?;
                 let media = MediaStore::embedded(&config, &s3).await?;
                 tracing::info!(component = "media", backend = "embedded", endpoint = %s3.endpoint, storage = %data_dir.join("media").display(), "media: embedded S3-compatible store (s3s-fs)");
                 embedded_s3 = Some(s3);
@@ -160,11 +171,16 @@ impl AppState {
             tokens,
             otp_key: OtpKey::derive(master.expose().as_bytes()),
             limiter: RateLimiter::new(Duration::from_secs(config.rate_limit_window_secs)),
+            handshakes: RateLimiter::new(Duration::from_secs(60)),
             metrics: crate::telemetry::metrics_handle(),
             realtime: Realtime::new(),
             calls: hub,
             sfu,
             ai: crate::service::ai::AiHub::new(assistant),
+            upload_slots: crate::service::media::UploadSlots::new(
+                config.max_streamed_uploads,
+                config.max_streamed_uploads_per_user,
+            ),
             config: Arc::new(config),
         };
         crate::realtime::register(state.clone());

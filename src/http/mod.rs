@@ -117,6 +117,10 @@ pub fn with_middleware(routes: Router<AppState>, state: AppState) -> Router {
     let hsts = state.config.hsts;
     routes
         .layer(state.realtime.layer())
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::realtime::limit_handshakes,
+        ))
         .layer(tower::util::MapRequestLayer::new(crate::realtime::own_request_head))
         .layer(DefaultBodyLimit::max(state.config.body_limit_bytes))
         // Inside the header, metrics and log layers, so a panic's 500 gets all of them.

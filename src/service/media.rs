@@ -18,6 +18,83 @@ use crate::state::AppState;
 use crate::store::media::{Media, Upload, UploadKind};
 use crate::store::s3::PresignedPost;
 
+/// Uploads streamed through the server at once: each holds one S3 part in memory, so their
+/// number bounds that memory (`HUDDLE_MAX_STREAMED_UPLOADS`), and no one user may take
+/// more than `HUDDLE_MAX_STREAMED_UPLOADS_PER_USER` of them.
+#[derive(Clone, Debug)]
+pub struct UploadSlots {
+    free: std::sync::Arc<tokio::sync::Semaphore>,
+    per_user: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<ObjectId, usize>>>,
+    per_user_max: usize,
+}
+
+/// One streamed upload's place; given back when dropped.
+#[derive(Debug)]
+pub struct UploadSlot {
+    _permit: tokio::sync::OwnedSemaphorePermit,
+    user: ObjectId,
+    per_user: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<ObjectId, usize>>>,
+}
+
+/// How long a streamed upload waits for a free place before it is refused as `overloaded`.
+const SLOT_WAIT: Duration = Duration::from_secs(5);
+
+impl UploadSlots {
+    pub fn new(total: usize, per_user_max: usize) -> Self {
+        Self {
+            free: std::sync::Arc::new(tokio::sync::Semaphore::new(total)),
+            per_user: std::sync::Arc::default(),
+            per_user_max,
+        }
+    }
+
+    /// A place for one more upload by `user`: `rate_limited` when they already hold their
+    /// share, `overloaded` when the server's places stay taken for a few seconds.
+    pub async fn take(&self, user: ObjectId) -> AppResult<UploadSlot> {
+        {
+            let mut per_user = self.per_user.lock().unwrap_or_else(|p| p.into_inner());
+            let held = per_user.entry(user).or_insert(0);
+            if *held >= self.per_user_max {
+                return Err(AppError::TooManyRequests {
+                    retry_after: Duration::from_secs(5),
+                });
+            }
+            *held += 1;
+        }
+        let slot = |permit| UploadSlot {
+            _permit: permit,
+            user,
+            per_user: self.per_user.clone(),
+        };
+        match tokio::time::timeout(SLOT_WAIT, self.free.clone().acquire_owned()).await {
+            Ok(Ok(permit)) => Ok(slot(permit)),
+            _ => {
+                release(&self.per_user, user);
+                metrics::counter!("huddle_uploads_refused_total", "reason" => "busy").increment(1);
+                Err(AppError::Overloaded {
+                    retry_after: Duration::from_secs(5),
+                })
+            }
+        }
+    }
+}
+
+fn release(per_user: &std::sync::Mutex<std::collections::HashMap<ObjectId, usize>>, user: ObjectId) {
+    let mut per_user = per_user.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(held) = per_user.get_mut(&user) {
+        *held -= 1;
+        if *held == 0 {
+            per_user.remove(&user);
+        }
+    }
+}
+
+impl Drop for UploadSlot {
+    fn drop(&mut self) {
+        release(&self.per_user, self.user);
+    }
+}
+
 /// `POST /media/uploads`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -324,6 +401,8 @@ where
         .ok_or_else(|| AppError::bad_request("kind: required before the file"))?;
     let id = ObjectId::new();
     let (chat_id, group_id, key) = destination(state, user, kind, meta.chat_id.as_deref(), media_type, id).await?;
+    let _slot = state.upload_slots.take(user).await?;
+    let idle = Duration::from_secs(state.config.upload_idle_timeout_secs);
     // The server writes this object itself, where no form can: it is sealed as it is written.
     let key = sealed_key(&key);
     let limit = limit_for(state, media_type);
@@ -333,7 +412,14 @@ where
         .map_err(AppError::Internal)?;
     let mut head: Vec<u8> = Vec::with_capacity(SNIFF_BYTES);
     let outcome: AppResult<()> = async {
-        while let Some(chunk) = chunks.next().await {
+        loop {
+            let Ok(next) = tokio::time::timeout(idle, chunks.next()).await else {
+                return Err(AppError::bad_request(format!(
+                    "file: nothing arrived for {} s; the upload is dropped",
+                    idle.as_secs()
+                )));
+            };
+            let Some(chunk) = next else { break };
             let chunk = chunk.map_err(|e| AppError::bad_request(format!("file: {e}")))?;
             if head.len() < SNIFF_BYTES {
                 let take = (SNIFF_BYTES - head.len()).min(chunk.len());

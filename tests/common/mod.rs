@@ -102,6 +102,8 @@ pub async fn test_config(data_dir: &Path) -> Config {
         media_udp_addr: ([127, 0, 0, 1], 0).into(),
         rate_limit_per_ip: 1000,
         rate_limit_per_account: 1000,
+        // Every test client connects from 127.0.0.1; the handshake test sets its own.
+        socket_handshakes_per_ip: 100_000,
         web_dir: Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("web/public")),
         ..Config::default()
     }

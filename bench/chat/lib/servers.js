@@ -132,6 +132,7 @@ export async function startHuddle({ bin, dataDir, sendgridUrl, secantusdBin, log
     HUDDLE_RATE_LIMIT_PER_ACCOUNT: "1000000",
     // The idle shape reuses accounts round-robin: many sockets per account.
     HUDDLE_MAX_SOCKETS_PER_USER: "1000",
+    HUDDLE_SOCKET_HANDSHAKES_PER_IP: "1000000",
     HUDDLE_COOKIE_SECURE: "false",
     SENDGRID_API_KEY: "SG.bench-local-fake",
     SENDGRID_BASE_URL: sendgridUrl,
