@@ -84,6 +84,60 @@ async fn made_up_http_methods_do_not_grow_the_metrics() {
     server.stop().await;
 }
 
+/// The server's end of the TCP connection whose client end is `client`: one of this
+/// process's own descriptors (the server runs in the test process).
+fn server_end_of(server_port: u16, client_port: u16) -> Option<i32> {
+    use nix::libc;
+    let port_of = |fd: i32, peer: bool| -> Option<u16> {
+        // SAFETY: the address is written into storage we own, of the length we pass.
+        let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+        let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+        let ptr = (&raw mut storage).cast::<libc::sockaddr>();
+        let rc = unsafe {
+            if peer {
+                libc::getpeername(fd, ptr, &mut len)
+            } else {
+                libc::getsockname(fd, ptr, &mut len)
+            }
+        };
+        if rc != 0 || i32::from(storage.ss_family) != libc::AF_INET {
+            return None;
+        }
+        // SAFETY: an AF_INET address is a sockaddr_in.
+        let v4 = unsafe { *(&raw const storage).cast::<libc::sockaddr_in>() };
+        Some(u16::from_be(v4.sin_port))
+    };
+    std::fs::read_dir("/proc/self/fd")
+        .ok()?
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .find(|&fd| port_of(fd, false) == Some(server_port) && port_of(fd, true) == Some(client_port))
+}
+
+#[tokio::test]
+async fn acks_are_not_held_back_by_nagle_every_connection_has_tcp_nodelay() {
+    use nix::libc;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = TestServer::start().await;
+    let mut client = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    client
+        .write_all(b"GET /health HTTP/1.1\r\nHost: huddle\r\n\r\n")
+        .await
+        .unwrap();
+    let mut head = [0u8; 12];
+    client.read_exact(&mut head).await.unwrap();
+    assert_eq!(&head, b"HTTP/1.1 200");
+    let fd = server_end_of(server.addr.port(), client.local_addr().unwrap().port())
+        .expect("the server's end of the connection is a descriptor of this process");
+    let mut on: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: getsockopt writes one c_int into `on`.
+    let rc = unsafe { libc::getsockopt(fd, libc::IPPROTO_TCP, libc::TCP_NODELAY, (&raw mut on).cast(), &mut len) };
+    assert_eq!(rc, 0);
+    assert_eq!(on, 1, "the server's connection has Nagle's algorithm on");
+    drop(client);
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn slowloris_half_sent_requests_are_closed_and_shutdown_is_bounded() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};

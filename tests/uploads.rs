@@ -569,3 +569,75 @@ async fn the_streamed_route_checks_like_the_presigned_one_and_sets_avatars() {
     assert_eq!(r.status, 400, "{r:?}");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_deleted_messages_attachment_leaves_the_store_and_no_one_can_send_it_again() {
+    let server = TestServer::start().await;
+    let ada = server.signed_up("ada").await;
+    let bob = server.signed_up("bob").await;
+    let chat = friends_with_chat(&ada, &bob).await;
+    let media = uploaded(&ada, &chat, "p.png", "image/png", PNG).await;
+    let send = |who: &Session, body: Value| {
+        let path = format!("/api/v1/chats/{chat}/messages");
+        let (client, access) = (who.client.clone(), who.access.clone());
+        async move { client.post_auth(&path, &access, &body).await }
+    };
+    let first = json!({ "type": "image", "attachments": [media], "clientMsgId": "photo-1" });
+    let sent = send(&ada, first.clone()).await;
+    assert_eq!(sent.status, 201, "{sent:?}");
+    let message = sent.body["_id"].as_str().unwrap().to_string();
+    // A retry of the same send is the same message.
+    let retried = send(&ada, first).await;
+    assert_eq!(retried.body["_id"], message.as_str(), "{retried:?}");
+
+    // Bob, a member who can see it, cannot send it as his own; nor can Ada send it twice.
+    let r = send(&bob, json!({ "type": "image", "attachments": [media] })).await;
+    assert_eq!(
+        (r.status, r.body["error"]["code"].as_str()),
+        (400, Some("bad_request")),
+        "{r:?}"
+    );
+    let r = send(&ada, json!({ "type": "image", "attachments": [media] })).await;
+    assert_eq!(r.status, 400, "an attachment already sent went out again: {r:?}");
+
+    let url = bob
+        .client
+        .get(&format!("/api/v1/media/{media}"), Some(&bob.access))
+        .await
+        .body["url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(reqwest::get(&url).await.unwrap().status(), 200);
+
+    let r = ada
+        .client
+        .send(
+            ada.client
+                .http
+                .delete(ada.client.url(&format!("/api/v1/messages/{message}")))
+                .bearer_auth(&ada.access),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    // Gone for members, and its bytes are gone from the store: a URL handed out before the
+    // deletion finds nothing.
+    let r = bob
+        .client
+        .get(&format!("/api/v1/media/{media}"), Some(&bob.access))
+        .await;
+    assert_eq!(r.status, 404, "{r:?}");
+    assert_eq!(
+        reqwest::get(&url).await.unwrap().status(),
+        404,
+        "the bytes outlived the message"
+    );
+    let r = send(&ada, json!({ "type": "image", "attachments": [media] })).await;
+    assert_eq!(r.status, 400, "a deleted message's attachment came back: {r:?}");
+    let listed = bob
+        .client
+        .get(&format!("/api/v1/chats/{chat}/media"), Some(&bob.access))
+        .await;
+    assert_eq!(listed.body["data"], json!([]));
+    server.stop().await;
+}

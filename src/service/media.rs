@@ -522,15 +522,18 @@ pub async fn avatar_url(state: &AppState, user: ObjectId, id: ObjectId) -> AppRe
     }
 }
 
-/// The ids of a message's attachments, each an attachment uploaded to this chat.
-pub async fn check_attachments(state: &AppState, chat: ObjectId, ids: &[ObjectId]) -> AppResult<()> {
-    for id in ids {
-        let media = state.store.media.media(*id).await?;
-        if !media.is_some_and(|m| m.kind == UploadKind::Attachment && m.chat_id == Some(chat)) {
-            return Err(AppError::bad_request(format!(
-                "attachments: {} is not media uploaded to this chat",
-                id.to_hex()
-            )));
+/// A deleted message's attachments: they leave the chat's lists and downloads at once,
+/// and their bytes leave the store (a failure there is logged; nothing can reach them).
+pub async fn remove_attachments(state: &AppState, message: ObjectId) -> AppResult<()> {
+    let carried = state.store.media.of_message(message).await?;
+    if carried.is_empty() {
+        return Ok(());
+    }
+    state.store.media.hide_for_message(message).await?;
+    for media in carried {
+        if let Err(e) = state.media.delete(&media.key).await {
+            metrics::counter!("huddle_media_delete_failures_total").increment(1);
+            tracing::warn!(error = %e, media = %media.id, "a deleted message's attachment could not be removed from the store");
         }
     }
     Ok(())

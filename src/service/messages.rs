@@ -150,7 +150,6 @@ pub async fn send(state: &AppState, sender: ObjectId, chat_id: ObjectId, req: Se
     if !attachments.is_empty() || reply_to.is_some() {
         // What the message points at is checked against the chat, for members only.
         member_chat(state, chat_id, sender).await?;
-        super::media::check_attachments(state, chat_id, &attachments).await?;
     }
     if let Some(reply) = reply_to {
         let parent = state.store.messages.by_id(reply).await?;
@@ -159,9 +158,25 @@ pub async fn send(state: &AppState, sender: ObjectId, chat_id: ObjectId, req: Se
         }
     }
 
+    let id = ObjectId::new();
+    if !attachments.is_empty() && !state.store.media.claim(&attachments, chat_id, sender, id).await? {
+        // A retry of a send whose message already carries them gets that message back.
+        if let Some(sent) = state
+            .store
+            .messages
+            .by_client_id(chat_id, sender, &client_msg_id)
+            .await?
+            && sent.attachments == attachments
+        {
+            return Ok(sent);
+        }
+        return Err(AppError::bad_request(
+            "attachments: each must be your own upload to this chat, not yet sent in a message",
+        ));
+    }
     let now = bson::DateTime::now();
     let draft = Message {
-        id: ObjectId::new(),
+        id,
         chat_id,
         group_id: None,
         seq: 0,
@@ -179,11 +194,13 @@ pub async fn send(state: &AppState, sender: ObjectId, chat_id: ObjectId, req: Se
         call: None,
         notify_pending: false,
     };
-    let message = append(state, draft).await?;
-    if !message.attachments.is_empty() {
-        state.store.media.attach(&message.attachments, message.id).await?;
+    let claimed = !draft.attachments.is_empty();
+    let stored = append(state, draft).await;
+    if claimed && !stored.as_ref().is_ok_and(|m| m.id == id) {
+        // Not stored, or a retry that raced this send stored another: give them back.
+        state.store.media.release(id).await?;
     }
-    Ok(message)
+    stored
 }
 
 /// How long a client refused as overloaded should wait before it sends again.
@@ -295,7 +312,7 @@ pub async fn delete(state: &AppState, user: ObjectId, id: ObjectId) -> AppResult
         });
     }
     let deleted = state.store.messages.delete(id, user).await?.ok_or(AppError::NotFound)?;
-    state.store.media.hide_for_message(deleted.id).await?;
+    super::media::remove_attachments(state, deleted.id).await?;
     let event =
         serde_json::json!({ "_id": deleted.id.to_hex(), "chatId": deleted.chat_id.to_hex(), "seq": deleted.seq });
     state.realtime.to_chat(deleted.chat_id, "message:deleted", &event).await;

@@ -137,15 +137,53 @@ impl UploadStore {
         self.media.find_one(doc! { "key": key }).await
     }
 
-    /// Records which message carries these attachments.
-    pub async fn attach(&self, ids: &[ObjectId], message: ObjectId) -> mongodb::error::Result<()> {
-        self.media
+    /// Gives `message` these attachments, if each is `sender`'s own upload to `chat` that no
+    /// message carries yet; true when all of them were free. Only one message can ever
+    /// claim an upload, so a deletion always hides everything that message showed.
+    pub async fn claim(
+        &self,
+        ids: &[ObjectId],
+        chat: ObjectId,
+        sender: ObjectId,
+        message: ObjectId,
+    ) -> mongodb::error::Result<bool> {
+        let claimed = self
+            .media
             .update_many(
-                doc! { "_id": { "$in": ids } },
+                doc! {
+                    "_id": { "$in": ids },
+                    "kind": "attachment",
+                    "chatId": chat,
+                    "uploader": sender,
+                    "messageId": { "$exists": false },
+                    "hidden": { "$ne": true },
+                },
                 doc! { "$set": { "messageId": message } },
             )
+            .await?;
+        if claimed.modified_count == ids.len() as u64 {
+            return Ok(true);
+        }
+        self.release(message).await?;
+        Ok(false)
+    }
+
+    /// Frees what a message that was never stored had claimed.
+    pub async fn release(&self, message: ObjectId) -> mongodb::error::Result<()> {
+        self.media
+            .update_many(doc! { "messageId": message }, doc! { "$unset": { "messageId": "" } })
             .await
             .map(|_| ())
+    }
+
+    /// The attachments `message` carries.
+    pub async fn of_message(&self, message: ObjectId) -> mongodb::error::Result<Vec<Media>> {
+        use futures::TryStreamExt;
+        self.media
+            .find(doc! { "messageId": message })
+            .await?
+            .try_collect()
+            .await
     }
 
     /// A deleted message's attachments leave the chat.
