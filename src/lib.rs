@@ -24,8 +24,10 @@ pub use config::Config;
 pub use http::app;
 pub use state::{AppState, Backends};
 
-/// Serves `state` on `listener` until `shutdown` completes, then lets in-flight requests
-/// finish for at most `shutdown_grace_secs` before it closes what is left.
+/// Serves `state` on `listener` until `shutdown` completes, then stops taking connections,
+/// drains ([`AppState::drain`]: calls end with their records, sockets are closed so
+/// clients reconnect) and lets in-flight requests (uploads among them) finish for at most
+/// `shutdown_grace_secs` before it closes what is left.
 ///
 /// - Every connection has `TCP_NODELAY`: Socket.IO events and acks are small writes, and
 ///   with Nagle's algorithm each would wait for the peer's delayed ACK (about 40 ms).
@@ -51,6 +53,7 @@ pub async fn serve(
         n => n,
     };
     let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(limit));
+    let draining = state.clone();
     let router = app(state);
     let mut http = Builder::new(TokioExecutor::new());
     http.http1()
@@ -97,6 +100,7 @@ pub async fn serve(
         });
     }
     drop(listener);
+    draining.drain(grace).await;
     if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
         tracing::warn!(
             ?grace,

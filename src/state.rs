@@ -71,6 +71,23 @@ impl Backends {
 }
 
 impl AppState {
+    /// What a stopping server does before it closes connections, each step within `within`:
+    /// every live call ends as ended by the server (its record in the chat, `call:ended` to
+    /// its members), then every Socket.IO connection is closed with an Engine.IO close
+    /// packet, so clients see the transport close and reconnect (to this server once it is
+    /// back, or to another node).
+    pub async fn drain(&self, within: Duration) {
+        match tokio::time::timeout(within, self.calls.end_all()).await {
+            Ok(Ok(0)) => {}
+            Ok(Ok(n)) => tracing::info!(calls = n, "shutdown: ended the live calls"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "shutdown: could not end the live calls"),
+            Err(_) => tracing::warn!("shutdown: ending the live calls took too long"),
+        }
+        if tokio::time::timeout(within, self.realtime.io.close()).await.is_err() {
+            tracing::warn!("shutdown: closing the Socket.IO connections took too long");
+        }
+    }
+
     /// Builds every handle. Starts the embedded database and S3 store when the
     /// configuration names none, and logs one line per component saying which it uses.
     pub async fn build(config: Config) -> anyhow::Result<(Self, Backends)> {

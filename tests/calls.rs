@@ -327,3 +327,55 @@ async fn unfriending_mid_call_ends_the_one_to_one_call_and_no_new_one_starts() {
     assert_eq!(ack["error"]["code"], "not_friends", "{ack}");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn stopping_the_server_ends_live_calls_with_their_record_and_closes_every_socket() {
+    let server = TestServer::start_with(|c| c.shutdown_grace_secs = 10).await;
+    let ada = server.signed_up("ada").await;
+    let bob = server.signed_up("bob").await;
+    let chat = friends_with_chat(&ada, &bob).await;
+    let mut ada_socket = socket(&server, &ada).await;
+    let mut bob_socket = socket(&server, &bob).await;
+    let ack = ada_socket
+        .emit("call:start", json!({ "chatId": chat, "type": "audio" }))
+        .await;
+    let call_id = ack["data"]["_id"].as_str().unwrap().to_string();
+    bob_socket.next("call:incoming").await;
+    let ack = bob_socket.emit("call:accept", json!({ "callId": call_id })).await;
+    assert_eq!(ack["data"]["status"], "ongoing", "{ack}");
+    let store = server.state.store.clone();
+
+    // What SIGTERM does: the shutdown signal resolves and the server drains.
+    let started = std::time::Instant::now();
+    server.stop().await;
+    let took = started.elapsed();
+    let ended = bob_socket.next("call:ended").await;
+    assert_eq!(
+        (
+            ended["_id"].as_str(),
+            ended["status"].as_str(),
+            ended["endReason"].as_str()
+        ),
+        (Some(call_id.as_str()), Some("ended"), Some("terminated")),
+        "{ended}"
+    );
+    let record = bob_socket.next("message:new").await;
+    assert_eq!(record["type"], "call", "{record}");
+    for s in [&mut ada_socket, &mut bob_socket] {
+        let reason = s.wait_disconnect(Duration::from_secs(5)).await;
+        assert_eq!(
+            reason.as_deref(),
+            Some("transport close"),
+            "the client is told the server went, and reconnects"
+        );
+    }
+    assert!(
+        took < Duration::from_secs(5),
+        "stopping waited {took:?} for open sockets instead of closing them"
+    );
+    // The call's document says it ended, and when.
+    let id = mongodb::bson::oid::ObjectId::parse_str(&call_id).unwrap();
+    let saved = store.calls.by_id(id).await.unwrap().unwrap();
+    assert_eq!(saved.status, huddle_signaling::CallStatus::Ended);
+    assert!(saved.ended_at.is_some());
+}

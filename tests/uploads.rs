@@ -641,3 +641,39 @@ async fn a_deleted_messages_attachment_leaves_the_store_and_no_one_can_send_it_a
     assert_eq!(listed.body["data"], json!([]));
     server.stop().await;
 }
+
+#[tokio::test]
+async fn an_upload_in_flight_when_the_server_stops_is_finished_not_reset() {
+    use futures::StreamExt;
+    let server = TestServer::start().await;
+    let ada = server.signed_up("ada").await;
+    let bob = server.signed_up("bob").await;
+    let chat = friends_with_chat(&ada, &bob).await;
+    // 2 MiB, sent over about two seconds.
+    let slow = futures::stream::iter(0..16u8).then(|i| async move {
+        tokio::time::sleep(Duration::from_millis(125)).await;
+        Ok::<_, std::io::Error>(vec![i; 128 * 1024])
+    });
+    let file = reqwest::multipart::Part::stream_with_length(reqwest::Body::wrap_stream(slow), 2 * 1024 * 1024)
+        .file_name("notes.bin")
+        .mime_str("application/octet-stream")
+        .unwrap();
+    let upload = tokio::spawn(post_media(
+        &server,
+        &ada,
+        vec![("kind", "attachment".into()), ("chatId", chat.clone())],
+        file,
+    ));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let url = server.url("/health");
+    let store = server.state.store.clone();
+    let stopping = tokio::spawn(server.stop());
+    let response = upload.await.unwrap().expect("the upload is answered, not reset");
+    assert_eq!(response.status(), 201);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["size"], 2 * 1024 * 1024);
+    stopping.await.unwrap();
+    let id = mongodb::bson::oid::ObjectId::parse_str(body["_id"].as_str().unwrap()).unwrap();
+    assert!(store.media.media(id).await.unwrap().is_some(), "its media was recorded");
+    assert!(reqwest::get(&url).await.is_err(), "a stopped server takes no requests");
+}

@@ -57,6 +57,8 @@ enum Command {
         user: ObjectId,
         reply: oneshot::Sender<Vec<ObjectId>>,
     },
+    /// The server is stopping: end every call; answers how many there were.
+    EndAll { reply: oneshot::Sender<usize> },
 }
 
 /// The handle the rest of the server talks to the hub through.
@@ -114,6 +116,13 @@ impl CallHub {
 
     pub async fn joined_chats_of(&self, user: ObjectId) -> AppResult<Vec<ObjectId>> {
         self.ask(|reply| Command::JoinedChatsOf { user, reply }).await
+    }
+
+    /// For a stopping server: every live call ends as ended by the server (`terminated`),
+    /// with its document saved, its record in the chat and `call:ended` to its members;
+    /// calls started after this are refused. Answers how many calls were ended.
+    pub async fn end_all(&self) -> AppResult<usize> {
+        self.ask(|reply| Command::EndAll { reply }).await
     }
 }
 
@@ -194,6 +203,8 @@ struct Hub {
     epoch: Instant,
     config: SessionConfig,
     calls: HashMap<ObjectId, Live>,
+    /// The server is stopping: every call was ended and no new one starts.
+    closing: bool,
 }
 
 fn oid(s: &str) -> Option<ObjectId> {
@@ -215,6 +226,7 @@ pub async fn run(state: AppState, CallInbox(mut inbox): CallInbox) {
         epoch: Instant::now(),
         config,
         calls: HashMap::new(),
+        closing: false,
     };
     loop {
         let next = hub.calls.values().filter_map(|l| l.session.poll_timeout()).min();
@@ -264,6 +276,19 @@ impl Hub {
                 self.remove(chat, user).await;
                 let _ = reply.send(());
             }
+            Command::EndAll { reply } => {
+                self.closing = true;
+                let now = self.now();
+                let ids: Vec<ObjectId> = self.calls.keys().copied().collect();
+                for id in &ids {
+                    if let Some(live) = self.calls.get_mut(id) {
+                        // Already ending calls need nothing more than their drain.
+                        let _ = live.session.terminate(now);
+                    }
+                    self.drain(*id).await;
+                }
+                let _ = reply.send(ids.len());
+            }
             Command::JoinedChatsOf { user, reply } => {
                 let hex = user.to_hex();
                 let chats = self
@@ -277,6 +302,9 @@ impl Hub {
     }
 
     async fn start(&mut self, call: Call) -> AppResult<Call> {
+        if self.closing {
+            return Err(AppError::Unavailable);
+        }
         if self.calls.values().any(|l| l.call.chat_id == call.chat_id) {
             return Err(AppError::Rejected {
                 code: "call_in_progress",
