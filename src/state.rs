@@ -32,6 +32,7 @@ pub struct AppState {
     pub passwords: Passwords,
     pub tokens: Tokens,
     pub otp_key: OtpKey,
+    pub device_key: crate::auth::device::DeviceKey,
     pub limiter: RateLimiter,
     /// New Socket.IO sessions per client IP, over one minute.
     pub handshakes: RateLimiter,
@@ -187,6 +188,7 @@ impl AppState {
             passwords: Passwords::new(hash_parallelism())?,
             tokens,
             otp_key: OtpKey::derive(master.expose().as_bytes()),
+            device_key: crate::auth::device::DeviceKey::derive(master.expose().as_bytes()),
             limiter: RateLimiter::new(Duration::from_secs(config.rate_limit_window_secs)),
             handshakes: RateLimiter::new(Duration::from_secs(60)),
             metrics: crate::telemetry::metrics_handle(),

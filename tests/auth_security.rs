@@ -527,3 +527,215 @@ async fn an_attacker_elsewhere_cannot_lock_the_owner_out() {
     );
     server.stop().await;
 }
+
+/// POSTs `body` to `path` as if from `from` (behind a trusted proxy).
+async fn post_from(c: &common::Client, from: &str, path: &str, body: serde_json::Value) -> common::Reply {
+    c.send(c.http.post(c.url(path)).header("x-forwarded-for", from).json(&body))
+        .await
+}
+
+#[tokio::test]
+async fn guesses_spread_over_many_addresses_do_not_lock_the_owner_out_of_their_device() {
+    let server = TestServer::start_with(|c| {
+        c.trust_proxy = true;
+        c.rate_limit_per_account = 3;
+    })
+    .await;
+    // The owner signed in on this browser before: it holds a device cookie for the account.
+    let owner = server.signed_up("owner").await;
+    let attacker = server.client();
+    let wrong = json!({ "email": owner.email, "password": "guess guess" });
+    // Ten addresses, three tries each: the account-wide ceiling (ten times three) is spent.
+    for i in 0..10 {
+        for _ in 0..3 {
+            let r = post_from(
+                &attacker,
+                &format!("198.51.100.{i}"),
+                "/api/v1/auth/login",
+                wrong.clone(),
+            )
+            .await;
+            assert_eq!(r.status, 401, "{r:?}");
+        }
+    }
+    let r = post_from(&attacker, "198.51.100.77", "/api/v1/auth/login", wrong.clone()).await;
+    assert_eq!(r.status, 429, "the campaign is stopped");
+    let right = json!({ "email": owner.email, "password": PASSWORD });
+    let stranger = server.client();
+    let r = post_from(&stranger, "192.0.2.2", "/api/v1/auth/login", right.clone()).await;
+    assert_eq!(
+        r.status, 429,
+        "a client the account never signed in on shares the ceiling"
+    );
+    let r = post_from(&owner.client, "192.0.2.1", "/api/v1/auth/login", right).await;
+    assert_eq!(r.status, 200, "the owner's own device still gets in: {r:?}");
+
+    // The same for password reset: the campaign spends the ceiling, the owner's device is
+    // still sent a code.
+    let ask = json!({ "email": owner.email });
+    for i in 0..10 {
+        for _ in 0..3 {
+            let r = post_from(
+                &attacker,
+                &format!("198.51.100.{i}"),
+                "/api/v1/auth/forgot-password",
+                ask.clone(),
+            )
+            .await;
+            assert_eq!(r.status, 202, "{r:?}");
+        }
+    }
+    let r = post_from(&attacker, "198.51.100.77", "/api/v1/auth/forgot-password", ask.clone()).await;
+    assert_eq!(r.status, 429);
+    let r = post_from(&owner.client, "192.0.2.1", "/api/v1/auth/forgot-password", ask).await;
+    assert_eq!(r.status, 202, "{r:?}");
+    // Mail 1 verified the address; 2 to 31 went to the campaign's requests; 32 is the owner's.
+    server.wait_mail(&owner.email, 32).await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn reset_code_guessing_is_bounded_across_fresh_codes() {
+    let server = TestServer::start().await;
+    let owner = server.signed_up("owner").await;
+    let attacker = server.client();
+    let reset = |code: &str| json!({ "email": owner.email, "otp": code, "password": "new password 1", "passwordConfirm": "new password 1" });
+    let mut mails = 1;
+    let mut guesses = 0;
+    // A fresh code each round, and every guess but the right one.
+    while guesses < huddle::store::otps::MAX_GUESSES_PER_DAY {
+        let r = attacker
+            .post("/api/v1/auth/forgot-password", &json!({ "email": owner.email }))
+            .await;
+        assert_eq!(r.status, 202);
+        mails += 1;
+        let code: u32 = server.otp(&owner.email, mails).await.parse().unwrap();
+        for _ in 0..huddle::store::otps::MAX_ATTEMPTS - 1 {
+            let wrong = format!("{:06}", (code + 1 + guesses as u32) % 1_000_000);
+            let r = attacker.post("/api/v1/auth/reset-password", &reset(&wrong)).await;
+            assert_eq!(r.status, 403, "{r:?}");
+            guesses += 1;
+        }
+    }
+    // The day's guesses are spent: even the right code of a fresh one is refused to them.
+    attacker
+        .post("/api/v1/auth/forgot-password", &json!({ "email": owner.email }))
+        .await;
+    mails += 1;
+    let code = server.otp(&owner.email, mails).await;
+    let r = attacker.post("/api/v1/auth/reset-password", &reset(&code)).await;
+    assert_eq!(r.status, 403, "guessing went on past the day's bound: {r:?}");
+    // The owner, on a device they signed in on, resets with the code they were sent.
+    let r = owner
+        .client
+        .post("/api/v1/auth/forgot-password", &json!({ "email": owner.email }))
+        .await;
+    assert_eq!(r.status, 202);
+    mails += 1;
+    let code = server.otp(&owner.email, mails).await;
+    let r = owner.client.post("/api/v1/auth/reset-password", &reset(&code)).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn registering_a_known_address_holds_the_username_as_a_new_one_does() {
+    let server = TestServer::start().await;
+    let known = server.signed_up("known").await;
+    let c = server.client();
+    for (email, username) in [(known.email.as_str(), "probe1"), ("nobody@example.com", "probe2")] {
+        let r = c.post("/api/v1/auth/register", &register_body(username, email)).await;
+        assert_eq!(r.status, 202, "{r:?}");
+        let again = c
+            .post(
+                "/api/v1/auth/register",
+                &register_body(username, "someone.else@example.com"),
+            )
+            .await;
+        assert_eq!(
+            (again.status, again.body["error"]["message"].as_str()),
+            (409, Some("username is taken")),
+            "{email}: the username's fate must not say whether the address has an account"
+        );
+    }
+    server.stop().await;
+}
+
+/// The probability that a sample from `a` is larger than one from `b` (ties count half):
+/// the Mann-Whitney U statistic over `a.len() * b.len()`. 0.5 when the two cannot be told
+/// apart; 1.0 when every `a` is slower than every `b`.
+fn probability_of_superiority(a: &[f64], b: &[f64]) -> f64 {
+    let mut wins = 0.0;
+    for x in a {
+        for y in b {
+            wins += if x > y {
+                1.0
+            } else if x == y {
+                0.5
+            } else {
+                0.0
+            };
+        }
+    }
+    wins / (a.len() * b.len()) as f64
+}
+
+// On worker threads, as the server runs: work a request leaves behind (mailing a code)
+// runs beside the answers, not in between them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forgot_and_reset_take_as_long_for_known_and_unknown_addresses() {
+    let server = TestServer::start().await;
+    let known = server.signed_up("known").await;
+    let c = server.client();
+    let timed = |path: &'static str, body: serde_json::Value| {
+        let c = c.clone();
+        async move {
+            let started = std::time::Instant::now();
+            let r = c.post(path, &body).await;
+            (started.elapsed().as_secs_f64() * 1000.0, r.status)
+        }
+    };
+    for (path, make) in [
+        (
+            "/api/v1/auth/forgot-password",
+            (|e: &str| json!({ "email": e })) as fn(&str) -> serde_json::Value,
+        ),
+        (
+            "/api/v1/auth/reset-password",
+            |e: &str| json!({ "email": e, "otp": "123456", "password": "new password 1", "passwordConfirm": "new password 1" }),
+        ),
+    ] {
+        let (mut known_ms, mut unknown_ms) = (Vec::new(), Vec::new());
+        for i in 0..34 {
+            let unknown = format!("nobody{i}@example.com");
+            // Interleaved, so drift in the machine's load falls on both alike.
+            let (k, ks) = timed(path, make(&known.email)).await;
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            let (u, us) = timed(path, make(&unknown)).await;
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            assert_eq!(ks, us, "{path}: the same answer");
+            // The first few warm caches and connections.
+            if i >= 4 {
+                known_ms.push(k);
+                unknown_ms.push(u);
+            }
+        }
+        // With 30 samples each, the statistic's spread when nothing differs is about 0.075:
+        // outside 0.2..0.8 is four spreads away (odds below 1 in 10,000 by chance).
+        let p = probability_of_superiority(&known_ms, &unknown_ms);
+        let median = |v: &mut Vec<f64>| {
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        };
+        eprintln!(
+            "{path}: known median {:.2} ms, unknown median {:.2} ms, P(known slower) = {p:.2}",
+            median(&mut known_ms.clone()),
+            median(&mut unknown_ms.clone())
+        );
+        assert!(
+            p > 0.001,
+            "{path} answers known and unknown addresses in measurably different times (p = {p})"
+        );
+    }
+    server.stop().await;
+}

@@ -12,6 +12,8 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum_extra::extract::CookieJar;
 use axum_extra::extract::cookie::{Cookie, SameSite};
+
+use crate::auth::device::{DEVICE_COOKIE, DEVICE_TTL_DAYS};
 use mongodb::bson::{DateTime, oid::ObjectId};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -152,8 +154,10 @@ fn rule_error(e: rules::RuleError) -> AppError {
     AppError::bad_request(e.to_string())
 }
 
-/// Counts an attempt against the caller's IP and, when known, the target account.
-fn limit(state: &AppState, scope: &str, ip: IpAddr, account: Option<&str>) -> AppResult<()> {
+/// Counts an attempt against the caller's IP and, when known, the target account. From one
+/// of the account's trusted devices (`device`), the attempt counts against that device
+/// instead of the account, so others' failures never lock the owner out of it.
+fn limit(state: &AppState, scope: &str, ip: IpAddr, account: Option<&str>, device: Option<&str>) -> AppResult<()> {
     let now = Instant::now();
     let cfg = &state.config;
     let too_many = |retry_after: Duration| AppError::TooManyRequests { retry_after };
@@ -161,6 +165,12 @@ fn limit(state: &AppState, scope: &str, ip: IpAddr, account: Option<&str>) -> Ap
         .limiter
         .hit(&format!("{scope}:ip:{ip}"), cfg.rate_limit_per_ip, now)
         .map_err(too_many)?;
+    if let Some(device) = device.filter(|_| account.is_some()) {
+        return state
+            .limiter
+            .hit(&format!("{scope}:device:{device}"), cfg.rate_limit_per_account, now)
+            .map_err(too_many);
+    }
     if let Some(account) = account {
         // The tight limit is per account *and* address, so nobody can lock an account from
         // elsewhere with a handful of tries; the per-account ceiling, ten times higher,
@@ -211,8 +221,46 @@ fn ttl_minutes(state: &AppState) -> u64 {
     state.config.otp_ttl_secs.div_ceil(60)
 }
 
-/// Checks a presented code: one attempt is counted first, then the keyed hash compared.
-async fn check_code(state: &AppState, user: &User, purpose: OtpPurpose, code: &str) -> AppResult<Otp> {
+/// The device id when the request carries a device cookie this server issued for the
+/// account of `email` (already normalized).
+fn trusted_device(state: &AppState, jar: &CookieJar, email: &str) -> Option<String> {
+    let cookie = jar.get(DEVICE_COOKIE)?;
+    state.device_key.trusted(cookie.value(), email)
+}
+
+fn device_cookie(state: &AppState, email: &str) -> Cookie<'static> {
+    Cookie::build((DEVICE_COOKIE, state.device_key.issue(email)))
+        .http_only(true)
+        .secure(state.config.cookie_secure)
+        .same_site(SameSite::Strict)
+        .path(COOKIE_PATH)
+        .max_age(time::Duration::days(DEVICE_TTL_DAYS))
+        .build()
+}
+
+/// The cost of a code check for an address with no account: the same database round trips
+/// as counting a guess and an attempt (against an id derived from the address), so the
+/// answer comes no sooner than for a known address.
+async fn check_no_code(state: &AppState, email: &str, purpose: OtpPurpose) -> AppError {
+    let mut nobody = [0u8; 12];
+    let _ = hex::decode_to_slice(&state.otp_key.hash(email, purpose, "")[..24], &mut nobody);
+    let nobody = ObjectId::from_bytes(nobody);
+    let checked = async {
+        state.store.otps.take_guess(nobody, purpose).await?;
+        state.store.otps.take_attempt(nobody, purpose).await
+    };
+    match checked.await {
+        Ok(_) => invalid_code(),
+        Err(e) => e.into(),
+    }
+}
+
+/// Checks a presented code: attempts are counted first (the code's own, and for untrusted
+/// clients the account's daily guesses), then the keyed hash compared.
+async fn check_code(state: &AppState, user: &User, purpose: OtpPurpose, code: &str, trusted: bool) -> AppResult<Otp> {
+    if !trusted && !state.store.otps.take_guess(user.id, purpose).await? {
+        return Err(invalid_code());
+    }
     let Some(stored) = state.store.otps.take_attempt(user.id, purpose).await? else {
         return Err(invalid_code());
     };
@@ -286,7 +334,9 @@ fn signed_in(state: &AppState, jar: CookieJar, user: &User, issued: Issued, in_b
         user: UserView::private(user),
         refresh_token: in_body.then(|| issued.refresh.clone()),
     };
-    let jar = jar.add(refresh_cookie(state, issued.refresh, issued.session.expires_at));
+    let jar = jar
+        .add(refresh_cookie(state, issued.refresh, issued.session.expires_at))
+        .add(device_cookie(state, &user.email));
     (jar, axum::Json(body)).into_response()
 }
 
@@ -314,7 +364,7 @@ async fn register(
     ip: ClientIp,
     ApiJson(req): ApiJson<RegisterRequest>,
 ) -> AppResult<Response> {
-    limit(&state, "register", ip.0, None)?;
+    limit(&state, "register", ip.0, None, None)?;
     let first_name = rules::normalize_name("firstName", &req.first_name).map_err(rule_error)?;
     let last_name = rules::normalize_name("lastName", &req.last_name).map_err(rule_error)?;
     let username = rules::normalize_username(&req.username).map_err(rule_error)?;
@@ -398,6 +448,12 @@ async fn register(
 /// (and `verify` asks for the password, so a code alone activates nothing).
 async fn existing_address(state: &AppState, user: &User, pending: ProfilePatch, hash: &str) -> AppResult<()> {
     if user.email_verified {
+        let username = pending.username.as_deref().unwrap_or_default();
+        match state.store.users.hold_username(&user.email, username).await {
+            Ok(()) => {}
+            Err(e) if is_duplicate_key(&e) => return Err(AppError::Conflict("username is taken")),
+            Err(e) => return Err(e.into()),
+        }
         state
             .mailer
             .dispatch(templates::already_registered(&user.email, &user.first_name));
@@ -436,14 +492,13 @@ async fn verify(
     ApiJson(req): ApiJson<VerifyRequest>,
 ) -> AppResult<Response> {
     let email = lookup_email(&req.email);
-    limit(&state, "otp", ip.0, Some(&email))?;
-    let Some(user) = state.store.users.by_email(&email).await? else {
-        return Err(invalid_code());
+    let device = trusted_device(&state, &jar, &email);
+    limit(&state, "otp", ip.0, Some(&email), device.as_deref())?;
+    let user = state.store.users.by_email(&email).await?;
+    let Some(user) = user.filter(|u| !u.email_verified) else {
+        return Err(check_no_code(&state, &email, OtpPurpose::VerifyEmail).await);
     };
-    if user.email_verified {
-        return Err(invalid_code());
-    }
-    let code = check_code(&state, &user, OtpPurpose::VerifyEmail, &req.otp).await?;
+    let code = check_code(&state, &user, OtpPurpose::VerifyEmail, &req.otp, device.is_some()).await?;
     if !state
         .passwords
         .verify(req.password, Some(user.password.clone()))
@@ -482,7 +537,7 @@ async fn send_otp(
     ApiJson(req): ApiJson<EmailRequest>,
 ) -> AppResult<Response> {
     let email = lookup_email(&req.email);
-    limit(&state, "otp-send", ip.0, Some(&email))?;
+    limit(&state, "otp-send", ip.0, Some(&email), None)?;
     if let Some(user) = state.store.users.by_email(&email).await?
         && !user.email_verified
     {
@@ -503,7 +558,8 @@ async fn login(
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> AppResult<Response> {
     let email = lookup_email(&req.email);
-    limit(&state, "login", ip.0, Some(&email))?;
+    let device = trusted_device(&state, &jar, &email);
+    limit(&state, "login", ip.0, Some(&email), device.as_deref())?;
     let user = state.store.users.by_email(&email).await?;
     let ok = state
         .passwords
@@ -544,7 +600,7 @@ async fn refresh(
     jar: CookieJar,
     OptionalJson(req): OptionalJson<RefreshRequest>,
 ) -> AppResult<Response> {
-    limit(&state, "refresh", ip.0, None)?;
+    limit(&state, "refresh", ip.0, None, None)?;
     let Some((token, in_body)) = presented_refresh(&req, &jar) else {
         return Err(AppError::Unauthorized("missing refresh token"));
     };
@@ -617,13 +673,25 @@ async fn logout(
 async fn forgot_password(
     State(state): State<AppState>,
     ip: ClientIp,
+    jar: CookieJar,
     ApiJson(req): ApiJson<EmailRequest>,
 ) -> AppResult<Response> {
     let email = lookup_email(&req.email);
-    limit(&state, "reset-send", ip.0, Some(&email))?;
-    if let Some(user) = state.store.users.by_email(&email).await? {
-        send_code(&state, &user, OtpPurpose::ResetPassword).await?;
-    }
+    let device = trusted_device(&state, &jar, &email);
+    limit(&state, "reset-send", ip.0, Some(&email), device.as_deref())?;
+    // The account is looked up, and its code made and mailed, after the answer: a known
+    // address is answered exactly as an unknown one, as fast.
+    tokio::spawn(async move {
+        let sent = async {
+            match state.store.users.by_email(&email).await? {
+                Some(user) => send_code(&state, &user, OtpPurpose::ResetPassword).await,
+                None => Ok(()),
+            }
+        };
+        if let Err(e) = sent.await {
+            tracing::warn!(error = %e, "a password-reset code could not be sent");
+        }
+    });
     Ok(accepted())
 }
 
@@ -638,15 +706,17 @@ pub struct Done {
 async fn reset_password(
     State(state): State<AppState>,
     ip: ClientIp,
+    jar: CookieJar,
     ApiJson(req): ApiJson<ResetPasswordRequest>,
 ) -> AppResult<Response> {
     let email = lookup_email(&req.email);
-    limit(&state, "otp", ip.0, Some(&email))?;
+    let device = trusted_device(&state, &jar, &email);
+    limit(&state, "otp", ip.0, Some(&email), device.as_deref())?;
     rules::check_new_password(&req.password, &req.password_confirm).map_err(rule_error)?;
     let Some(user) = state.store.users.by_email(&email).await? else {
-        return Err(invalid_code());
+        return Err(check_no_code(&state, &email, OtpPurpose::ResetPassword).await);
     };
-    let code = check_code(&state, &user, OtpPurpose::ResetPassword, &req.otp).await?;
+    let code = check_code(&state, &user, OtpPurpose::ResetPassword, &req.otp, device.is_some()).await?;
     let hash = state.passwords.hash(req.password).await?;
     let (store, user_id, code_id) = (state.store.clone(), user.id, code.id);
     let consumed = tx::transaction(&state.store.client, |s| {
@@ -685,7 +755,7 @@ async fn change_password(
     jar: CookieJar,
     ApiJson(req): ApiJson<ChangePasswordRequest>,
 ) -> AppResult<Response> {
-    limit(&state, "password", ip.0, Some(&auth.id.to_hex()))?;
+    limit(&state, "password", ip.0, Some(&auth.id.to_hex()), None)?;
     rules::check_new_password(&req.password, &req.password_confirm).map_err(rule_error)?;
     let Some(user) = state.store.users.by_id(auth.id).await? else {
         return Err(AppError::Unauthorized("invalid or expired token"));

@@ -9,6 +9,22 @@ use serde::{Deserialize, Serialize};
 /// How many wrong guesses a code survives (ASVS 6.5: the sixth try fails even if right).
 pub const MAX_ATTEMPTS: i32 = 5;
 
+/// Guesses at an account's codes of one purpose in a day, across every code it is sent,
+/// from clients that are not one of the account's trusted devices. Asking for a new code
+/// starts a code's own count again but not this one, so guessing a six-digit code stays
+/// at odds of at most 50 in a million a day.
+pub const MAX_GUESSES_PER_DAY: i32 = 50;
+
+/// An account's running count of untrusted guesses for one purpose.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Guesses {
+    user_id: ObjectId,
+    purpose: OtpPurpose,
+    guesses: i32,
+    window_ends: DateTime,
+}
+
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum OtpPurpose {
@@ -41,12 +57,46 @@ pub struct Otp {
 #[derive(Clone, Debug)]
 pub struct OtpStore {
     coll: Collection<Otp>,
+    guesses: Collection<Guesses>,
 }
 
 impl OtpStore {
     pub fn new(db: &Database) -> Self {
         Self {
             coll: db.collection("one_time_codes"),
+            guesses: db.collection("code_guesses"),
+        }
+    }
+
+    /// Counts one untrusted guess at `user`'s `purpose` codes; false once the day's
+    /// [`MAX_GUESSES_PER_DAY`] are used (the guess must then fail, right or not).
+    pub async fn take_guess(&self, user_id: ObjectId, purpose: OtpPurpose) -> mongodb::error::Result<bool> {
+        let now = super::now();
+        let day_from_now = DateTime::from_millis(now.timestamp_millis() + 24 * 3600 * 1000);
+        let key = doc! { "userId": user_id, "purpose": purpose.as_str() };
+        // One round trip whether or not the account has a window yet.
+        let window = self
+            .guesses
+            .find_one_and_update(
+                key.clone(),
+                doc! { "$inc": { "guesses": 1 }, "$setOnInsert": { "windowEnds": day_from_now } },
+            )
+            .upsert(true)
+            .return_document(ReturnDocument::After)
+            .await?;
+        match window {
+            Some(w) if w.window_ends > now => Ok(w.guesses <= MAX_GUESSES_PER_DAY),
+            _ => {
+                // A window past its end that the expiry sweep has not removed yet.
+                let fresh = Guesses {
+                    user_id,
+                    purpose,
+                    guesses: 1,
+                    window_ends: day_from_now,
+                };
+                self.guesses.replace_one(key, &fresh).upsert(true).await?;
+                Ok(true)
+            }
         }
     }
 
@@ -63,6 +113,20 @@ impl OtpStore {
                     )
                     .build(),
                 super::expiry_index("expiresAt"),
+            ])
+            .await?;
+        self.guesses
+            .create_indexes([
+                IndexModel::builder()
+                    .keys(doc! { "userId": 1, "purpose": 1 })
+                    .options(
+                        IndexOptions::builder()
+                            .unique(true)
+                            .name("user_purpose".to_string())
+                            .build(),
+                    )
+                    .build(),
+                super::expiry_index("windowEnds"),
             ])
             .await?;
         Ok(())

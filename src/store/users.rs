@@ -52,13 +52,31 @@ pub struct ProfilePatch {
 #[derive(Clone, Debug)]
 pub struct UserStore {
     coll: Collection<User>,
+    holds: Collection<Document>,
 }
 
 impl UserStore {
     pub fn new(db: &Database) -> Self {
         Self {
             coll: db.collection("users"),
+            holds: db.collection("username_holds"),
         }
+    }
+
+    /// Holds `username` for a registration of `email`, an address that already has a
+    /// verified account, exactly as a registration of a new address holds its username
+    /// in the pending account: a newer registration of the address moves the hold, and a
+    /// username held by another address is taken. So whether a username ends up taken says
+    /// nothing about whether the address has an account.
+    pub async fn hold_username(&self, email: &str, username: &str) -> mongodb::error::Result<()> {
+        self.holds
+            .replace_one(
+                doc! { "_id": email },
+                doc! { "_id": email, "username": username, "heldAt": super::now() },
+            )
+            .upsert(true)
+            .await
+            .map(|_| ())
     }
 
     pub async fn ensure_indexes(&self) -> mongodb::error::Result<()> {
@@ -73,6 +91,9 @@ impl UserStore {
                 unique(doc! { "email": 1 }, "email_unique"),
                 unique(doc! { "username": 1 }, "username_unique"),
             ])
+            .await?;
+        self.holds
+            .create_indexes([unique(doc! { "username": 1 }, "username_unique")])
             .await?;
         Ok(())
     }
@@ -90,7 +111,8 @@ impl UserStore {
     }
 
     pub async fn username_taken(&self, username: &str) -> mongodb::error::Result<bool> {
-        Ok(self.coll.find_one(doc! { "username": username }).await?.is_some())
+        let filter = doc! { "username": username };
+        Ok(self.coll.find_one(filter.clone()).await?.is_some() || self.holds.find_one(filter).await?.is_some())
     }
 
     pub async fn mark_verified(&self, id: ObjectId, session: &mut ClientSession) -> mongodb::error::Result<()> {
