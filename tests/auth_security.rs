@@ -733,8 +733,8 @@ async fn forgot_and_reset_take_as_long_for_known_and_unknown_addresses() {
             median(&mut unknown_ms.clone())
         );
         assert!(
-            p > 0.001,
-            "{path} answers known and unknown addresses in measurably different times (p = {p})"
+            (0.2..=0.8).contains(&p),
+            "{path} answers known addresses measurably slower or faster: P(known slower) = {p:.2}"
         );
     }
     server.stop().await;
