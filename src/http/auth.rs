@@ -95,6 +95,10 @@ pub struct RefreshRequest {
     /// The refresh token, for clients that do not keep the cookie. When given here, the
     /// rotated token comes back in the body too.
     refresh_token: Option<String>,
+    /// Which session's cookie to use (`sessionId` of the sign-in): a browser keeps one
+    /// `HttpOnly` cookie per session, so each tab can be signed in on its own. Without
+    /// it, the cookie of the browser's latest sign-in is used.
+    session_id: Option<String>,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -126,6 +130,9 @@ pub struct AuthResponse {
     /// Seconds until the access token expires.
     expires_in: u64,
     user: UserView,
+    /// The session these tokens belong to; pass it to `refresh` and `logout` to use this
+    /// session's cookie.
+    session_id: String,
     /// Present only when asked for; browsers get it as an `HttpOnly` cookie instead.
     #[serde(skip_serializing_if = "Option::is_none")]
     refresh_token: Option<String>,
@@ -305,9 +312,14 @@ fn new_session(state: &AppState, user: ObjectId) -> AppResult<Issued> {
     })
 }
 
-fn refresh_cookie(state: &AppState, token: String, expires_at: DateTime) -> Cookie<'static> {
+/// The cookie that holds one session's refresh token.
+fn session_cookie(session: ObjectId) -> String {
+    format!("{REFRESH_COOKIE}_{}", session.to_hex())
+}
+
+fn refresh_cookie(state: &AppState, name: &str, token: String, expires_at: DateTime) -> Cookie<'static> {
     let remaining = (expires_at.timestamp_millis() - DateTime::now().timestamp_millis()).max(0) / 1000;
-    Cookie::build((REFRESH_COOKIE, token))
+    Cookie::build((name.to_string(), token))
         .http_only(true)
         .secure(state.config.cookie_secure)
         .same_site(SameSite::Strict)
@@ -316,8 +328,8 @@ fn refresh_cookie(state: &AppState, token: String, expires_at: DateTime) -> Cook
         .build()
 }
 
-fn removal_cookie(state: &AppState) -> Cookie<'static> {
-    Cookie::build((REFRESH_COOKIE, ""))
+fn removal_cookie(state: &AppState, name: &str) -> Cookie<'static> {
+    Cookie::build((name.to_string(), ""))
         .http_only(true)
         .secure(state.config.cookie_secure)
         .same_site(SameSite::Strict)
@@ -332,10 +344,22 @@ fn signed_in(state: &AppState, jar: CookieJar, user: &User, issued: Issued, in_b
         token_type: "Bearer",
         expires_in: state.tokens.access_ttl().as_secs(),
         user: UserView::private(user),
+        session_id: issued.session.id.to_hex(),
         refresh_token: in_body.then(|| issued.refresh.clone()),
     };
     let jar = jar
-        .add(refresh_cookie(state, issued.refresh, issued.session.expires_at))
+        .add(refresh_cookie(
+            state,
+            &session_cookie(issued.session.id),
+            issued.refresh.clone(),
+            issued.session.expires_at,
+        ))
+        .add(refresh_cookie(
+            state,
+            REFRESH_COOKIE,
+            issued.refresh,
+            issued.session.expires_at,
+        ))
         .add(device_cookie(state, &user.email));
     (jar, axum::Json(body)).into_response()
 }
@@ -343,8 +367,15 @@ fn signed_in(state: &AppState, jar: CookieJar, user: &User, issued: Issued, in_b
 /// Cookie-carried refresh tokens are only honoured from allowed origins (CSRF defence on top
 /// of `SameSite=Strict`).
 fn check_origin(state: &AppState, headers: &HeaderMap) -> AppResult<()> {
+    // The server's own pages (the web client it serves) are same-origin: the origin's
+    // host is the one the request was sent to.
+    let same_origin = |origin: &str| {
+        let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+        let authority = origin.split_once("://").map(|(_, rest)| rest);
+        host.is_some() && authority == host
+    };
     match headers.get(header::ORIGIN).map(|o| o.to_str().unwrap_or("")) {
-        Some(origin) if !state.config.cors_origins.iter().any(|allowed| allowed == origin) => {
+        Some(origin) if !state.config.cors_origins.iter().any(|allowed| allowed == origin) && !same_origin(origin) => {
             Err(AppError::Forbidden {
                 code: "origin_not_allowed",
                 message: "this origin may not use the session cookie",
@@ -581,12 +612,17 @@ async fn login(
     Ok(signed_in(&state, jar, &user, issued, req.include_refresh_token))
 }
 
-/// Where a presented refresh token came from.
+/// Where a presented refresh token came from: the body (`true`), or the cookie of the
+/// named session, or the browser's latest.
 fn presented_refresh<'a>(body: &'a RefreshRequest, jar: &'a CookieJar) -> Option<(&'a str, bool)> {
-    match &body.refresh_token {
-        Some(token) => Some((token.as_str(), true)),
-        None => jar.get(REFRESH_COOKIE).map(|c| (c.value(), false)),
+    if let Some(token) = &body.refresh_token {
+        return Some((token.as_str(), true));
     }
+    let name = match body.session_id.as_deref() {
+        Some(id) => session_cookie(ObjectId::parse_str(id).ok()?),
+        None => REFRESH_COOKIE.to_string(),
+    };
+    jar.get(&name).map(|c| (c.value(), false))
 }
 
 /// Exchange a refresh token (cookie or body) for new tokens. The old one is spent; using it
@@ -659,11 +695,12 @@ async fn logout(
             session = Some(family);
         }
     }
+    let mut jar = jar.add(removal_cookie(&state, REFRESH_COOKIE));
     if let Some(session) = session {
         state.store.sessions.revoke(session, "logout").await?;
         state.realtime.end_session(session).await;
+        jar = jar.add(removal_cookie(&state, &session_cookie(session)));
     }
-    let jar = jar.add(removal_cookie(&state));
     Ok((StatusCode::NO_CONTENT, jar).into_response())
 }
 

@@ -125,8 +125,18 @@ run("chat", 150_000, async (cleanups) => {
   await alice.page.waitForFunction(() => document.querySelector("#me-avatar img")?.naturalWidth > 0);
   log("avatar uploaded");
 
+  // Page script never holds the refresh token: it lives in an HttpOnly cookie.
+  const stored = await bob.page.evaluate(() => sessionStorage.getItem("huddle.session"));
+  assert(!/refresh/i.test(stored), `the tab's storage holds a refresh token: ${stored}`);
+  const visible = await bob.page.evaluate(() => document.cookie);
+  assert(!/huddle_refresh/.test(visible), `page script can read the refresh cookie: ${visible}`);
+  const cookies = await bob.page.context().cookies();
+  assert(
+    cookies.some((c) => c.name.startsWith("huddle_refresh_") && c.httpOnly),
+    `no HttpOnly session cookie: ${JSON.stringify(cookies.map((c) => [c.name, c.httpOnly]))}`,
+  );
   // An expired access token is refreshed: reload with the stored expiry in the past.
-  const before = await bob.page.evaluate(() => JSON.parse(sessionStorage.getItem("huddle.session")).refreshToken);
+  const before = await bob.page.evaluate(() => JSON.parse(sessionStorage.getItem("huddle.session")).accessToken);
   await bob.page.evaluate(() => {
     const s = JSON.parse(sessionStorage.getItem("huddle.session"));
     s.expiresAt = 0;
@@ -136,8 +146,8 @@ run("chat", 150_000, async (cleanups) => {
   await bob.page.waitForSelector("#app-view:not([hidden])");
   await bob.page.waitForFunction(() => document.body.dataset.socket === "connected");
   await bob.page.waitForSelector(`#chat-list li[data-chat-id="${chatId}"]`);
-  const after = await bob.page.evaluate(() => JSON.parse(sessionStorage.getItem("huddle.session")).refreshToken);
-  assert(after && after !== before, "the session was not refreshed (same refresh token)");
+  const after = await bob.page.evaluate(() => JSON.parse(sessionStorage.getItem("huddle.session")).accessToken);
+  assert(after && after !== before, "the session was not refreshed (same access token)");
   log("token refreshed after reload");
 
   const problems = checkNoErrors([alice, bob]);

@@ -1,5 +1,7 @@
-// REST access for the Huddle client: the session (tokens kept in sessionStorage, so each
-// browser tab or window is its own signed-in user), token refresh, uploads and media URLs.
+// REST access for the Huddle client: the session, token refresh, uploads and media URLs.
+// Each browser tab or window is its own signed-in user: sessionStorage keeps the tab's
+// short-lived access token and session id. The refresh token never reaches page script:
+// the server keeps it in an HttpOnly cookie per session, which `refresh` names by id.
 
 const SESSION_KEY = "huddle.session";
 /** Refresh the access token this long before it expires. */
@@ -43,7 +45,7 @@ export function accessToken() {
 export function saveAuth(auth) {
   session = {
     accessToken: auth.accessToken,
-    refreshToken: auth.refreshToken ?? session?.refreshToken ?? null,
+    sessionId: auth.sessionId,
     expiresAt: Date.now() + (auth.expiresIn ?? 900) * 1000,
     user: auth.user,
   };
@@ -75,11 +77,15 @@ async function parseError(res) {
   return new ApiError(res.status, code, message);
 }
 
-/** One request without the session: auth routes. Cookies are left out on purpose. */
+/**
+ * One request of the auth routes. Same-origin cookies go with it: the session's HttpOnly
+ * refresh cookie, and the device cookie that keeps this browser out of an account-wide
+ * lockout.
+ */
 async function plain(method, path, body) {
   const res = await fetch(path, {
     method,
-    credentials: "omit",
+    credentials: "same-origin",
     headers: body === undefined ? {} : { "content-type": "application/json" },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
@@ -91,9 +97,9 @@ async function plain(method, path, body) {
 export function refreshTokens() {
   if (!refreshing) {
     refreshing = (async () => {
-      if (!session?.refreshToken) throw new ApiError(401, "unauthorized", "not signed in");
+      if (!session?.sessionId) throw new ApiError(401, "unauthorized", "not signed in");
       try {
-        saveAuth(await plain("POST", "/api/v1/auth/refresh", { refreshToken: session.refreshToken }));
+        saveAuth(await plain("POST", "/api/v1/auth/refresh", { sessionId: session.sessionId }));
       } catch (e) {
         if (e.status === 401 || e.status === 403) {
           clearSession();
@@ -126,7 +132,7 @@ export async function api(method, path, body) {
       headers,
       body: body === undefined ? undefined : JSON.stringify(body),
     });
-    if (res.status === 401 && attempt === 0 && session?.refreshToken) {
+    if (res.status === 401 && attempt === 0 && session?.sessionId) {
       await refreshTokens();
       continue;
     }
@@ -140,18 +146,18 @@ export async function api(method, path, body) {
 export const auth = {
   register: (form) => plain("POST", "/api/v1/auth/register", form),
   async verify(email, otp, password) {
-    saveAuth(await plain("POST", "/api/v1/auth/verify", { email, otp, password, includeRefreshToken: true }));
+    saveAuth(await plain("POST", "/api/v1/auth/verify", { email, otp, password }));
     return session;
   },
   resend: (email) => plain("POST", "/api/v1/auth/send-otp", { email }),
   async login(email, password) {
-    saveAuth(await plain("POST", "/api/v1/auth/login", { email, password, includeRefreshToken: true }));
+    saveAuth(await plain("POST", "/api/v1/auth/login", { email, password }));
     return session;
   },
   async logout() {
-    const token = session?.refreshToken;
+    const sessionId = session?.sessionId;
     try {
-      if (token) await plain("POST", "/api/v1/auth/logout", { refreshToken: token });
+      if (sessionId) await plain("POST", "/api/v1/auth/logout", { sessionId });
     } finally {
       clearSession();
     }
