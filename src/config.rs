@@ -216,7 +216,7 @@ impl Default for Config {
             turn_secret: None,
             turn_urls: Vec::new(),
             stun_urls: Vec::new(),
-            turn_ttl_secs: 3600,
+            turn_ttl_secs: 600,
             media_udp_addr: SocketAddr::from(([0, 0, 0, 0], 50_000)),
             media_public_ip: None,
             call_max_participants: 16,

@@ -78,19 +78,30 @@ impl Stalled {
     }
 }
 
-/// POSTs to `addr` + `path` a `multipart/form-data` body of `fields`, then a file part of
-/// `file_type` that starts with `file_start` and is `file_len` bytes long, but sends only
-/// `send_of_file` bytes of the file and stops there.
+/// The file part of a stalled form: of `content_type`, starting with `start`, declared
+/// `len` bytes long, of which only `sent` are sent.
+struct PartlySent<'a> {
+    content_type: &'a str,
+    start: &'a [u8],
+    len: u64,
+    sent: u64,
+}
+
+/// POSTs to `addr` + `path` a `multipart/form-data` body of `fields`, then `file`, and
+/// stops after the bytes of the file it sends.
 async fn stalled_multipart(
     addr: &str,
     path: &str,
     extra_headers: &[(&str, String)],
     fields: &[(String, String)],
-    file_type: &str,
-    file_start: &[u8],
-    file_len: u64,
-    send_of_file: u64,
+    file: PartlySent<'_>,
 ) -> Stalled {
+    let PartlySent {
+        content_type: file_type,
+        start: file_start,
+        len: file_len,
+        sent: send_of_file,
+    } = file;
     const BOUNDARY: &str = "AttackBoundary7MA4YWxkTrZu0gW";
     let mut prefix = Vec::new();
     for (name, value) in fields {
@@ -218,7 +229,13 @@ async fn stalled_form_uploads_into_the_embedded_store_hold_at_most_its_buffer() 
             .iter()
             .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
             .collect();
-        attackers.push(stalled_multipart(&addr, &path, &[], &fields, "image/png", PNG, FILE, FILE - MIB).await);
+        let file = PartlySent {
+            content_type: "image/png",
+            start: PNG,
+            len: FILE,
+            sent: FILE - MIB,
+        };
+        attackers.push(stalled_multipart(&addr, &path, &[], &fields, file).await);
     }
     // One form fits the buffer and is read; the others wait, then are told to slow down.
     let held = held_after(&attackers, Duration::from_secs(7)).await;
@@ -296,19 +313,13 @@ async fn stalled_streamed_uploads_hold_at_most_their_places() {
         for _ in 0..4 {
             let auth = [("Authorization", format!("Bearer {}", who.access))];
             // Almost a whole 8 MiB part each, of a 9 MiB avatar, then silence.
-            attackers.push(
-                stalled_multipart(
-                    &addr,
-                    "/api/v1/media",
-                    &auth,
-                    &fields,
-                    "image/png",
-                    PNG,
-                    9 * MIB,
-                    8 * MIB - 64 * 1024,
-                )
-                .await,
-            );
+            let file = PartlySent {
+                content_type: "image/png",
+                start: PNG,
+                len: 9 * MIB,
+                sent: 8 * MIB - 64 * 1024,
+            };
+            attackers.push(stalled_multipart(&addr, "/api/v1/media", &auth, &fields, file).await);
         }
     }
     // Two per user pass the per-user cap; of those six, four get places and two wait,

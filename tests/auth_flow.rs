@@ -305,3 +305,48 @@ async fn password_change_revokes_sessions_and_reset_works() {
     assert_eq!(login("new password 2").await.status, 200);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn each_session_in_one_browser_refreshes_from_its_own_httponly_cookie() {
+    let server = TestServer::start().await;
+    let ada = server.signed_up("ada").await;
+    let bob = server.signed_up("bob").await;
+    // One browser (one cookie jar), two tabs signed in as two people, no token in the body.
+    let browser = server.client();
+    let mut tabs = Vec::new();
+    for who in [&ada, &bob] {
+        let r = browser
+            .post(
+                "/api/v1/auth/login",
+                &json!({ "email": who.email, "password": PASSWORD }),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{r:?}");
+        assert!(r.body.get("refreshToken").is_none(), "not asked for: {r:?}");
+        let cookies: Vec<&str> = r
+            .headers
+            .get_all("set-cookie")
+            .iter()
+            .map(|v| v.to_str().unwrap())
+            .collect();
+        let session = r.body["sessionId"].as_str().unwrap().to_string();
+        assert!(
+            cookies
+                .iter()
+                .any(|c| c.starts_with(&format!("huddle_refresh_{session}=")) && c.contains("HttpOnly")),
+            "{cookies:?}"
+        );
+        tabs.push((session, who.user_id.clone()));
+    }
+    for _ in 0..2 {
+        for (session, user) in &tabs {
+            let r = browser
+                .post("/api/v1/auth/refresh", &json!({ "sessionId": session }))
+                .await;
+            assert_eq!(r.status, 200, "{r:?}");
+            assert_eq!(r.body["user"]["_id"], user.as_str(), "a tab took another tab's account");
+            assert_eq!(r.body["sessionId"], session.as_str());
+        }
+    }
+    server.stop().await;
+}
