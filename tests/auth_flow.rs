@@ -40,10 +40,26 @@ async fn register_verify_login_refresh_reuse_logout() {
     assert_eq!(r.body["expiresIn"], 900);
     assert!(r.body.get("refreshToken").is_none(), "not asked for in the body");
     assert_eq!(r.body["user"]["emailVerified"], true);
-    let cookie = r.headers.get("set-cookie").unwrap().to_str().unwrap().to_string();
-    assert!(cookie.starts_with("huddle_refresh="), "{cookie}");
-    for attribute in ["HttpOnly", "SameSite=Strict", "Path=/api/v1/auth"] {
-        assert!(cookie.contains(attribute), "{cookie} lacks {attribute}");
+    let set: Vec<String> = r
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .collect();
+    let session_id = r.body["sessionId"].as_str().unwrap();
+    // The browser's latest session, this session's own, and the device cookie.
+    for name in [
+        "huddle_refresh=".to_string(),
+        format!("huddle_refresh_{session_id}="),
+        "huddle_device=".to_string(),
+    ] {
+        let cookie = set
+            .iter()
+            .find(|c| c.starts_with(&name))
+            .unwrap_or_else(|| panic!("no {name} in {set:?}"));
+        for attribute in ["HttpOnly", "SameSite=Strict", "Path=/api/v1/auth"] {
+            assert!(cookie.contains(attribute), "{cookie} lacks {attribute}");
+        }
     }
     let user = &r.body["user"];
     for secret in [
@@ -111,8 +127,19 @@ async fn register_verify_login_refresh_reuse_logout() {
         .post_auth("/api/v1/auth/logout", &cookie_access, &json!({}))
         .await;
     assert_eq!(r.status, 204, "{r:?}");
-    let cleared = r.headers.get("set-cookie").unwrap().to_str().unwrap();
-    assert!(cleared.contains("Max-Age=0"), "{cleared}");
+    let cleared: Vec<&str> = r
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .collect();
+    assert!(
+        cleared.len() == 2
+            && cleared
+                .iter()
+                .all(|c| c.starts_with("huddle_refresh") && c.contains("Max-Age=0")),
+        "the latest and the session's own refresh cookies are cleared: {cleared:?}"
+    );
     assert_eq!(client.get("/api/v1/users/me", Some(&cookie_access)).await.status, 401);
     assert_eq!(client.post("/api/v1/auth/refresh", &json!({})).await.status, 401);
     server.stop().await;

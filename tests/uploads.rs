@@ -642,36 +642,63 @@ async fn a_deleted_messages_attachment_leaves_the_store_and_no_one_can_send_it_a
     server.stop().await;
 }
 
+/// 2 MiB of `byte`, sent over about two seconds.
+fn slowly(byte: u8) -> reqwest::Body {
+    use futures::StreamExt;
+    reqwest::Body::wrap_stream(futures::stream::iter(0..16u8).then(move |_| async move {
+        tokio::time::sleep(Duration::from_millis(125)).await;
+        Ok::<_, std::io::Error>(vec![byte; 128 * 1024])
+    }))
+}
+
 #[tokio::test]
 async fn an_upload_in_flight_when_the_server_stops_is_finished_not_reset() {
-    use futures::StreamExt;
+    const SIZE: u64 = 2 * 1024 * 1024;
     let server = TestServer::start().await;
     let ada = server.signed_up("ada").await;
     let bob = server.signed_up("bob").await;
     let chat = friends_with_chat(&ada, &bob).await;
-    // 2 MiB, sent over about two seconds.
-    let slow = futures::stream::iter(0..16u8).then(|i| async move {
-        tokio::time::sleep(Duration::from_millis(125)).await;
-        Ok::<_, std::io::Error>(vec![i; 128 * 1024])
-    });
-    let file = reqwest::multipart::Part::stream_with_length(reqwest::Body::wrap_stream(slow), 2 * 1024 * 1024)
+    // One through the server, one straight into the embedded store with a form.
+    let file = reqwest::multipart::Part::stream_with_length(slowly(1), SIZE)
         .file_name("notes.bin")
         .mime_str("application/octet-stream")
         .unwrap();
-    let upload = tokio::spawn(post_media(
+    let streamed = tokio::spawn(post_media(
         &server,
         &ada,
         vec![("kind", "attachment".into()), ("chatId", chat.clone())],
         file,
     ));
+    let ticket = start_upload(
+        &ada,
+        json!({ "kind": "attachment", "chatId": chat, "fileName": "form.bin", "contentType": "application/octet-stream", "size": SIZE }),
+    )
+    .await
+    .body;
+    let mut form = reqwest::multipart::Form::new();
+    for (name, value) in ticket["form"]["fields"].as_object().unwrap() {
+        form = form.text(name.clone(), value.as_str().unwrap().to_string());
+    }
+    let form = form.part(
+        "file",
+        reqwest::multipart::Part::stream_with_length(slowly(2), SIZE).file_name("form.bin"),
+    );
+    let posted = tokio::spawn(
+        reqwest::Client::new()
+            .post(ticket["form"]["url"].as_str().unwrap())
+            .multipart(form)
+            .send(),
+    );
     tokio::time::sleep(Duration::from_millis(500)).await;
     let url = server.url("/health");
     let store = server.state.store.clone();
     let stopping = tokio::spawn(server.stop());
-    let response = upload.await.unwrap().expect("the upload is answered, not reset");
+    let response = streamed.await.unwrap().expect("the upload is answered, not reset");
     assert_eq!(response.status(), 201);
     let body: Value = response.json().await.unwrap();
-    assert_eq!(body["size"], 2 * 1024 * 1024);
+    assert_eq!(body["size"], SIZE);
+    let posted = posted.await.unwrap().expect("the form upload is answered, not reset");
+    assert!(posted.status().is_success(), "{}", posted.status());
     stopping.await.unwrap();
     let id = mongodb::bson::oid::ObjectId::parse_str(body["_id"].as_str().unwrap()).unwrap();
     assert!(store.media.media(id).await.unwrap().is_some(), "its media was recorded");
