@@ -6,19 +6,8 @@ mod common;
 
 use std::time::Duration;
 
-use common::{TestServer, friends_with_chat, post_media};
+use common::{TestServer, friends_with_chat, post_media, rss_bytes};
 use serde_json::Value;
-
-/// The process's resident memory, bytes (Linux).
-fn rss_bytes() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let kb: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap();
-    kb * 1024
-}
 
 /// `n` MiB of bytes that depend on their position, made as they are sent.
 fn generated(mib: usize) -> impl futures::Stream<Item = Result<Vec<u8>, std::io::Error>> {

@@ -28,9 +28,7 @@ impl std::fmt::Debug for DeviceKey {
 impl DeviceKey {
     /// Derives the device-cookie key from the server's master secret.
     pub fn derive(master: &[u8]) -> Self {
-        let mut mac = HmacSha256::new_from_slice(master).expect("HMAC accepts any key length");
-        mac.update(b"huddle device cookie key v1");
-        Self(mac.finalize().into_bytes().into())
+        Self(super::derive_key(master, b"huddle device cookie key v1"))
     }
 
     fn tag(&self, email: &str, device: &str) -> [u8; 32] {

@@ -22,9 +22,7 @@ impl std::fmt::Debug for OtpKey {
 impl OtpKey {
     /// Derives the code-hashing key from the server's master secret.
     pub fn derive(master: &[u8]) -> Self {
-        let mut mac = HmacSha256::new_from_slice(master).expect("HMAC accepts any key length");
-        mac.update(b"huddle one-time code key v1");
-        Self(mac.finalize().into_bytes().into())
+        Self(super::derive_key(master, b"huddle one-time code key v1"))
     }
 
     pub fn hash(&self, user_id: &str, purpose: OtpPurpose, code: &str) -> String {

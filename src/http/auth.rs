@@ -236,12 +236,22 @@ fn trusted_device(state: &AppState, jar: &CookieJar, email: &str) -> Option<Stri
 }
 
 fn device_cookie(state: &AppState, email: &str) -> Cookie<'static> {
-    Cookie::build((DEVICE_COOKIE, state.device_key.issue(email)))
+    auth_cookie(
+        state,
+        DEVICE_COOKIE,
+        state.device_key.issue(email),
+        time::Duration::days(DEVICE_TTL_DAYS),
+    )
+}
+
+/// Every cookie the auth routes set: `HttpOnly`, `SameSite=Strict`, scoped to them.
+fn auth_cookie(state: &AppState, name: &str, value: String, max_age: time::Duration) -> Cookie<'static> {
+    Cookie::build((name.to_string(), value))
         .http_only(true)
         .secure(state.config.cookie_secure)
         .same_site(SameSite::Strict)
         .path(COOKIE_PATH)
-        .max_age(time::Duration::days(DEVICE_TTL_DAYS))
+        .max_age(max_age)
         .build()
 }
 
@@ -319,23 +329,11 @@ fn session_cookie(session: ObjectId) -> String {
 
 fn refresh_cookie(state: &AppState, name: &str, token: String, expires_at: DateTime) -> Cookie<'static> {
     let remaining = (expires_at.timestamp_millis() - DateTime::now().timestamp_millis()).max(0) / 1000;
-    Cookie::build((name.to_string(), token))
-        .http_only(true)
-        .secure(state.config.cookie_secure)
-        .same_site(SameSite::Strict)
-        .path(COOKIE_PATH)
-        .max_age(time::Duration::seconds(remaining))
-        .build()
+    auth_cookie(state, name, token, time::Duration::seconds(remaining))
 }
 
 fn removal_cookie(state: &AppState, name: &str) -> Cookie<'static> {
-    Cookie::build((name.to_string(), ""))
-        .http_only(true)
-        .secure(state.config.cookie_secure)
-        .same_site(SameSite::Strict)
-        .path(COOKIE_PATH)
-        .max_age(time::Duration::ZERO)
-        .build()
+    auth_cookie(state, name, String::new(), time::Duration::ZERO)
 }
 
 fn signed_in(state: &AppState, jar: CookieJar, user: &User, issued: Issued, in_body: bool) -> Response {

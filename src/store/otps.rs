@@ -101,33 +101,23 @@ impl OtpStore {
     }
 
     pub async fn ensure_indexes(&self) -> mongodb::error::Result<()> {
+        // One document per user and purpose in each, gone when it expires.
+        let per_user = || {
+            IndexModel::builder()
+                .keys(doc! { "userId": 1, "purpose": 1 })
+                .options(
+                    IndexOptions::builder()
+                        .unique(true)
+                        .name("user_purpose".to_string())
+                        .build(),
+                )
+                .build()
+        };
         self.coll
-            .create_indexes([
-                IndexModel::builder()
-                    .keys(doc! { "userId": 1, "purpose": 1 })
-                    .options(
-                        IndexOptions::builder()
-                            .unique(true)
-                            .name("user_purpose".to_string())
-                            .build(),
-                    )
-                    .build(),
-                super::expiry_index("expiresAt"),
-            ])
+            .create_indexes([per_user(), super::expiry_index("expiresAt")])
             .await?;
         self.guesses
-            .create_indexes([
-                IndexModel::builder()
-                    .keys(doc! { "userId": 1, "purpose": 1 })
-                    .options(
-                        IndexOptions::builder()
-                            .unique(true)
-                            .name("user_purpose".to_string())
-                            .build(),
-                    )
-                    .build(),
-                super::expiry_index("windowEnds"),
-            ])
+            .create_indexes([per_user(), super::expiry_index("windowEnds")])
             .await?;
         Ok(())
     }

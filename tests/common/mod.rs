@@ -441,3 +441,15 @@ impl Client {
             .await
     }
 }
+
+/// This test process's resident memory, bytes (Linux `/proc/self/status`). The server runs
+/// in the same process, so memory tests read it here.
+pub fn rss_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS in /proc/self/status");
+    kb * 1024
+}
