@@ -89,7 +89,8 @@ async fn a_call_rings_is_answered_and_leaves_a_record() {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs();
-    assert!((now + 3500..=now + 3700).contains(&expiry), "{expiry} vs {now}");
+    // Ten minutes by default: enough to set up a relay, which then outlives them.
+    assert!((now + 590..=now + 610).contains(&expiry), "{expiry} vs {now}");
     assert_eq!(
         turn["credential"].as_str().unwrap().len(),
         28,
