@@ -23,6 +23,12 @@ struct Peer {
     call: String,
     /// `track:published` events received: track id -> event.
     published: HashMap<String, Value>,
+    /// When this peer's answer naming each remote track (by its `msid` track id) was sent.
+    answered: HashMap<String, Instant>,
+    /// Each remote track's first payload, and when it arrived.
+    first_packet: HashMap<String, (Instant, Bytes)>,
+    /// Keyframe requests already answered (with a keyframe, as an encoder does).
+    keyframes_given: u64,
 }
 
 impl Peer {
@@ -36,6 +42,9 @@ impl Peer {
             udp,
             call: call.to_string(),
             published: HashMap::new(),
+            answered: HashMap::new(),
+            first_packet: HashMap::new(),
+            keyframes_given: 0,
         }
     }
 
@@ -64,9 +73,10 @@ impl Peer {
     async fn follow(&mut self, mut offer: Option<Value>) {
         while let Some(o) = offer.take() {
             let sdp = o["sdp"].as_str().unwrap().to_string();
-            let Some(answer) = self.rtc.apply_offer(Instant::now(), sdp).unwrap() else {
+            let Some(answer) = self.rtc.apply_offer(Instant::now(), sdp.clone()).unwrap() else {
                 return;
             };
+            let sent = Instant::now();
             let ack = self
                 .sio
                 .emit(
@@ -74,6 +84,11 @@ impl Peer {
                     json!({ "callId": self.call, "sdp": answer, "offerId": o["offerId"] }),
                 )
                 .await;
+            for line in sdp.lines() {
+                if let Some(track) = line.strip_prefix("a=msid:").and_then(|m| m.split_whitespace().nth(1)) {
+                    self.answered.entry(track.to_string()).or_insert(sent);
+                }
+            }
             offer = ack.get("data").and_then(|d| d.get("offer")).cloned();
         }
     }
@@ -92,6 +107,13 @@ impl Peer {
         while let Some((_, to, payload)) = self.rtc.poll_transmit() {
             let _ = self.udp.send_to(&payload, to).await;
         }
+        for (track, remote) in self.rtc.remote_tracks() {
+            if let Some(first) = remote.payloads.first()
+                && !self.first_packet.contains_key(track)
+            {
+                self.first_packet.insert(track.clone(), (Instant::now(), first.clone()));
+            }
+        }
         for offer in self.sio.take_all("rtc:offer") {
             self.follow(Some(offer)).await;
         }
@@ -107,7 +129,11 @@ impl Peer {
         self.rtc
             .send(now, MediaKind::Audio, Bytes::from(format!("opus {tag} #{frame}")))
             .unwrap();
-        let mut vp8 = vec![0x10, if frame == 0 { 0x00 } else { 0x01 }];
+        // A keyframe first, and whenever the SFU asked for one since the last.
+        let asked = self.rtc.keyframe_requests();
+        let key = frame == 0 || asked > self.keyframes_given;
+        self.keyframes_given = asked;
+        let mut vp8 = vec![0x10, if key { 0x00 } else { 0x01 }];
         vp8.extend_from_slice(format!("vp8 {tag} #{frame}").as_bytes());
         self.rtc.send(now, MediaKind::Video, Bytes::from(vp8)).unwrap();
     }
@@ -127,6 +153,22 @@ impl Peer {
             .map(|t| t.payloads.clone())
             .unwrap_or_default()
     }
+}
+
+/// Payloads with the VP8 key/inter flag cleared: which frames the SFU's keyframe requests
+/// made keyframes does not matter to what arrived.
+fn as_sent(payloads: Vec<Bytes>) -> Vec<Bytes> {
+    payloads
+        .into_iter()
+        .map(|b| match b.as_ref() {
+            [0x10, 0x00, rest @ ..] => {
+                let mut inter = vec![0x10, 0x01];
+                inter.extend_from_slice(rest);
+                Bytes::from(inter)
+            }
+            _ => b,
+        })
+        .collect()
 }
 
 /// Steps every peer until `done` holds; panics after 30 s naming `what`.
@@ -275,7 +317,7 @@ async fn three_webrtc_peers_exchange_opus_and_vp8_through_the_sfu() {
         ps.iter().all(|p| {
             ps.iter().filter(|o| o.user_id != p.user_id).all(|o| {
                 ["audio", "video"].iter().all(|kind| {
-                    let got = p.received_from(&o.user_id, kind);
+                    let got = as_sent(p.received_from(&o.user_id, kind));
                     expected(&o.user_id, kind).iter().all(|e| got.contains(e))
                 })
             })
@@ -285,8 +327,7 @@ async fn three_webrtc_peers_exchange_opus_and_vp8_through_the_sfu() {
     for p in &peers {
         for o in peers.iter().filter(|o| o.user_id != p.user_id) {
             for kind in ["audio", "video"] {
-                let got: Vec<Bytes> = p
-                    .received_from(&o.user_id, kind)
+                let got: Vec<Bytes> = as_sent(p.received_from(&o.user_id, kind))
                     .into_iter()
                     .filter(|b| expected(&o.user_id, kind).contains(b))
                     .collect();
@@ -559,4 +600,72 @@ async fn pump_with_media(peers: &mut [Peer], frame: &mut usize, done: impl Fn(&[
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
     }
+}
+
+#[tokio::test]
+async fn a_late_joiners_tracks_and_the_calls_tracks_start_with_a_keyframe_soon_after_each_answer() {
+    let server = TestServer::start().await;
+    let ada = server.signed_up("ada").await;
+    let bob = server.signed_up("bob").await;
+    let cy = server.signed_up("cyd").await;
+    let (_, chat) = group_with(&ada, "Standup", &[&bob, &cy]).await;
+    let (call, mut peers) = connected_call(&server, &[&ada, &bob], &chat).await;
+    let mut frame = 0;
+    pump_with_media(&mut peers, &mut frame, |ps| {
+        ps.iter().all(|p| p.first_packet.len() == 2)
+    })
+    .await;
+
+    // The third joins the call in progress and publishes.
+    let mut sio = socket(&server, &cy).await;
+    let ack = sio.emit("call:join", json!({ "callId": call })).await;
+    assert!(ack.get("data").is_some(), "{ack}");
+    let mut late = Peer::new(&cy, sio, &call).await;
+    let joined = Instant::now();
+    late.publish().await;
+    peers.push(late);
+    pump_with_media(&mut peers, &mut frame, |ps| ps[2].rtc.is_connected()).await;
+    eprintln!(
+        "the late joiner's media connection was up {} ms after it published",
+        joined.elapsed().as_millis()
+    );
+    pump_with_media(&mut peers, &mut frame, |ps| {
+        ps.iter().all(|p| p.first_packet.len() == 4)
+    })
+    .await;
+
+    // Every video track new to a subscriber (the late joiner's at the two others, the two
+    // others' at the late joiner) starts with a keyframe: no undecodable frames first.
+    let mut waits = Vec::new();
+    for (i, p) in peers.iter().enumerate() {
+        for (track, event) in &p.published {
+            if event["kind"] != "video" || (i < 2 && event["userId"] != cy.user_id.as_str()) {
+                continue;
+            }
+            let (arrived, payload) = &p.first_packet[track];
+            assert_eq!(
+                payload.get(..2),
+                Some(&[0x10u8, 0x00][..]),
+                "{}'s first packet of {track} is not a keyframe",
+                p.user_id
+            );
+            let answered = p.answered[track];
+            waits.push(arrived.saturating_duration_since(answered));
+        }
+    }
+    assert_eq!(
+        waits.len(),
+        4,
+        "two new video tracks at the late joiner, one at each other"
+    );
+    let ms: Vec<u128> = waits.iter().map(Duration::as_millis).collect();
+    eprintln!("answer to first keyframe, per new video subscription: {ms:?} ms");
+    let metrics = server.client().get("/metrics", None).await.body;
+    assert!(
+        metrics
+            .as_str()
+            .unwrap_or_default()
+            .contains("huddle_call_first_keyframe_seconds_count"),
+        "the set-up time is in /metrics"
+    );
 }

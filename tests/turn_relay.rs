@@ -148,7 +148,12 @@ async fn negotiate(peer: &mut ClientPeer, sio: &mut common::sio::SioClient, call
     let data = ack.get("data").unwrap_or_else(|| panic!("{ack}")).clone();
     peer.apply_answer(Instant::now(), data["sdp"].as_str().unwrap().into())
         .unwrap();
-    let mut offer = data.get("offer").cloned();
+    answer_offers(peer, sio, call, data.get("offer").cloned()).await;
+}
+
+/// Answers the SFU's offer (and any it makes in reply): a track reaches a subscriber once
+/// the subscriber has answered the offer that describes it.
+async fn answer_offers(peer: &mut ClientPeer, sio: &mut common::sio::SioClient, call: &str, mut offer: Option<Value>) {
     while let Some(o) = offer.take() {
         if let Some(answer) = peer
             .apply_offer(Instant::now(), o["sdp"].as_str().unwrap().into())
@@ -257,6 +262,9 @@ async fn a_relay_only_client_reaches_the_sfu_through_coturn_with_minted_credenti
         for _ in 0..5 {
             step(&mut bob_peer, &bob_udp, bob_local, &mut buf).await;
             step(&mut ada_peer, &ada_udp, ada_local, &mut buf).await;
+            for offer in ada_socket.take_all("rtc:offer") {
+                answer_offers(&mut ada_peer, &mut ada_socket, &call, Some(offer)).await;
+            }
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
     }

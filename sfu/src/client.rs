@@ -218,13 +218,14 @@ impl ClientPeer {
                 kind,
             )?;
         }
-        media.register_header_extension(
-            RTCRtpHeaderExtensionCapability {
-                uri: AUDIO_LEVEL_URI.to_owned(),
-            },
-            RtpCodecKind::Audio,
-            None,
-        )?;
+        // Audio levels, and the MID on audio too, as browsers and other stacks offer it.
+        for uri in [AUDIO_LEVEL_URI, rtc::sdp::extmap::SDES_MID_URI] {
+            media.register_header_extension(
+                RTCRtpHeaderExtensionCapability { uri: uri.to_owned() },
+                RtpCodecKind::Audio,
+                None,
+            )?;
+        }
         let registry = register_default_interceptors(crate::feedback::deliver_feedback(Registry::new()), &mut media)?;
         let mut rtc_config = RTCConfigurationBuilder::new();
         if let Some(relay) = &config.relay {
@@ -236,12 +237,15 @@ impl ClientPeer {
                 }])
                 .with_ice_transport_policy(RTCIceTransportPolicy::Relay);
         }
+        // Checks paced every 50 ms, as browsers pace them (RFC 8445 default Ta), for as long
+        // (1.4 s a candidate) as the default 200 ms pacing tries.
         let settings = SettingEngineBuilder::new()
             .with_ice_timeouts(
                 Some(Duration::from_secs(5)),
                 Some(Duration::from_secs(10)),
                 Some(Duration::from_secs(1)),
             )
+            .with_ice_connection_attempts(Some(Duration::from_millis(50)), Some(28))
             .build();
         let mut pc = RTCPeerConnectionBuilder::new()
             .with_configuration(rtc_config.build())

@@ -19,7 +19,8 @@ use rtc::interceptor::Registry;
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
 use rtc::peer_connection::configuration::interceptor_registry::{
-    CongestionFeedback, configure_congestion_control, register_default_interceptors,
+    CongestionFeedback, configure_congestion_control, configure_nack, configure_rtcp_reports,
+    configure_simulcast_extension_headers,
 };
 use rtc::peer_connection::configuration::media_engine::MediaEngine;
 use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
@@ -134,6 +135,13 @@ pub enum SfuEvent {
         room: RoomId,
         participant: Option<ParticipantId>,
     },
+    /// The first keyframe of `track` reached `peer`, `after_answer` the subscriber's answer
+    /// for it was applied: how long a new subscription waits for its first picture.
+    FirstKeyframe {
+        peer: PeerKey,
+        track: TrackId,
+        after_answer: Duration,
+    },
 }
 
 /// What the SFU answers to a client's offer or answer: the answer SDP (for an offer), then an
@@ -214,8 +222,20 @@ impl Published {
 
 #[derive(Debug)]
 struct Subscription {
+    transceiver: rtc::rtp_transceiver::RTCRtpTransceiverId,
     sender: RTCRtpSenderId,
     ssrc: u32,
+    /// The SFU offer that first described this track to the subscriber.
+    offered_in: Option<u64>,
+    /// When the subscriber's answer to that offer was applied: nothing is forwarded before,
+    /// since the subscriber could not place the packets.
+    answered_at: Option<Instant>,
+    /// Header extensions every forwarded packet carries (the MID, as the subscriber's leg
+    /// negotiated it).
+    extensions: Vec<(u8, bytes::Bytes)>,
+    /// Whether the subscriber got its first decodable packet yet: a keyframe for video (set-up
+    /// time is measured to it), any packet for audio.
+    first_keyframe_sent: bool,
     /// Publisher payload type -> this connection's payload type (`None`: not negotiated here).
     payload_types: HashMap<u8, Option<u8>>,
     rewriter: Rewriter,
@@ -458,8 +478,12 @@ impl Sfu {
             peer.negotiation.offer_failed();
             return Err(sdp_error(err));
         }
+        let answered = self.answered(now, key, offer_id);
         self.mark_dirty(key);
         self.drive(now, Some(key));
+        for track in answered {
+            self.go_live(now, key, track);
+        }
         Ok(NegotiationReply {
             answer: None,
             offer: self.make_offer(now, key),
@@ -561,13 +585,34 @@ impl Sfu {
         // The downlink estimates move with TWCC feedback; re-cap layers where one crossed a
         // threshold.
         let mut relayer = Vec::new();
+        let mut waiting = Vec::new();
         for (key, peer) in &mut self.peers {
             if peer.link.observe_estimate(now, peer.estimate.bits_per_second()) {
                 relayer.extend(peer.subscriptions.keys().map(|t| (*key, *t)));
             }
+            // Live subscriptions still waiting for their first keyframe: a publisher may
+            // ignore a request that came too soon after another, so ask again (throttled).
+            if peer.connected {
+                waiting.extend(
+                    peer.subscriptions
+                        .iter()
+                        .filter(|(_, s)| s.answered_at.is_some() && !s.first_keyframe_sent)
+                        .map(|(t, s)| (key.room, *t, s.target)),
+                );
+            }
         }
         for (key, track) in relayer {
             self.reselect_layer(now, key, track);
+        }
+        for (room, track, target) in waiting {
+            let asked = self
+                .rooms
+                .get(&room)
+                .and_then(|s| s.published.get(&track))
+                .and_then(|p| p.last_keyframe_request);
+            if asked.is_none_or(|at| now.saturating_duration_since(at) >= self.config.keyframe_request_interval) {
+                self.request_keyframe(now, room, track, target);
+            }
         }
         let interval = self.config.keyframe_request_interval;
         let mut deferred = Vec::new();
@@ -608,15 +653,19 @@ fn new_connection(
 ) -> Result<(RTCPeerConnection, crate::bwe::SharedEstimate), SfuError> {
     let mut media = MediaEngine::default();
     media.register_default_codecs().map_err(setup_error)?;
-    media
-        .register_header_extension(
-            RTCRtpHeaderExtensionCapability {
-                uri: AUDIO_LEVEL_URI.to_owned(),
-            },
-            RtpCodecKind::Audio,
-            None,
-        )
-        .map_err(setup_error)?;
+    // Audio levels (the active speaker), the MID on every m-line (so a subscriber can place
+    // each packet), and abs-send-time, which clients that estimate bandwidth from it need
+    // accepted. MID and RID on video come with the simulcast headers below.
+    for (uri, kind) in [
+        (AUDIO_LEVEL_URI, RtpCodecKind::Audio),
+        (rtc::sdp::extmap::SDES_MID_URI, RtpCodecKind::Audio),
+        (rtc::sdp::extmap::ABS_SEND_TIME_URI, RtpCodecKind::Audio),
+        (rtc::sdp::extmap::ABS_SEND_TIME_URI, RtpCodecKind::Video),
+    ] {
+        media
+            .register_header_extension(RTCRtpHeaderExtensionCapability { uri: uri.to_owned() }, kind, None)
+            .map_err(setup_error)?;
+    }
     // Send-side estimation (GCC over TWCC) and the pacer it drives: forwarded media leaves at
     // the rate the estimate allows, released by `handle_timeout`.
     let (gcc, estimate) = crate::bwe::ReportingGcc::new();
@@ -627,7 +676,10 @@ fn new_connection(
         &mut media,
     )
     .map_err(setup_error)?;
-    let registry = register_default_interceptors(registry, &mut media).map_err(setup_error)?;
+    // The defaults less their TWCC receiver, which congestion control registered already
+    // (a second one only warns, for every peer).
+    let registry = configure_rtcp_reports(configure_nack(registry, &mut media));
+    configure_simulcast_extension_headers(&mut media).map_err(setup_error)?;
     let settings = SettingEngineBuilder::new()
         .with_ice_credentials(ufrag.to_owned(), random_token(32))
         .with_ice_timeouts(
@@ -746,7 +798,14 @@ impl Sfu {
             .create_offer(None)
             .and_then(|offer| peer.pc.set_local_description(now, offer));
         match created.map(|_| peer.pc.local_description()) {
-            Ok(Some(desc)) => Some((offer_id, desc.sdp)),
+            Ok(Some(desc)) => {
+                // The offer describes every track not yet answered for (one offer is out at a
+                // time, so the answer naming this id covers them).
+                for sub in peer.subscriptions.values_mut().filter(|s| s.answered_at.is_none()) {
+                    sub.offered_in = Some(offer_id);
+                }
+                Some((offer_id, desc.sdp))
+            }
             Ok(None) | Err(_) => {
                 warn!("{key:?}: could not create an offer");
                 peer.negotiation.offer_failed();
@@ -767,10 +826,17 @@ impl Sfu {
                         {
                             peer.connected = true;
                             self.events.push_back(SfuEvent::Connected { peer: key });
-                            // It may have subscribed before it could receive: ask for keyframes.
-                            let tracks: Vec<TrackId> = peer.subscriptions.keys().copied().collect();
+                            // Connected means DTLS is done and SRTP keyed (the SFU is the DTLS
+                            // client, which finishes last): tracks already answered for go
+                            // live now.
+                            let tracks: Vec<TrackId> = peer
+                                .subscriptions
+                                .iter()
+                                .filter(|(_, s)| s.answered_at.is_some())
+                                .map(|(t, _)| *t)
+                                .collect();
                             for track in tracks {
-                                self.request_keyframe(now, key.room, track, None);
+                                self.go_live(now, key, track);
                             }
                         }
                         false
@@ -1030,8 +1096,13 @@ impl Sfu {
         peer.subscriptions.insert(
             track,
             Subscription {
+                transceiver,
                 sender,
                 ssrc,
+                offered_in: None,
+                answered_at: None,
+                extensions: Vec::new(),
+                first_keyframe_sent: false,
                 payload_types: HashMap::new(),
                 rewriter: Rewriter::default(),
                 wanted: Layer::High,
@@ -1059,19 +1130,87 @@ impl Sfu {
             return;
         };
         let target = published.pick(sub.wanted.min(allowed));
+        let live = sub.answered_at.is_some() && peer.connected;
         if target != sub.target {
             sub.target = target;
-            if published.video_codec.is_some() && target != sub.current {
+            // A subscriber that cannot receive yet gets its keyframe when it goes live.
+            if live && published.video_codec.is_some() && target != sub.current {
                 self.request_keyframe(now, key.room, track, target);
             }
         }
+    }
+
+    /// The subscriptions `key`'s answer to `offer_id` covers: from now on their packets carry
+    /// the header extensions the subscriber's legs negotiated, and may be forwarded.
+    fn answered(&mut self, now: Instant, key: PeerKey, offer_id: u64) -> Vec<TrackId> {
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return Vec::new();
+        };
+        let mut answered = Vec::new();
+        for (track, sub) in &mut peer.subscriptions {
+            if sub.answered_at.is_some() || sub.offered_in != Some(offer_id) {
+                continue;
+            }
+            let mid = peer.pc.rtp_transceiver(sub.transceiver).and_then(|t| t.mid().clone());
+            let mid_ext = peer.pc.rtp_sender(sub.sender).and_then(|mut s| {
+                s.get_parameters()
+                    .rtp_parameters
+                    .header_extensions
+                    .iter()
+                    .find(|e| e.uri == rtc::sdp::extmap::SDES_MID_URI)
+                    .and_then(|e| u8::try_from(e.id).ok())
+            });
+            sub.extensions.clear();
+            if let (Some(id), Some(mid)) = (mid_ext, mid) {
+                sub.extensions.push((id, bytes::Bytes::from(mid.into_bytes())));
+            }
+            // Payload types are as this answer settled them.
+            sub.payload_types.clear();
+            sub.answered_at = Some(now);
+            answered.push(*track);
+        }
+        answered
+    }
+
+    /// `track` can now reach `key` (answered for and connected): pick its layer and ask the
+    /// publisher for a keyframe at once, past the request throttle, so the subscriber's
+    /// first frame does not wait out another subscriber's request.
+    fn go_live(&mut self, now: Instant, key: PeerKey, track: TrackId) {
+        let Some(peer) = self.peers.get(&key) else {
+            return;
+        };
+        if !peer.connected || peer.subscriptions.get(&track).is_none_or(|s| s.answered_at.is_none()) {
+            return;
+        }
+        self.reselect_layer(now, key, track);
+        let target = self
+            .peers
+            .get(&key)
+            .and_then(|p| p.subscriptions.get(&track))
+            .and_then(|s| s.target);
+        self.request_keyframe_now(now, key.room, track, target);
     }
 
     /// Asks a track's publisher for a keyframe of layer `ssrc` (all layers: `None`). At most one
     /// request per track goes out per interval; requests within it are merged and sent when it
     /// ends, so none is lost.
     fn request_keyframe(&mut self, now: Instant, room: RoomId, track: TrackId, ssrc: Option<u32>) {
-        let interval = self.config.keyframe_request_interval;
+        self.keyframe_request(now, room, track, ssrc, false);
+    }
+
+    /// [`request_keyframe`](Self::request_keyframe) past the throttle (merged with what it
+    /// holds back), for a subscription that just went live. Several going live at the same
+    /// instant share one request.
+    fn request_keyframe_now(&mut self, now: Instant, room: RoomId, track: TrackId, ssrc: Option<u32>) {
+        self.keyframe_request(now, room, track, ssrc, true);
+    }
+
+    fn keyframe_request(&mut self, now: Instant, room: RoomId, track: TrackId, ssrc: Option<u32>, urgent: bool) {
+        let interval = if urgent {
+            Duration::from_millis(1)
+        } else {
+            self.config.keyframe_request_interval
+        };
         let Some(published) = self.rooms.get_mut(&room).and_then(|s| s.published.get_mut(&track)) else {
             return;
         };
@@ -1156,6 +1295,7 @@ impl Sfu {
         let keyframe = published
             .video_codec
             .is_some_and(|codec| is_keyframe(codec, &packet.payload));
+        let video = published.video_codec.is_some();
         let frame_gap = published.codec.clock_rate / 30;
         let mime = published.codec.mime_type.clone();
         let subscribers: Vec<ParticipantId> = match state.room.subscribers_of(track) {
@@ -1177,6 +1317,14 @@ impl Sfu {
             let Some(sub) = peer.subscriptions.get_mut(&track) else {
                 continue;
             };
+            let Some(answered_at) = sub.answered_at else {
+                continue;
+            };
+            // A new subscription's video starts with a keyframe: frames before it could not
+            // be decoded (it was asked for when the subscription went live).
+            if video && !sub.first_keyframe_sent && !keyframe {
+                continue;
+            }
             if simulcast {
                 if sub.target == Some(source_ssrc) && sub.current != Some(source_ssrc) && keyframe {
                     sub.current = Some(source_ssrc);
@@ -1208,9 +1356,30 @@ impl Sfu {
             out.header.ssrc = sub.ssrc;
             out.header.sequence_number = seq;
             out.header.timestamp = ts;
+            for (id, value) in &sub.extensions {
+                if let Err(err) = out.header.set_extension(*id, value.clone()) {
+                    trace!("{key:?}: extension {id} on {track}: {err}");
+                }
+            }
+            let first_keyframe = keyframe && !sub.first_keyframe_sent;
+            // Audio needs no keyframe: its first packet starts it.
+            let first_audio = !video && !sub.first_keyframe_sent;
             let sender = sub.sender;
             match peer.pc.rtp_sender(sender).map(|mut s| s.write_rtp(now, out)) {
-                Some(Ok(())) => self.stats.forwarded_packets += 1,
+                Some(Ok(())) => {
+                    self.stats.forwarded_packets += 1;
+                    if first_audio && let Some(sub) = peer.subscriptions.get_mut(&track) {
+                        sub.first_keyframe_sent = true;
+                    }
+                    if first_keyframe && let Some(sub) = peer.subscriptions.get_mut(&track) {
+                        sub.first_keyframe_sent = true;
+                        self.events.push_back(SfuEvent::FirstKeyframe {
+                            peer: key,
+                            track,
+                            after_answer: now.saturating_duration_since(answered_at),
+                        });
+                    }
+                }
                 Some(Err(err)) => trace!("{key:?}: forward {track}: {err}"),
                 None => {}
             }

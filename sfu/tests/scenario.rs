@@ -32,6 +32,11 @@ struct Net {
     /// Participants whose SFU offers are held back (not answered) by the harness.
     hold_offers: HashSet<u64>,
     held: Vec<(u64, u64, String)>,
+    /// Every RTP datagram the SFU sent, by recipient, as it went on the wire (SRTP: the
+    /// header, extensions included, is in the clear).
+    rtp_to: Vec<(u64, Vec<u8>)>,
+    /// The SFU's latest offer to each participant.
+    sfu_sdp: HashMap<u64, String>,
 }
 
 fn key(p: u64) -> PeerKey {
@@ -67,6 +72,8 @@ impl Net {
             events: Vec::new(),
             hold_offers: HashSet::new(),
             held: Vec::new(),
+            rtp_to: Vec::new(),
+            sfu_sdp: HashMap::new(),
         }
     }
 
@@ -95,6 +102,7 @@ impl Net {
     /// Answers the SFU's offer to `p` (and any it makes right after).
     fn follow_up(&mut self, p: u64, mut offer: Option<(u64, String)>) {
         while let Some((offer_id, sdp)) = offer.take() {
+            self.sfu_sdp.insert(p, sdp.clone());
             let client = self.clients.get_mut(&p).unwrap();
             let Some(answer) = client.apply_offer(self.now, sdp).unwrap() else {
                 return;
@@ -142,6 +150,9 @@ impl Net {
                     continue;
                 }
                 if !self.cut.contains(&p) {
+                    if is_rtp(&t.payload) {
+                        self.rtp_to.push((p, t.payload.to_vec()));
+                    }
                     client.handle_datagram(self.now, sfu_addr, t.to, &t.payload);
                 }
             }
@@ -149,8 +160,7 @@ impl Net {
             for (&p, client) in &mut self.clients {
                 while let Some((_, to, payload)) = client.poll_transmit() {
                     if to == sfu_addr && !self.cut.contains(&p) {
-                        // RFC 5761: RTP when the second byte is not an RTCP packet type.
-                        if payload.len() > 12 && payload[0] >> 6 == 2 && !(192..=223).contains(&payload[1]) {
+                        if is_rtp(&payload) {
                             self.last_rtp.insert(p, payload.to_vec());
                         }
                         outgoing.push((client.local_addr(), payload));
@@ -269,6 +279,72 @@ impl Net {
 /// RFC 7983: DTLS records start with a content type byte of 20 to 63.
 fn is_dtls(datagram: &[u8]) -> bool {
     datagram.first().is_some_and(|b| (20..=63).contains(b))
+}
+
+/// RFC 5761: RTP when the version is 2 and the second byte is not an RTCP packet type.
+fn is_rtp(datagram: &[u8]) -> bool {
+    datagram.len() > 12 && datagram[0] >> 6 == 2 && !(192..=223).contains(&datagram[1])
+}
+
+/// An RTP datagram's SSRC and header extensions (one- or two-byte form, RFC 8285).
+fn rtp_header(packet: &[u8]) -> (u32, Vec<(u8, Vec<u8>)>) {
+    let ssrc = u32::from_be_bytes(packet[8..12].try_into().unwrap());
+    let mut extensions = Vec::new();
+    if packet[0] & 0x10 != 0 {
+        let at = 12 + 4 * usize::from(packet[0] & 0x0f);
+        let profile = u16::from_be_bytes([packet[at], packet[at + 1]]);
+        let words = usize::from(u16::from_be_bytes([packet[at + 2], packet[at + 3]]));
+        let body = &packet[at + 4..at + 4 + 4 * words];
+        let mut i = 0;
+        while i < body.len() {
+            let (id, len, head) = if profile == 0xBEDE {
+                if body[i] == 0 {
+                    i += 1;
+                    continue;
+                }
+                (body[i] >> 4, usize::from(body[i] & 0x0f) + 1, 1)
+            } else {
+                if body[i] == 0 {
+                    i += 1;
+                    continue;
+                }
+                (body[i], usize::from(body[i + 1]), 2)
+            };
+            extensions.push((id, body[i + head..i + head + len].to_vec()));
+            i += head + len;
+        }
+    }
+    (ssrc, extensions)
+}
+
+/// The m-section of `sdp` that announces `ssrc`: its `a=mid`, and the id its `sdes:mid`
+/// extmap has (if it negotiates one).
+fn section_of(sdp: &str, ssrc: u32) -> Option<(String, Option<u8>)> {
+    let announces = format!("a=ssrc:{ssrc} ");
+    sdp.split("\nm=")
+        .skip(1)
+        .find(|m| m.lines().any(|l| l.starts_with(&announces)))
+        .map(|m| {
+            let mid = m
+                .lines()
+                .find_map(|l| l.strip_prefix("a=mid:"))
+                .unwrap()
+                .trim()
+                .to_string();
+            let ext = m.lines().find_map(|l| {
+                let rest = l.strip_prefix("a=extmap:")?;
+                let (id, uri) = rest.split_once(' ')?;
+                (uri.trim() == "urn:ietf:params:rtp-hdrext:sdes:mid").then(|| id.split('/').next()?.parse().ok())?
+            });
+            (mid, ext)
+        })
+}
+
+/// The SSRCs an SDP announces.
+fn ssrcs_in(sdp: &str) -> HashSet<u32> {
+    sdp.lines()
+        .filter_map(|l| l.strip_prefix("a=ssrc:")?.split(' ').next()?.parse().ok())
+        .collect()
 }
 
 fn audio_payload(p: u64, frame: usize) -> Bytes {
@@ -746,13 +822,17 @@ fn a_screen_share_is_a_second_video_track() {
     net.join(2);
     net.run_until("everyone connected", Net::all_connected);
     net.prime();
-    let now = net.now;
-    net.clients
-        .get_mut(&1)
-        .unwrap()
-        .send(now, MediaKind::Screen, Bytes::from_static(&[0x10, 0x00, b's', b'1']))
-        .unwrap();
-    net.run(30, Duration::from_millis(10));
+    // The first packet announces the track; the subscriber gets packets once it has
+    // answered the offer that describes it, so the second one reaches it.
+    for _ in 0..2 {
+        let now = net.now;
+        net.clients
+            .get_mut(&1)
+            .unwrap()
+            .send(now, MediaKind::Screen, Bytes::from_static(&[0x10, 0x00, b's', b'1']))
+            .unwrap();
+        net.run(30, Duration::from_millis(10));
+    }
     let published: Vec<(TrackKind, TrackSource)> = net
         .events
         .iter()
@@ -885,4 +965,177 @@ fn a_replayed_srtp_packet_is_not_forwarded_again() {
             .handle_datagram(now, "10.0.1.99:6000".parse().unwrap(), &captured)
             .is_err()
     );
+}
+
+#[test]
+fn a_subscriber_gets_no_rtp_of_a_track_before_answering_for_it_and_every_packet_names_its_mid() {
+    let mut net = Net::new();
+    net.join(1);
+    net.join(2);
+    net.run_until("everyone connected", Net::all_connected);
+    net.prime();
+    net.send_media(3);
+    let known = ssrcs_in(&net.sfu_sdp[&1]);
+    // A third joins while the first holds the SFU's offer that describes the newcomer's tracks.
+    net.hold_offers.insert(1);
+    net.join(3);
+    net.run_until("p3 connected", |n| n.clients[&3].is_connected());
+    net.prime();
+    net.run_until("an offer to p1 naming p3's tracks", |n| !n.held.is_empty());
+    let (_, offer_id, held) = net.held.pop().unwrap();
+    let new: HashSet<u32> = ssrcs_in(&held).difference(&known).copied().collect();
+    assert!(!new.is_empty(), "the held offer names a track of p3");
+    net.rtp_to.clear();
+    net.send_media(5);
+    // Nothing but the tracks p1 has answered for: no packet it could not place.
+    let early: Vec<u32> = net
+        .rtp_to
+        .iter()
+        .filter(|(p, _)| *p == 1)
+        .map(|(_, d)| rtp_header(d).0)
+        .filter(|ssrc| !known.contains(ssrc))
+        .collect();
+    assert!(
+        early.is_empty(),
+        "p1 got {} packets of tracks it had not answered for",
+        early.len()
+    );
+
+    // Answered: the tracks flow, and from the first packet each names the m-line it belongs to.
+    net.hold_offers.clear();
+    net.follow_up(1, Some((offer_id, held)));
+    net.rtp_to.clear();
+    net.send_media(5);
+    assert!(
+        net.rtp_to
+            .iter()
+            .any(|(p, d)| *p == 1 && new.contains(&rtp_header(d).0)),
+        "p3's tracks never reached p1 after its answer"
+    );
+    let mut checked = 0;
+    for (p, datagram) in &net.rtp_to {
+        let (ssrc, extensions) = rtp_header(datagram);
+        let (mid, ext) = section_of(&net.sfu_sdp[p], ssrc)
+            .unwrap_or_else(|| panic!("p{p} got SSRC {ssrc}, which its SDP does not announce"));
+        let ext = ext.unwrap_or_else(|| panic!("p{p}'s m-line {mid} negotiates no MID extension"));
+        let carried = extensions.iter().find(|(id, _)| *id == ext).map(|(_, v)| v.as_slice());
+        assert_eq!(
+            carried,
+            Some(mid.as_bytes()),
+            "p{p}: a packet of m-line {mid} without its MID"
+        );
+        checked += 1;
+    }
+    assert!(checked > 20, "{checked} packets checked");
+    assert!(net.received(3, 1, "video").len() > 3 && net.received(1, 3, "audio").len() > 3);
+}
+
+#[test]
+fn a_new_subscribers_first_keyframe_is_asked_for_once_it_can_receive_and_skips_the_throttle() {
+    let mut net = Net::new();
+    net.join(1);
+    net.join(2);
+    net.run_until("everyone connected", Net::all_connected);
+    net.prime();
+    net.send_media(3);
+    net.run(60, Duration::from_millis(10));
+    // p2 asks for a keyframe of p1's video: the throttle now holds further requests ~500 ms.
+    let video_of_1 = net.track_of(1, TrackKind::Video);
+    net.request_keyframe(2, &video_of_1);
+    net.run(1, Duration::from_millis(10));
+    let before = net.clients[&1].keyframe_requests();
+    assert!(before > 0);
+
+    net.join(3);
+    let connected = |n: &Net| {
+        n.events
+            .iter()
+            .any(|e| matches!(e, SfuEvent::Connected { peer } if *peer == key(3)))
+    };
+    let mut steps = 0;
+    while !connected(&net) {
+        // Not before it can receive: a keyframe now would be lost.
+        assert_eq!(
+            net.clients[&1].keyframe_requests(),
+            before,
+            "asked before p3 could receive"
+        );
+        net.run(1, Duration::from_millis(10));
+        steps += 1;
+        assert!(steps < 300, "p3 never connected");
+    }
+    eprintln!("p3 connected after {steps} steps of 10 ms");
+    assert_eq!(
+        net.clients[&1].keyframe_requests(),
+        before + 1,
+        "p3's first keyframe is asked for as it connects, not after the throttle"
+    );
+    let at = net.now;
+    let now = net.now;
+    net.clients
+        .get_mut(&1)
+        .unwrap()
+        .send(now, MediaKind::Video, video_payload(1, 0))
+        .unwrap();
+    net.run(2, Duration::from_millis(10));
+    let got = net.received(3, 1, "video");
+    assert_eq!(
+        got.first(),
+        Some(&video_payload(1, 0)),
+        "p3's first picture is the keyframe"
+    );
+    assert!(net.now - at < Duration::from_millis(100));
+    assert!(
+        net.events
+            .iter()
+            .any(|e| matches!(e, SfuEvent::FirstKeyframe { peer, .. } if *peer == key(3))),
+        "the set-up time of p3's subscription is reported"
+    );
+}
+
+/// Warnings logged on the thread that installed [`warnings_on_this_thread`]'s capture.
+static WARNINGS: std::sync::Mutex<Vec<(std::thread::ThreadId, String)>> = std::sync::Mutex::new(Vec::new());
+
+struct CaptureWarnings;
+
+impl log::Log for CaptureWarnings {
+    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+        metadata.level() <= log::Level::Warn
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        if self.enabled(record.metadata()) {
+            let line = format!("{} {}: {}", record.level(), record.target(), record.args());
+            WARNINGS.lock().unwrap().push((std::thread::current().id(), line));
+        }
+    }
+
+    fn flush(&self) {}
+}
+
+/// The warnings (and errors) logged on this thread from the first call on.
+fn warnings_on_this_thread() -> Vec<String> {
+    static INSTALLED: std::sync::Once = std::sync::Once::new();
+    INSTALLED.call_once(|| {
+        log::set_logger(&CaptureWarnings).expect("no other logger in this test binary");
+        log::set_max_level(log::LevelFilter::Warn);
+    });
+    let me = std::thread::current().id();
+    WARNINGS
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(thread, _)| *thread == me)
+        .map(|(_, line)| line.clone())
+        .collect()
+}
+
+#[test]
+fn a_normal_call_logs_no_warning_per_peer() {
+    assert!(warnings_on_this_thread().is_empty());
+    let mut net = three_party_call();
+    net.send_media(10);
+    net.run(50, Duration::from_millis(20));
+    let warnings = warnings_on_this_thread();
+    assert!(warnings.is_empty(), "{warnings:#?}");
 }

@@ -658,6 +658,11 @@ impl Media {
                     };
                     self.to_room(room, None, "call:speaker", &event);
                 }
+                SfuEvent::FirstKeyframe { after_answer, .. } => {
+                    // Set-up time per subscription: the subscriber's answer to its first
+                    // picture (a keyframe forwarded).
+                    metrics::histogram!("huddle_call_first_keyframe_seconds").record(after_answer.as_secs_f64());
+                }
             }
         }
     }

@@ -102,11 +102,26 @@ run("call", 150_000, async (cleanups) => {
   }
   log("group ready");
 
-  // Ann starts a video call; the others accept.
+  // Ann starts a video call; the others accept. Each window notes when its user started or
+  // accepted, and when each remote camera first showed a decoded frame.
+  const watchFirstFrames = (page) =>
+    page.evaluate(() => {
+      window.__acceptedAt = performance.now();
+      window.__firstFrames = {};
+      setInterval(() => {
+        for (const v of document.querySelectorAll("#call-grid video[data-user-id][data-source=camera]")) {
+          if (v.videoWidth > 0 && !(v.dataset.userId in window.__firstFrames)) {
+            window.__firstFrames[v.dataset.userId] = performance.now();
+          }
+        }
+      }, 10);
+    });
+  await watchFirstFrames(ann.page);
   await ann.page.click("#call-video");
   await ann.page.waitForSelector("#call-view:not([hidden])");
   for (const u of [ben, cal]) {
     await u.page.waitForSelector("#incoming-call:not([hidden])");
+    await watchFirstFrames(u.page);
     await u.page.click("#call-accept");
     await u.page.waitForSelector("#call-view:not([hidden])");
   }
@@ -114,6 +129,16 @@ run("call", 150_000, async (cleanups) => {
 
   const everyone = [ann, ben, cal];
   for (const u of everyone) await waitForVideoFrom(u, everyone.filter((o) => o !== u));
+  for (const u of everyone) {
+    const { acceptedAt, firstFrames } = await u.page.evaluate(() => ({
+      acceptedAt: window.__acceptedAt,
+      firstFrames: window.__firstFrames,
+    }));
+    const times = everyone
+      .filter((o) => o !== u)
+      .map((o) => `${o.label} ${Math.round(firstFrames[o.id] - acceptedAt)} ms`);
+    log(`${u.label}: from ${u === ann ? "starting" : "accepting"} the call to the first decoded frame: ${times.join(", ")}`);
+  }
   for (const u of everyone) {
     const tiles = await u.page.$$eval("#call-grid video[data-user-id][data-source=camera]", (vs) => vs.map((v) => v.dataset.userId));
     assert(tiles.length === 2, `${u.label} shows ${tiles.length} remote tiles`);
