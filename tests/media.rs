@@ -669,3 +669,23 @@ async fn a_late_joiners_tracks_and_the_calls_tracks_start_with_a_keyframe_soon_a
         "the set-up time is in /metrics"
     );
 }
+
+#[tokio::test]
+async fn bound_to_every_address_the_sfu_answers_from_the_one_each_client_sent_to() {
+    // Media bound to the wildcard address and advertised on a second loopback address: a
+    // client sends there from 127.0.0.1, and accepts answers only from where it sent.
+    let server = TestServer::start_with(|c| {
+        c.media_udp_addr = ([0, 0, 0, 0], 0).into();
+        c.media_public_ip = Some([127, 0, 0, 2].into());
+    })
+    .await;
+    let ada = server.signed_up("ada").await;
+    let bob = server.signed_up("bob").await;
+    let (_, chat) = group_with(&ada, "Pair", &[&bob]).await;
+    let (_, mut peers) = connected_call(&server, &[&ada, &bob], &chat).await;
+    let mut frame = 0;
+    pump_with_media(&mut peers, &mut frame, |ps| {
+        ps.iter().all(|p| p.first_packet.len() == 2)
+    })
+    .await;
+}

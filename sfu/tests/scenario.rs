@@ -37,6 +37,41 @@ struct Net {
     rtp_to: Vec<(u64, Vec<u8>)>,
     /// The SFU's latest offer to each participant.
     sfu_sdp: HashMap<u64, String>,
+    /// Every STUN message on the wire: when, the client, whether the SFU sent it, and the
+    /// message.
+    stun: Vec<(Instant, u64, bool, Stun)>,
+}
+
+/// A STUN message's type, transaction id and whether it nominates (USE-CANDIDATE).
+#[derive(Clone, Debug, PartialEq)]
+struct Stun {
+    kind: u16,
+    transaction: [u8; 12],
+    nominates: bool,
+}
+
+impl Stun {
+    const BINDING_REQUEST: u16 = 0x0001;
+    const BINDING_SUCCESS: u16 = 0x0101;
+
+    fn parse(datagram: &[u8]) -> Option<Self> {
+        if datagram.len() < 20 || datagram[0] >> 6 != 0 || datagram[4..8] != [0x21, 0x12, 0xa4, 0x42] {
+            return None;
+        }
+        let mut nominates = false;
+        let mut at = 20;
+        while at + 4 <= datagram.len() {
+            let kind = u16::from_be_bytes([datagram[at], datagram[at + 1]]);
+            let len = usize::from(u16::from_be_bytes([datagram[at + 2], datagram[at + 3]]));
+            nominates |= kind == 0x0025;
+            at += 4 + len.div_ceil(4) * 4;
+        }
+        Some(Self {
+            kind: u16::from_be_bytes([datagram[0], datagram[1]]),
+            transaction: datagram[8..20].try_into().unwrap(),
+            nominates,
+        })
+    }
 }
 
 fn key(p: u64) -> PeerKey {
@@ -74,6 +109,7 @@ impl Net {
             held: Vec::new(),
             rtp_to: Vec::new(),
             sfu_sdp: HashMap::new(),
+            stun: Vec::new(),
         }
     }
 
@@ -149,6 +185,9 @@ impl Net {
                 if self.lossy.get(&p).is_some_and(|every| count.is_multiple_of(*every)) {
                     continue;
                 }
+                if let Some(stun) = Stun::parse(&t.payload) {
+                    self.stun.push((self.now, p, true, stun));
+                }
                 if !self.cut.contains(&p) {
                     if is_rtp(&t.payload) {
                         self.rtp_to.push((p, t.payload.to_vec()));
@@ -162,6 +201,9 @@ impl Net {
                     if to == sfu_addr && !self.cut.contains(&p) {
                         if is_rtp(&payload) {
                             self.last_rtp.insert(p, payload.to_vec());
+                        }
+                        if let Some(stun) = Stun::parse(&payload) {
+                            self.stun.push((self.now, p, false, stun));
                         }
                         outgoing.push((client.local_addr(), payload));
                     }
@@ -1091,6 +1133,36 @@ fn a_new_subscribers_first_keyframe_is_asked_for_once_it_can_receive_and_skips_t
             .any(|e| matches!(e, SfuEvent::FirstKeyframe { peer, .. } if *peer == key(3))),
         "the set-up time of p3's subscription is reported"
     );
+}
+
+#[test]
+fn as_an_ice_lite_agent_the_sfu_answers_the_first_nominating_check_at_once_and_sends_none() {
+    let net = three_party_call();
+    let from_sfu: Vec<&Stun> = net.stun.iter().filter(|(_, _, sfu, _)| *sfu).map(|(.., m)| m).collect();
+    assert!(!from_sfu.is_empty(), "the SFU answered checks");
+    assert!(
+        from_sfu.iter().all(|m| m.kind != Stun::BINDING_REQUEST),
+        "the SFU sent {} connectivity checks of its own",
+        from_sfu.iter().filter(|m| m.kind == Stun::BINDING_REQUEST).count()
+    );
+    for p in 1..=3 {
+        let (at, first) = net
+            .stun
+            .iter()
+            .find(|(_, c, sfu, m)| *c == p && !sfu && m.kind == Stun::BINDING_REQUEST && m.nominates)
+            .map(|(at, _, _, m)| (*at, m.transaction))
+            .unwrap_or_else(|| panic!("p{p} never nominated"));
+        let answered = net
+            .stun
+            .iter()
+            .find(|(_, c, sfu, m)| *c == p && *sfu && m.kind == Stun::BINDING_SUCCESS && m.transaction == first)
+            .map(|(when, ..)| *when);
+        assert_eq!(
+            answered,
+            Some(at),
+            "p{p}'s first nomination is answered in the same instant"
+        );
+    }
 }
 
 /// Warnings logged on the thread that installed [`warnings_on_this_thread`]'s capture.

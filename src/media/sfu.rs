@@ -96,7 +96,7 @@ pub struct MediaServer {
 /// The media task's end, consumed by [`run`].
 pub struct MediaInbox {
     rx: mpsc::Receiver<Command>,
-    socket: UdpSocket,
+    socket: super::udp::MediaSocket,
     public_addr: SocketAddr,
 }
 
@@ -119,7 +119,7 @@ impl MediaServer {
             Self { tx, local_addr },
             MediaInbox {
                 rx,
-                socket,
+                socket: super::udp::MediaSocket::new(socket),
                 public_addr,
             },
         ))
@@ -296,6 +296,8 @@ pub async fn run(config: std::sync::Arc<Config>, hub: CallHub, inbox: MediaInbox
         next_room: 1,
     };
     let mut buf = vec![0u8; MAX_DATAGRAM];
+    // Each client's address -> the local address it sends to, which replies leave from.
+    let mut reply_from: HashMap<SocketAddr, std::net::Ipv4Addr> = HashMap::new();
     loop {
         let deadline = media
             .sfu
@@ -306,8 +308,16 @@ pub async fn run(config: std::sync::Arc<Config>, hub: CallHub, inbox: MediaInbox
                 Some(command) => media.handle(command),
                 None => break,
             },
-            received = socket.recv_from(&mut buf) => match received {
-                Ok((len, from)) => {
+            received = socket.recv(&mut buf) => match received {
+                Ok((len, from, to)) => {
+                    if let Some(to) = to
+                        && reply_from.get(&from) != Some(&to)
+                    {
+                        if reply_from.len() > 65_536 {
+                            reply_from.clear();
+                        }
+                        reply_from.insert(from, to);
+                    }
                     // Refused datagrams are counted by the SFU; nothing to tell anyone.
                     let _ = media.sfu.handle_datagram(Instant::now(), from, &buf[..len]);
                 }
@@ -316,7 +326,8 @@ pub async fn run(config: std::sync::Arc<Config>, hub: CallHub, inbox: MediaInbox
             () = tokio::time::sleep_until(deadline.into()) => media.sfu.handle_timeout(Instant::now()),
         }
         while let Some(transmit) = media.sfu.poll_transmit() {
-            if let Err(e) = socket.send_to(&transmit.payload, transmit.to).await {
+            let source = reply_from.get(&transmit.to).copied();
+            if let Err(e) = socket.send(&transmit.payload, transmit.to, source).await {
                 tracing::debug!(error = %e, to = %transmit.to, "media socket write");
             }
         }
