@@ -92,6 +92,17 @@ async fn three_chromium_windows_hold_a_video_call_and_every_remote_video_decodes
     let _turn = ONE_AT_A_TIME.lock().await;
     let server = TestServer::start_for_browsers(|c| c.call_media_timeout_secs = 3).await;
     run_script(&server, "call.mjs", &[]).await;
+    // The SFU's own measure of set-up: each subscriber's answer to its first keyframe.
+    let metrics = server.client().get("/metrics", None).await.body;
+    let setup: Vec<&str> = metrics
+        .as_str()
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.starts_with("huddle_call_first_keyframe_seconds_"))
+        .filter(|l| l.contains("_sum") || l.contains("_count"))
+        .collect();
+    println!("answer to first keyframe: {setup:?}");
+    assert!(!setup.is_empty(), "the set-up histogram is in /metrics");
     let stats = server.state.sfu.stats().await.expect("sfu stats");
     assert!(stats.forwarded_packets > 0, "the media went through the SFU: {stats:?}");
     // The windows are closed now: their connections lapse and the SFU lets everyone go.

@@ -69,6 +69,8 @@ export class Call {
     this.callId = callId;
     this.type = type;
     this.listen();
+    // The camera and microphone open while the call is joined: neither waits for the other.
+    const media = this.openMedia(type);
     let iceServers;
     if (!alreadyJoined) {
       try {
@@ -83,7 +85,7 @@ export class Call {
     this.pc.ontrack = (ev) => this.onTrack(ev);
     this.pc.onicecandidate = (ev) => this.sendCandidate(ev.candidate);
     this.pc.onconnectionstatechange = () => this.showStatus();
-    this.localStream = await this.openMedia(type);
+    this.localStream = await media;
     for (const track of this.localStream.getTracks()) this.pc.addTrack(track, this.localStream);
     this.renderSelf();
     this.showStatus();
