@@ -401,6 +401,17 @@ fn video_payload(p: u64, frame: usize) -> Bytes {
     Bytes::from(payload)
 }
 
+/// Two participants connected, each receiving the other's audio and video.
+fn two_party_call_with_media() -> Net {
+    let mut net = Net::new();
+    net.join(1);
+    net.join(2);
+    net.run_until("everyone connected", Net::all_connected);
+    net.prime();
+    net.send_media(3);
+    net
+}
+
 fn three_party_call() -> Net {
     let mut net = Net::new();
     for p in 1..=3 {
@@ -1011,12 +1022,7 @@ fn a_replayed_srtp_packet_is_not_forwarded_again() {
 
 #[test]
 fn a_subscriber_gets_no_rtp_of_a_track_before_answering_for_it_and_every_packet_names_its_mid() {
-    let mut net = Net::new();
-    net.join(1);
-    net.join(2);
-    net.run_until("everyone connected", Net::all_connected);
-    net.prime();
-    net.send_media(3);
+    let mut net = two_party_call_with_media();
     let known = ssrcs_in(&net.sfu_sdp[&1]);
     // A third joins while the first holds the SFU's offer that describes the newcomer's tracks.
     net.hold_offers.insert(1);
@@ -1074,12 +1080,7 @@ fn a_subscriber_gets_no_rtp_of_a_track_before_answering_for_it_and_every_packet_
 
 #[test]
 fn a_new_subscribers_first_keyframe_is_asked_for_once_it_can_receive_and_skips_the_throttle() {
-    let mut net = Net::new();
-    net.join(1);
-    net.join(2);
-    net.run_until("everyone connected", Net::all_connected);
-    net.prime();
-    net.send_media(3);
+    let mut net = two_party_call_with_media();
     net.run(60, Duration::from_millis(10));
     // p2 asks for a keyframe of p1's video: the throttle now holds further requests ~500 ms.
     let video_of_1 = net.track_of(1, TrackKind::Video);
