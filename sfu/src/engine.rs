@@ -220,6 +220,11 @@ impl Published {
     }
 }
 
+/// How soon a subscription still waiting for its first keyframe asks again. Encoders ignore
+/// requests that come within a short window of the last (libwebrtc: 300 ms), so just past
+/// it; the ordinary throttle (`keyframe_request_interval`) would make a new viewer wait.
+const FIRST_KEYFRAME_RETRY: Duration = Duration::from_millis(350);
+
 #[derive(Debug)]
 struct Subscription {
     transceiver: rtc::rtp_transceiver::RTCRtpTransceiverId,
@@ -591,7 +596,7 @@ impl Sfu {
                 relayer.extend(peer.subscriptions.keys().map(|t| (*key, *t)));
             }
             // Live subscriptions still waiting for their first keyframe: a publisher may
-            // ignore a request that came too soon after another, so ask again (throttled).
+            // ignore a request that came too soon after another, so ask again.
             if peer.connected {
                 waiting.extend(
                     peer.subscriptions
@@ -610,8 +615,8 @@ impl Sfu {
                 .get(&room)
                 .and_then(|s| s.published.get(&track))
                 .and_then(|p| p.last_keyframe_request);
-            if asked.is_none_or(|at| now.saturating_duration_since(at) >= self.config.keyframe_request_interval) {
-                self.request_keyframe(now, room, track, target);
+            if asked.is_none_or(|at| now.saturating_duration_since(at) >= FIRST_KEYFRAME_RETRY) {
+                self.request_keyframe_now(now, room, track, target);
             }
         }
         let interval = self.config.keyframe_request_interval;
