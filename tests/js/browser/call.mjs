@@ -108,7 +108,13 @@ run("call", 150_000, async (cleanups) => {
     page.evaluate(() => {
       window.__acceptedAt = performance.now();
       window.__firstFrames = {};
+      window.__steps = {};
       setInterval(() => {
+        const pc = window.huddle?.pc;
+        if (pc && !("pc" in window.__steps)) window.__steps.pc = performance.now();
+        if (pc?.connectionState === "connected" && !("connected" in window.__steps)) {
+          window.__steps.connected = performance.now();
+        }
         for (const v of document.querySelectorAll("#call-grid video[data-user-id][data-source=camera]")) {
           if (v.videoWidth > 0 && !(v.dataset.userId in window.__firstFrames)) {
             window.__firstFrames[v.dataset.userId] = performance.now();
@@ -130,14 +136,17 @@ run("call", 150_000, async (cleanups) => {
   const everyone = [ann, ben, cal];
   for (const u of everyone) await waitForVideoFrom(u, everyone.filter((o) => o !== u));
   for (const u of everyone) {
-    const { acceptedAt, firstFrames } = await u.page.evaluate(() => ({
+    const { acceptedAt, firstFrames, steps } = await u.page.evaluate(() => ({
       acceptedAt: window.__acceptedAt,
       firstFrames: window.__firstFrames,
+      steps: window.__steps,
     }));
-    const times = everyone
-      .filter((o) => o !== u)
-      .map((o) => `${o.label} ${Math.round(firstFrames[o.id] - acceptedAt)} ms`);
-    log(`${u.label}: from ${u === ann ? "starting" : "accepting"} the call to the first decoded frame: ${times.join(", ")}`);
+    const since = (t) => Math.round(t - acceptedAt);
+    const times = everyone.filter((o) => o !== u).map((o) => `${o.label} ${since(firstFrames[o.id])} ms`);
+    log(
+      `${u.label}: from ${u === ann ? "starting" : "accepting"} the call to the first decoded frame: ${times.join(", ")}` +
+        ` (connection made at ${since(steps.pc)} ms, up at ${since(steps.connected)} ms)`,
+    );
   }
   for (const u of everyone) {
     const tiles = await u.page.$$eval("#call-grid video[data-user-id][data-source=camera]", (vs) => vs.map((v) => v.dataset.userId));
