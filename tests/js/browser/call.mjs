@@ -107,6 +107,8 @@ run("call", 150_000, async (cleanups) => {
   const watchFirstFrames = (page) =>
     page.evaluate(() => {
       window.__acceptedAt = performance.now();
+      // Wall-clock milliseconds, comparable across the windows (one machine, one clock).
+      window.__acceptedWall = performance.timeOrigin + performance.now();
       window.__firstFrames = {};
       window.__steps = {};
       setInterval(() => {
@@ -135,17 +137,24 @@ run("call", 150_000, async (cleanups) => {
 
   const everyone = [ann, ben, cal];
   for (const u of everyone) await waitForVideoFrom(u, everyone.filter((o) => o !== u));
+  const accepted = new Map();
+  for (const u of everyone) accepted.set(u, await u.page.evaluate(() => window.__acceptedWall));
   for (const u of everyone) {
-    const { acceptedAt, firstFrames, steps } = await u.page.evaluate(() => ({
+    const { acceptedAt, firstFrames, steps, origin } = await u.page.evaluate(() => ({
       acceptedAt: window.__acceptedAt,
       firstFrames: window.__firstFrames,
       steps: window.__steps,
+      origin: performance.timeOrigin,
     }));
     const since = (t) => Math.round(t - acceptedAt);
-    const times = everyone.filter((o) => o !== u).map((o) => `${o.label} ${since(firstFrames[o.id])} ms`);
+    const times = everyone.filter((o) => o !== u).map((o) => {
+      // Someone who accepted later cannot be seen before: also from when both were in.
+      const both = Math.max(origin + acceptedAt, accepted.get(o));
+      return `${o.label} ${since(firstFrames[o.id])} ms (${Math.round(origin + firstFrames[o.id] - both)} ms after both accepted)`;
+    });
     log(
       `${u.label}: from ${u === ann ? "starting" : "accepting"} the call to the first decoded frame: ${times.join(", ")}` +
-        ` (connection made at ${since(steps.pc)} ms, up at ${since(steps.connected)} ms)`,
+        `; connection made at ${since(steps.pc)} ms, up at ${since(steps.connected)} ms`,
     );
   }
   for (const u of everyone) {
