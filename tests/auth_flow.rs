@@ -174,6 +174,20 @@ async fn cookie_refresh_from_a_foreign_origin_is_refused() {
         )
         .await;
     assert_eq!(allowed.status, 200, "{allowed:?}");
+    // The server's own pages (the web client it serves) are same-origin, listed or not; a
+    // look-alike host is not.
+    for (origin, expected) in [(server.url(""), 200), (format!("{}.evil.example", server.url("")), 403)] {
+        let r = client
+            .send(
+                client
+                    .http
+                    .post(client.url("/api/v1/auth/refresh"))
+                    .header("origin", &origin)
+                    .json(&json!({})),
+            )
+            .await;
+        assert_eq!(r.status, expected, "{origin}: {r:?}");
+    }
     server.stop().await;
 }
 

@@ -704,3 +704,48 @@ async fn an_upload_in_flight_when_the_server_stops_is_finished_not_reset() {
     assert!(store.media.media(id).await.unwrap().is_some(), "its media was recorded");
     assert!(reqwest::get(&url).await.is_err(), "a stopped server takes no requests");
 }
+
+#[tokio::test]
+async fn the_embedded_store_budgets_form_uploads_by_their_declared_length() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = TestServer::start_with(|c| c.embedded_s3_post_buffer_bytes = 200 * 1024 * 1024).await;
+    let ada = server.signed_up("ada").await;
+    let ticket = start_upload(
+        &ada,
+        json!({ "kind": "avatar", "fileName": "me.png", "contentType": "image/png", "size": PNG.len() }),
+    )
+    .await
+    .body;
+    let url = ticket["form"]["url"].as_str().unwrap();
+    let rest = url.strip_prefix("http://").unwrap();
+    let (host, path) = rest.split_at(rest.find('/').unwrap());
+    // A raw request head: `chunked` (no length), then a length beyond the whole budget.
+    let status_of = |head: String| async move {
+        let mut conn = tokio::net::TcpStream::connect(host).await.unwrap();
+        conn.write_all(head.as_bytes()).await.unwrap();
+        let mut answer = vec![0u8; 512];
+        let n = conn.read(&mut answer).await.unwrap();
+        String::from_utf8_lossy(&answer[..n]).to_string()
+    };
+    let form = "multipart/form-data; boundary=x";
+    let no_length = status_of(format!(
+        "POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: {form}\r\nTransfer-Encoding: chunked\r\n\r\n"
+    ))
+    .await;
+    assert!(
+        no_length.starts_with("HTTP/1.1 411") && no_length.contains("MissingContentLength"),
+        "{no_length}"
+    );
+    let huge = status_of(format!(
+        "POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: {form}\r\nContent-Length: {}\r\n\r\n",
+        300 * 1024 * 1024
+    ))
+    .await;
+    assert!(
+        huge.starts_with("HTTP/1.1 400") && huge.contains("EntityTooLarge"),
+        "{huge}"
+    );
+    // Within the budget, forms go through as before.
+    assert!(post_to_store(&ticket, PNG.to_vec()).await.status().is_success());
+    server.stop().await;
+}

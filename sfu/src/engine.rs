@@ -238,8 +238,8 @@ struct Subscription {
     /// Header extensions every forwarded packet carries (the MID, as the subscriber's leg
     /// negotiated it).
     extensions: Vec<(u8, bytes::Bytes)>,
-    /// Whether the subscriber got its first decodable packet yet: a keyframe for video (set-up
-    /// time is measured to it), any packet for audio.
+    /// Whether a keyframe of this (video) track has reached the subscriber yet: set-up time is
+    /// measured to it, and nothing of the track is forwarded before.
     first_keyframe_sent: bool,
     /// Publisher payload type -> this connection's payload type (`None`: not negotiated here).
     payload_types: HashMap<u8, Option<u8>>,
@@ -288,6 +288,8 @@ pub struct Sfu {
     transmits: VecDeque<Transmit>,
     events: VecDeque<SfuEvent>,
     stats: SfuStats,
+    /// Live video subscriptions still waiting for their first keyframe.
+    awaiting_keyframe: std::collections::HashSet<(PeerKey, TrackId)>,
 }
 
 impl Sfu {
@@ -303,6 +305,7 @@ impl Sfu {
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             stats: SfuStats::default(),
+            awaiting_keyframe: std::collections::HashSet::new(),
         })
     }
 
@@ -590,35 +593,15 @@ impl Sfu {
         // The downlink estimates move with TWCC feedback; re-cap layers where one crossed a
         // threshold.
         let mut relayer = Vec::new();
-        let mut waiting = Vec::new();
         for (key, peer) in &mut self.peers {
             if peer.link.observe_estimate(now, peer.estimate.bits_per_second()) {
                 relayer.extend(peer.subscriptions.keys().map(|t| (*key, *t)));
-            }
-            // Live subscriptions still waiting for their first keyframe: a publisher may
-            // ignore a request that came too soon after another, so ask again.
-            if peer.connected {
-                waiting.extend(
-                    peer.subscriptions
-                        .iter()
-                        .filter(|(_, s)| s.answered_at.is_some() && !s.first_keyframe_sent)
-                        .map(|(t, s)| (key.room, *t, s.target)),
-                );
             }
         }
         for (key, track) in relayer {
             self.reselect_layer(now, key, track);
         }
-        for (room, track, target) in waiting {
-            let asked = self
-                .rooms
-                .get(&room)
-                .and_then(|s| s.published.get(&track))
-                .and_then(|p| p.last_keyframe_request);
-            if asked.is_none_or(|at| now.saturating_duration_since(at) >= FIRST_KEYFRAME_RETRY) {
-                self.request_keyframe_now(now, room, track, target);
-            }
-        }
+        self.retry_first_keyframes(now);
         let interval = self.config.keyframe_request_interval;
         let mut deferred = Vec::new();
         for (room, state) in &mut self.rooms {
@@ -1193,7 +1176,43 @@ impl Sfu {
             .get(&key)
             .and_then(|p| p.subscriptions.get(&track))
             .and_then(|s| s.target);
-        self.request_keyframe_now(now, key.room, track, target);
+        let video = self
+            .rooms
+            .get(&key.room)
+            .and_then(|s| s.published.get(&track))
+            .is_some_and(|p| p.video_codec.is_some());
+        if video {
+            self.awaiting_keyframe.insert((key, track));
+            self.request_keyframe_now(now, key.room, track, target);
+        }
+    }
+
+    /// Asks again for the first keyframe of every live video subscription still waiting for
+    /// one: a publisher may have ignored a request that came too soon after another. Those
+    /// whose subscriber or track is gone, or that got their keyframe, leave the list.
+    fn retry_first_keyframes(&mut self, now: Instant) {
+        if self.awaiting_keyframe.is_empty() {
+            return;
+        }
+        let peers = &self.peers;
+        self.awaiting_keyframe.retain(|(key, track)| {
+            peers
+                .get(key)
+                .and_then(|p| p.subscriptions.get(track))
+                .is_some_and(|s| !s.first_keyframe_sent)
+        });
+        let waiting: Vec<(PeerKey, TrackId)> = self.awaiting_keyframe.iter().copied().collect();
+        for (key, track) in waiting {
+            let asked = self
+                .rooms
+                .get(&key.room)
+                .and_then(|s| s.published.get(&track))
+                .and_then(|p| p.last_keyframe_request);
+            if asked.is_none_or(|at| now.saturating_duration_since(at) >= FIRST_KEYFRAME_RETRY) {
+                let target = self.peers.get(&key).and_then(|p| p.subscriptions.get(&track)?.target);
+                self.request_keyframe_now(now, key.room, track, target);
+            }
+        }
     }
 
     /// Asks a track's publisher for a keyframe of layer `ssrc` (all layers: `None`). At most one
@@ -1367,17 +1386,13 @@ impl Sfu {
                 }
             }
             let first_keyframe = keyframe && !sub.first_keyframe_sent;
-            // Audio needs no keyframe: its first packet starts it.
-            let first_audio = !video && !sub.first_keyframe_sent;
             let sender = sub.sender;
             match peer.pc.rtp_sender(sender).map(|mut s| s.write_rtp(now, out)) {
                 Some(Ok(())) => {
                     self.stats.forwarded_packets += 1;
-                    if first_audio && let Some(sub) = peer.subscriptions.get_mut(&track) {
-                        sub.first_keyframe_sent = true;
-                    }
                     if first_keyframe && let Some(sub) = peer.subscriptions.get_mut(&track) {
                         sub.first_keyframe_sent = true;
+                        self.awaiting_keyframe.remove(&(key, track));
                         self.events.push_back(SfuEvent::FirstKeyframe {
                             peer: key,
                             track,
