@@ -454,6 +454,11 @@ impl ClientPeer {
 
     /// Sends one RTP packet of `kind` with `payload`; a frame per call.
     pub fn send(&mut self, now: Instant, kind: MediaKind, payload: Bytes) -> Result<(), rtc::shared::error::Error> {
+        if !self.connected {
+            // Like a browser, it sends no media before its connection is up: there are no
+            // SRTP keys yet.
+            return Ok(());
+        }
         let track = match kind {
             MediaKind::Audio => self.audio.as_mut(),
             MediaKind::Video => self.video.as_mut(),
@@ -487,6 +492,11 @@ impl ClientPeer {
     /// Sends one frame on simulcast layer `layer` (0 lowest; see [`SIMULCAST_RIDS`]), tagged
     /// with its MID and RID as browsers do.
     pub fn send_layer(&mut self, now: Instant, layer: usize, payload: Bytes) -> Result<(), rtc::shared::error::Error> {
+        if !self.connected {
+            // Like a browser, it sends no media before its connection is up: there are no
+            // SRTP keys yet.
+            return Ok(());
+        }
         let Some(track) = self.simulcast.as_mut() else {
             return Ok(());
         };
@@ -537,6 +547,11 @@ impl ClientPeer {
         level: u8,
         payload: Bytes,
     ) -> Result<(), rtc::shared::error::Error> {
+        if !self.connected {
+            // Like a browser, it sends no media before its connection is up: there are no
+            // SRTP keys yet.
+            return Ok(());
+        }
         let Some(track) = self.audio.as_mut() else {
             return Ok(());
         };
