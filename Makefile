@@ -18,6 +18,8 @@ test:
 lint:
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+	@[ -d web/node_modules/typescript ] || npm ci --prefix web --no-audit --no-fund
+	web/node_modules/.bin/tsc -p web --noEmit
 
 fmt:
 	$(CARGO) fmt --all

@@ -35,7 +35,8 @@ need_node() {
   command -v node >/dev/null && command -v npm >/dev/null || apt_install nodejs npm
 }
 
-# The web client served at /: socket.io-client comes from npm through web/'s build.
+# The web client served at /: socket.io-client comes from npm through web/'s build. The same
+# npm ci brings TypeScript, which `make lint` checks the client with (and installs if missing).
 if [ ! -f "$root/web/public/vendor/socket.io.esm.min.js" ]; then
   need_node
   say "building the web client (npm ci in web/, then web/build.mjs)"

@@ -1,10 +1,17 @@
+// @ts-check
 // The assistant: its chat (pinned at the top of the chat list), streamed answers over the
 // socket (`ai:ask`, `ai:delta`, `ai:done`, `ai:error`, `ai:cancel`) and chat summaries.
 
 import { $, h, clear, announce, toast, formatTime, newClientId } from "./dom.js";
 import { api } from "./api.js";
-import { request } from "./call.js";
+import { request } from "./request.js";
 
+/** @typedef {import("./views.js").AiChatView} AiChatView */
+/** @typedef {import("./views.js").AiMessageView} AiMessageView */
+/** @typedef {import("./views.js").AiError} AiError */
+/** @typedef {{ done: AiMessageView, error?: undefined } | { done?: undefined, error: AiError }} Ending */
+
+/** @type {Record<string, string>} */
 const NOT_AVAILABLE = {
   not_found: "The assistant is not available on this server.",
   http_404: "The assistant is not available on this server.",
@@ -12,39 +19,69 @@ const NOT_AVAILABLE = {
 };
 
 export class Assistant {
+  /**
+   * @param {object} opts
+   * @param {() => import("socket.io-client").Socket} opts.getSocket the page's socket
+   */
   constructor({ getSocket }) {
     this.getSocket = getSocket;
+    /** @type {AiChatView | null} */
     this.chat = null;
     this.loaded = false;
-    /** null until known; false when the server has no assistant. */
+    /**
+     * null until known; false when the server has no assistant.
+     * @type {boolean | null}
+     */
     this.available = null;
     this.unavailable = "";
-    /** seq-less store of shown messages by _id. */
+    /**
+     * seq-less store of shown messages by _id.
+     * @type {Map<string, AiMessageView>}
+     */
     this.messages = new Map();
-    /** messageId → text streamed so far (answers and summaries). */
+    /**
+     * messageId → text streamed so far (answers and summaries).
+     * @type {Map<string, string>}
+     */
     this.streams = new Map();
-    /** messageId of the answer being streamed for our question, if any. */
+    /**
+     * messageId of the answer being streamed for our question, if any.
+     * @type {string | null}
+     */
     this.pendingAnswer = null;
-    /** While a summary is requested: { chatId, messageId? }. */
+    /**
+     * While a summary is requested: { chatId, messageId? }.
+     * @type {{ chatId: string, messageId?: string } | null}
+     */
     this.summary = null;
-    /** messageId → { done } | { error } that arrived before we knew the id. */
+    /**
+     * messageId → { done } | { error } that arrived before we knew the id.
+     * @type {Map<string, Ending>}
+     */
     this.finished = new Map();
   }
 
-  /** Registers the socket listeners (call once per socket). */
+  /**
+   * Registers the socket listeners (call once per socket).
+   * @param {import("socket.io-client").Socket} socket
+   */
   listen(socket) {
     socket.on("ai:delta", (d) => this.onDelta(d));
     socket.on("ai:done", (m) => this.onDone(m));
     socket.on("ai:error", (e) => this.onError(e));
   }
 
-  /** Loads the AI chat once; false (with a notice) when this server has no assistant. */
+  /**
+   * Loads the AI chat once; false (with a notice) when this server has no assistant.
+   * @returns {Promise<boolean>}
+   */
   async load() {
     if (this.available !== null) return this.available;
     try {
       this.chat = await api("GET", "/api/v1/chats/ai");
       $("#ai-model").textContent = this.chat.model ? `Model: ${this.chat.model}` : "";
       if (this.chat.configured === false) this.notice(NOT_AVAILABLE.ai_not_configured);
+      /** @type {{ messages: AiMessageView[] }} */
       const page = await api("GET", "/api/v1/chats/ai/messages?limit=50");
       clear($("#ai-messages"));
       for (const m of page.messages ?? []) this.upsert(m);
@@ -57,8 +94,8 @@ export class Assistant {
       this.notice(this.unavailable);
       if (!missing) return false; // try again next time
       this.available = false;
-      $("#ai-send").disabled = true;
-      $("#ai-input").disabled = true;
+      /** @type {HTMLButtonElement} */ ($("#ai-send")).disabled = true;
+      /** @type {HTMLTextAreaElement} */ ($("#ai-input")).disabled = true;
     }
     return this.available;
   }
@@ -66,16 +103,23 @@ export class Assistant {
   async open() {
     await this.load();
     this.scroll();
-    if (!$("#ai-input").disabled) $("#ai-input").focus();
+    /** @type {HTMLTextAreaElement} */
+    const input = $("#ai-input");
+    if (!input.disabled) input.focus();
   }
 
+  /** @param {string} text */
   notice(text) {
     const el = $("#ai-notice");
     el.textContent = text;
     el.hidden = false;
   }
 
-  /** Asks `content`; `clientMsgId` again for a question whose answer failed (it is kept). */
+  /**
+   * Asks `content`; `clientMsgId` again for a question whose answer failed (it is kept).
+   * @param {string} content
+   * @param {string} [clientMsgId]
+   */
   async ask(content, clientMsgId = newClientId()) {
     const socket = this.getSocket();
     try {
@@ -102,7 +146,10 @@ export class Assistant {
     request(this.getSocket(), "ai:cancel", { messageId: this.pendingAnswer }).catch((e) => toast(e.message));
   }
 
-  /** `ai:done` / `ai:error` can overtake the ack that names the answer: apply them now. */
+  /**
+   * `ai:done` / `ai:error` can overtake the ack that names the answer: apply them now.
+   * @param {string} messageId
+   */
   replayFinished(messageId) {
     const end = this.finished.get(messageId);
     if (!end) return;
@@ -111,18 +158,26 @@ export class Assistant {
     else this.onError(end.error);
   }
 
+  /**
+   * @param {string} messageId
+   * @param {Ending} end
+   */
   remember(messageId, end) {
     this.finished.set(messageId, end);
     if (this.finished.size > 20) this.finished.delete(this.finished.keys().next().value);
   }
 
-  /** Whether a streamed piece belongs to the summary being requested. */
+  /**
+   * Whether a streamed piece belongs to the summary being requested.
+   * @param {string} messageId
+   */
   isSummary(messageId) {
     if (!this.summary) return false;
     if (this.summary.messageId) return this.summary.messageId === messageId;
     return messageId !== this.pendingAnswer; // before the ack names it
   }
 
+  /** @param {{ messageId: string, text?: string }} delta `ai:delta` */
   onDelta({ messageId, text }) {
     const so = (this.streams.get(messageId) ?? "") + (text ?? "");
     this.streams.set(messageId, so);
@@ -133,7 +188,10 @@ export class Assistant {
     this.showStreaming(messageId);
   }
 
-  /** The bubble of an answer still being written. */
+  /**
+   * The bubble of an answer still being written.
+   * @param {string} messageId
+   */
   showStreaming(messageId) {
     if (messageId !== this.pendingAnswer) return;
     let li = $(`#ai-messages li[data-message-id="${messageId}"]`);
@@ -146,6 +204,7 @@ export class Assistant {
     this.scroll();
   }
 
+  /** @param {AiMessageView} m `ai:done` */
   onDone(m) {
     this.streams.delete(m._id);
     const known = m._id === this.pendingAnswer || this.summary?.messageId === m._id;
@@ -162,6 +221,7 @@ export class Assistant {
     if (this.loaded) this.upsert(m);
   }
 
+  /** @param {AiError} e `ai:error` */
   onError(e) {
     const { messageId, code, message } = e;
     this.streams.delete(messageId);
@@ -182,7 +242,10 @@ export class Assistant {
     toast(text);
   }
 
-  /** A failed answer can be asked for again: the server kept the question. */
+  /**
+   * A failed answer can be asked for again: the server kept the question.
+   * @param {AiError} e
+   */
   offerRetry({ questionId, clientMsgId, code }) {
     if (code === "ai_not_configured" || !questionId || !clientMsgId) return;
     const li = $(`#ai-messages li[data-message-id="${questionId}"]`);
@@ -208,6 +271,7 @@ export class Assistant {
   /**
    * Asks for a summary of a chat's unread messages (`ai:summarize`; REST as a fallback);
    * the pieces stream into the summary panel, the stored summary lands in the AI chat.
+   * @param {string} chatId
    */
   async summarize(chatId) {
     $("#summary-panel").hidden = false;
@@ -218,6 +282,7 @@ export class Assistant {
     }
     this.summary = { chatId };
     try {
+      /** @type {{ unread: number, messageId?: string, message?: AiMessageView }} */
       let data;
       try {
         data = await request(this.getSocket(), "ai:summarize", { chatId }, 15_000);
@@ -246,6 +311,7 @@ export class Assistant {
     }
   }
 
+  /** @param {AiMessageView} m */
   upsert(m) {
     if (!m?._id) return;
     this.messages.set(m._id, m);
@@ -256,6 +322,10 @@ export class Assistant {
     this.scroll();
   }
 
+  /**
+   * @param {Pick<AiMessageView, "_id" | "role" | "content" | "createdAt"> & Partial<AiMessageView>} m
+   * @returns {HTMLLIElement}
+   */
   bubble(m) {
     const mine = m.role === "user";
     return h(

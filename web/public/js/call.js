@@ -1,59 +1,67 @@
+// @ts-check
 // One call at a time: the RTCPeerConnection to the server's SFU, negotiation as described
-// in docs/socket-events.md, and the grid of participant tiles.
+// in docs/socket-events.md, and which participant's tile (call-media.js) shows which track.
 //
 // For tests and debugging, the live call is exposed as `window.huddle.call` and its
 // connection as `window.huddle.pc`.
 
-import { $, h, clear, announce, toast } from "./dom.js";
+import { $, clear, announce } from "./dom.js";
 import { api } from "./api.js";
+import { request } from "./request.js";
+import { openMedia, createTile, showTracks, showFlags, createSelfTile } from "./call-media.js";
 
-/** Emits a request event and resolves to its ack data, or throws its error. */
-async function request(socket, event, payload, timeoutMs = 15_000) {
-  const res = await socket.timeout(timeoutMs).emitWithAck(event, payload);
-  if (res?.error) {
-    const err = new Error(res.error.message || res.error.code);
-    err.code = res.error.code;
-    err.retryAfterMs = res.error.retryAfterMs;
-    throw err;
-  }
-  return res?.data ?? res;
-}
+/** @typedef {import("socket.io-client").Socket} Socket */
+/** @typedef {import("./views.js").CallType} CallType */
+/** @typedef {import("./call-media.js").Tile} Tile */
+/** @typedef {{ offerId: number, sdp: string }} SfuOffer An offer of the SFU's. */
 
 export class Call {
   /**
    * @param {object} opts
-   * @param {import("socket.io-client").Socket} opts.socket
+   * @param {Socket} opts.socket
    * @param {string} opts.me my user id
+   * @param {string} opts.chatId the chat the call is in
    * @param {(userId: string) => string} opts.nameOf display name of a user
    * @param {() => void} opts.onClosed called once the call is over for this window
    */
-  constructor({ socket, me, nameOf, onClosed }) {
+  constructor({ socket, me, chatId, nameOf, onClosed }) {
     this.socket = socket;
     this.me = me;
+    this.chatId = chatId;
     this.nameOf = nameOf;
     this.onClosed = onClosed;
+    /** @type {string | null} */
     this.callId = null;
+    /** @type {CallType} */
     this.type = "video";
+    /** @type {RTCPeerConnection | null} */
     this.pc = null;
+    /** @type {MediaStream | null} */
     this.localStream = null;
+    /** @type {MediaStream | null} */
     this.screenStream = null;
+    /** @type {RTCRtpSender | null} */
     this.screenSender = null;
-    /** trackId → { userId, kind, source } from `track:published`. */
+    /** @type {Map<string, { userId: string, kind: string, source: string, streamId: string }>} trackId → owner, from `track:published`. */
     this.published = new Map();
-    /** trackId → { track, stream } from `ontrack`, waiting for its owner to be known. */
+    /** @type {Map<string, { track: MediaStreamTrack, stream: MediaStream }>} trackId → track, from `ontrack`, waiting for its owner to be known. */
     this.received = new Map();
-    /** userId → tile state. */
+    /** @type {Map<string, Tile>} userId → tile. */
     this.tiles = new Map();
+    /** @type {HTMLDivElement | null} */
+    this.selfTile = null;
     this.makingOffer = false;
     /** The newest SFU offer id seen, and the highest one our own offer withdrew. */
     this.newestOfferId = 0;
     this.staleUpTo = 0;
-    /** The newest SFU offer that arrived while our own offer awaited its ack. */
+    /** @type {SfuOffer | null} The newest SFU offer that arrived while our own offer awaited its ack. */
     this.offerDuringOurs = null;
+    /** @type {Promise<void>} */
     this.chain = Promise.resolve();
     this.closed = false;
     this.micMuted = false;
     this.cameraOff = false;
+    /** @type {[string, (data: any) => void][]} */
     this.handlers = [];
   }
 
@@ -64,13 +72,17 @@ export class Call {
   /**
    * Enters the call: join, media, first offer. The initiator is in the call from
    * `call:start` on (`alreadyJoined`), so it only fetches its ICE servers.
+   * @param {string} callId
+   * @param {CallType} type
+   * @param {{ alreadyJoined?: boolean }} [opts]
    */
   async join(callId, type, { alreadyJoined = false } = {}) {
     this.callId = callId;
     this.type = type;
     this.listen();
     // The camera and microphone open while the call is joined: neither waits for the other.
-    const media = this.openMedia(type);
+    const media = openMedia(type);
+    /** @type {RTCIceServer[] | undefined} */
     let iceServers;
     if (!alreadyJoined) {
       try {
@@ -92,25 +104,13 @@ export class Call {
     await this.negotiate();
   }
 
-  async openMedia(type) {
-    try {
-      return await navigator.mediaDevices.getUserMedia({ audio: true, video: type === "video" });
-    } catch (e) {
-      if (type === "video") {
-        toast("Camera unavailable; joining with audio only.");
-        try {
-          return await navigator.mediaDevices.getUserMedia({ audio: true });
-        } catch {
-          /* fall through */
-        }
-      }
-      toast("Microphone and camera are unavailable; you can still watch and listen.");
-      return new MediaStream();
-    }
-  }
-
   listen() {
+    /**
+     * @param {string} event
+     * @param {(data: any) => void} fn
+     */
     const on = (event, fn) => {
+      /** @param {any} data */
       const wrapped = (data) => {
         // Call events name the call as `callId`; `call:ended` carries the CallView (`_id`).
         if ((data?.callId ?? data?._id) !== this.callId) return;
@@ -175,7 +175,10 @@ export class Call {
     });
   }
 
-  /** Runs negotiation steps one after another. */
+  /**
+   * Runs negotiation steps one after another.
+   * @param {() => Promise<void>} step
+   */
   enqueue(step) {
     this.chain = this.chain.then(step).catch((e) => {
       if (!this.closed) console.warn("negotiation step failed", e);
@@ -233,6 +236,7 @@ export class Call {
     });
   }
 
+  /** @param {SfuOffer} offer */
   async answerSfu({ offerId, sdp }) {
     // Before our first offer there is no connection; that offer withdraws this one.
     if (this.closed || !this.pc) return;
@@ -259,18 +263,22 @@ export class Call {
     }
   }
 
+  /** @param {SfuOffer} offer */
   noteOffer({ offerId }) {
     if (typeof offerId === "number" && offerId > this.newestOfferId) this.newestOfferId = offerId;
   }
 
+  /** @param {RTCIceCandidate | null} candidate */
   sendCandidate(candidate) {
     if (this.closed || !this.callId) return;
+    /** @type {{ callId: string, candidate: string, sdpMid?: string, sdpMLineIndex?: number }} */
     const payload = { callId: this.callId, candidate: candidate ? candidate.candidate : "" };
     if (candidate?.sdpMid != null) payload.sdpMid = candidate.sdpMid;
     if (candidate?.sdpMLineIndex != null) payload.sdpMLineIndex = candidate.sdpMLineIndex;
     request(this.socket, "rtc:candidate", payload).catch(() => {});
   }
 
+  /** @param {RTCTrackEvent} ev */
   onTrack({ track, streams }) {
     this.received.set(track.id, { track, stream: streams[0] });
     track.addEventListener("ended", () => this.received.delete(track.id));
@@ -290,30 +298,20 @@ export class Call {
     }
   }
 
+  /**
+   * @param {string} userId
+   * @returns {Tile}
+   */
   ensureTile(userId) {
     let tile = this.tiles.get(userId);
     if (tile) return tile;
-    const video = h("video", { "data-user-id": userId, "data-source": "camera", autoplay: true, playsInline: true });
-    video.muted = true; // sound plays through the <audio> element
-    const screen = h("video", { "data-user-id": userId, "data-source": "screen", class: "screen", autoplay: true, playsInline: true, hidden: true });
-    screen.muted = true;
-    const audio = h("audio", { autoplay: true });
-    const flags = h("div", { class: "flags" });
-    const el = h(
-      "div",
-      { class: "tile", "data-user-id": userId, "data-testid": "call-tile", role: "group", "aria-label": this.nameOf(userId) },
-      video,
-      screen,
-      audio,
-      h("span", { class: "label" }, this.nameOf(userId)),
-      flags,
-    );
-    tile = { el, video, screen, audio, flags, tracks: new Map(), sources: new Map(), muted: {} };
+    tile = createTile(userId, this.nameOf(userId));
     this.tiles.set(userId, tile);
-    this.grid.append(el);
+    this.grid.append(tile.el);
     return tile;
   }
 
+  /** @param {string} userId */
   removeTile(userId) {
     const tile = this.tiles.get(userId);
     if (!tile) return;
@@ -321,43 +319,23 @@ export class Call {
     this.tiles.delete(userId);
   }
 
-  /** Rebuilds a tile's streams from the tracks it holds. */
+  /**
+   * Rebuilds a tile's streams from the tracks it holds.
+   * @param {string} userId
+   */
   refreshTileMedia(userId) {
     const tile = this.tiles.get(userId);
-    if (!tile) return;
-    const camera = [];
-    const screen = [];
-    const sound = [];
-    for (const [trackId, track] of tile.tracks) {
-      const source = tile.sources.get(trackId);
-      if (track.kind === "audio") sound.push(track);
-      else if (source === "screen") screen.push(track);
-      else camera.push(track);
-    }
-    setStream(tile.video, camera);
-    setStream(tile.screen, screen);
-    setStream(tile.audio, sound);
-    tile.screen.hidden = screen.length === 0;
+    if (tile) showTracks(tile);
   }
 
+  /** @param {string} userId */
   renderFlags(userId) {
     const tile = this.tiles.get(userId);
-    if (!tile) return;
-    clear(tile.flags);
-    if (tile.muted.microphone) tile.flags.append(h("span", {}, "Muted"));
-    if (tile.muted.camera) tile.flags.append(h("span", {}, "Camera off"));
+    if (tile) showFlags(tile);
   }
 
   renderSelf() {
-    const video = h("video", { id: "self-video", "data-self": "true", autoplay: true, playsInline: true });
-    video.muted = true;
-    video.srcObject = new MediaStream(this.localStream.getVideoTracks());
-    this.selfTile = h(
-      "div",
-      { class: "tile self", "data-testid": "self-tile", role: "group", "aria-label": "You" },
-      video,
-      h("span", { class: "label" }, "You"),
-    );
+    this.selfTile = createSelfTile(this.localStream);
     this.grid.prepend(this.selfTile);
   }
 
@@ -408,7 +386,10 @@ export class Call {
     $("#call-screen").setAttribute("aria-pressed", "false");
   }
 
-  /** Leaves (when `tellServer`) and tears everything down. */
+  /**
+   * Leaves (when `tellServer`) and tears everything down.
+   * @param {boolean} [tellServer]
+   */
   async close(tellServer = true) {
     if (this.closed) return;
     this.closed = true;
@@ -423,13 +404,3 @@ export class Call {
     this.onClosed?.();
   }
 }
-
-function setStream(el, tracks) {
-  const current = el.srcObject?.getTracks() ?? [];
-  const same = current.length === tracks.length && tracks.every((t) => current.includes(t));
-  if (same) return;
-  el.srcObject = tracks.length ? new MediaStream(tracks) : null;
-  if (tracks.length) el.play?.().catch(() => {});
-}
-
-export { request };
