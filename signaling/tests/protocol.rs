@@ -1,9 +1,8 @@
-//! Wire-shape tests for call messages: camelCase JSON, unknown fields refused, limits enforced.
+//! Wire-shape tests for the protocol: camelCase JSON, unknown fields refused, limits enforced.
 
 use huddle_signaling::protocol::{
-    ActiveSpeaker, CallAccept, CallEnded, CallIncoming, CallJoin, CallLeave, CallStart, IceCandidate, LayerRequest,
-    MAX_ICE_CANDIDATE_BYTES, MAX_SDP_BYTES, MuteRequest, ParticipantMuted, SdpAnswer, SdpOffer, SocketEvent,
-    TrackPublished, TrackSourceEntry, TrackUnpublished, Validate,
+    CallRef, CallStart, CallView, Direction, IceCandidate, MAX_ICE_CANDIDATE_BYTES, MAX_SDP_BYTES, SdpAnswer, SdpOffer,
+    SfuOffer, TrackSourceEntry, Validate, catalog,
 };
 use huddle_signaling::{CallKind, CallStatus, EndReason, SignalingError, TrackSource};
 
@@ -17,28 +16,33 @@ fn sdp_of_len(len: usize) -> String {
 
 #[test]
 fn call_start_parses_camel_case_and_refuses_unknown_fields() {
-    let start: CallStart = serde_json::from_str(r#"{"chatId":"65a1f0c2e4b0a1b2c3d4e5f7","kind":"video"}"#).unwrap();
+    let start: CallStart = serde_json::from_str(r#"{"chatId":"65a1f0c2e4b0a1b2c3d4e5f7","type":"video"}"#).unwrap();
     assert_eq!(start.kind, CallKind::Video);
     assert_eq!(start.validate(), Ok(()));
 
     // A client cannot smuggle its own invitee list or a Mongo operator in.
-    let extra = r#"{"chatId":"x","kind":"audio","invitees":["y"]}"#;
+    let extra = r#"{"chatId":"x","type":"audio","invitees":["y"]}"#;
     assert!(serde_json::from_str::<CallStart>(extra).is_err());
-    let operator = r#"{"chatId":{"$ne":null},"kind":"audio"}"#;
+    let operator = r#"{"chatId":{"$ne":null},"type":"audio"}"#;
     assert!(serde_json::from_str::<CallStart>(operator).is_err());
-    let snake = r#"{"chat_id":"x","kind":"audio"}"#;
+    let snake = r#"{"chat_id":"x","type":"audio"}"#;
     assert!(serde_json::from_str::<CallStart>(snake).is_err());
-    let kind = r#"{"chatId":"x","kind":"hologram"}"#;
+    let kind = r#"{"chatId":"x","type":"hologram"}"#;
     assert!(serde_json::from_str::<CallStart>(kind).is_err());
+    let old_name = r#"{"chatId":"x","kind":"audio"}"#;
+    assert!(
+        serde_json::from_str::<CallStart>(old_name).is_err(),
+        "the field is `type`"
+    );
 }
 
 #[test]
 fn empty_or_odd_ids_are_refused() {
-    let empty = CallAccept { call_id: String::new() };
+    let empty = CallRef { call_id: String::new() };
     assert_eq!(empty.validate(), Err(SignalingError::EmptyField { field: "callId" }));
     assert_eq!(empty.validate().unwrap_err().code(), "empty_field");
 
-    let spaced = CallJoin { call_id: "a b".into() };
+    let spaced = CallRef { call_id: "a b".into() };
     assert_eq!(spaced.validate(), Err(SignalingError::InvalidId { field: "callId" }));
 
     let chat = CallStart {
@@ -47,7 +51,7 @@ fn empty_or_odd_ids_are_refused() {
     };
     assert_eq!(chat.validate(), Err(SignalingError::EmptyField { field: "chatId" }));
 
-    assert_eq!(CallLeave { call_id: CALL.into() }.validate(), Ok(()));
+    assert_eq!(CallRef { call_id: CALL.into() }.validate(), Ok(()));
 }
 
 #[test]
@@ -56,7 +60,6 @@ fn oversize_sdp_is_refused() {
         call_id: CALL.into(),
         sdp: sdp_of_len(MAX_SDP_BYTES),
         sources: Vec::new(),
-        offer_id: None,
     };
     assert_eq!(ok.validate(), Ok(()), "exactly the limit is fine");
 
@@ -64,7 +67,6 @@ fn oversize_sdp_is_refused() {
         call_id: CALL.into(),
         sdp: sdp_of_len(MAX_SDP_BYTES + 1),
         sources: Vec::new(),
-        offer_id: None,
     };
     let err = big.validate().unwrap_err();
     assert_eq!(
@@ -96,14 +98,12 @@ fn sdp_must_look_like_sdp() {
         call_id: CALL.into(),
         sdp: "<script>".into(),
         sources: Vec::new(),
-        offer_id: None,
     };
     assert_eq!(junk.validate(), Err(SignalingError::MalformedSdp));
     let no_call = SdpOffer {
         call_id: String::new(),
         sdp: sdp_of_len(10),
         sources: Vec::new(),
-        offer_id: None,
     };
     assert_eq!(no_call.validate(), Err(SignalingError::EmptyField { field: "callId" }));
 }
@@ -152,56 +152,53 @@ fn ice_candidates_are_bounded_and_end_of_candidates_is_allowed() {
 }
 
 #[test]
-fn server_events_serialize_camel_case() {
-    let ended = CallEnded {
-        call_id: "c1".into(),
+fn server_events_serialize_as_the_server_sends_them() {
+    let started = "2026-01-02T03:04:05Z".parse().unwrap();
+    let ended = CallView {
+        id: "c1".into(),
+        kind: CallKind::Audio,
+        chat_id: "chat".into(),
+        initiator: "alice".into(),
+        participants: vec![],
+        invited: vec!["bob".into()],
         status: CallStatus::Missed,
-        reason: EndReason::Timeout,
+        end_reason: Some(EndReason::Timeout),
+        started_at: started,
+        answered_at: None,
+        ended_at: Some(started),
     };
     assert_eq!(
         serde_json::to_value(&ended).unwrap(),
-        serde_json::json!({ "callId": "c1", "status": "missed", "reason": "timeout" })
+        serde_json::json!({
+            "_id": "c1", "type": "audio", "chatId": "chat", "initiator": "alice", "participants": [],
+            "invited": ["bob"], "status": "missed", "endReason": "timeout",
+            "startedAt": "2026-01-02T03:04:05Z", "endedAt": "2026-01-02T03:04:05Z",
+        })
     );
-    let incoming = CallIncoming {
+    let offer = SfuOffer {
         call_id: "c1".into(),
-        chat_id: "chat".into(),
-        kind: CallKind::Audio,
-        initiator: "alice".into(),
+        offer_id: 3,
+        sdp: "v=0".into(),
     };
     assert_eq!(
-        serde_json::to_value(&incoming).unwrap(),
-        serde_json::json!({ "callId": "c1", "chatId": "chat", "kind": "audio", "initiator": "alice" })
+        serde_json::to_value(&offer).unwrap(),
+        serde_json::json!({ "callId": "c1", "offerId": 3, "sdp": "v=0" })
     );
 }
 
 #[test]
-fn events_are_named_entity_verb() {
-    let names = [
-        CallStart::EVENT,
-        CallAccept::EVENT,
-        CallJoin::EVENT,
-        CallLeave::EVENT,
-        SdpOffer::EVENT,
-        SdpAnswer::EVENT,
-        IceCandidate::EVENT,
-        CallIncoming::EVENT,
-        CallEnded::EVENT,
-        MuteRequest::EVENT,
-        LayerRequest::EVENT,
-        TrackPublished::EVENT,
-        TrackUnpublished::EVENT,
-        ParticipantMuted::EVENT,
-        ActiveSpeaker::EVENT,
-    ];
-    for name in names {
-        let (entity, verb) = name.split_once(':').expect("entity:verb");
-        assert!(
-            ["call", "rtc", "track", "participant"].contains(&entity) && !verb.is_empty(),
-            "{name}"
-        );
+fn events_are_named_entity_verb_and_each_is_defined_once() {
+    let specs = catalog();
+    for spec in &specs {
+        let (entity, verb) = spec.name.split_once(':').unwrap_or((spec.name, "x"));
+        assert!(!entity.is_empty() && !verb.is_empty(), "{}", spec.name);
     }
-    let mut unique = names.to_vec();
-    unique.sort_unstable();
-    unique.dedup();
-    assert_eq!(unique.len(), names.len(), "no two messages share an event name");
+    let mut keys: Vec<_> = specs
+        .iter()
+        .map(|s| (s.name, s.direction == Direction::Request))
+        .collect();
+    keys.sort_unstable();
+    let before = keys.len();
+    keys.dedup();
+    assert_eq!(keys.len(), before, "no event is defined twice in one direction");
 }

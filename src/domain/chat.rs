@@ -1,8 +1,5 @@
 //! Chat and message rules: message types, content limits, and what a client may send.
 
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
-
 /// Longest message text, in characters.
 pub const CONTENT_MAX: usize = 10_000;
 /// Most attachments on one message.
@@ -12,19 +9,7 @@ pub const CLIENT_MSG_ID_MAX: usize = 64;
 pub const GROUP_NAME_MAX: usize = 100;
 pub const GROUP_MEMBERS_MAX: usize = 256;
 
-#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum MessageType {
-    Text,
-    Image,
-    File,
-    Link,
-    Emoji,
-    Video,
-    Audio,
-    /// A call record, written by the server only.
-    Call,
-}
+pub use huddle_signaling::protocol::MessageType;
 
 /// A broken message rule, phrased for the client.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

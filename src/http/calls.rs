@@ -2,7 +2,7 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use huddle_signaling::CallKind;
+use huddle_signaling::protocol::CallStart;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -22,24 +22,14 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(end))
 }
 
-#[derive(Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct StartCall {
-    chat_id: String,
-    /// `audio` or `video`.
-    #[serde(rename = "type")]
-    #[schema(value_type = String)]
-    kind: CallKind,
-}
-
 /// Starts a call in a chat: its other members ring (`call:incoming`).
-#[utoipa::path(post, path = "/", tag = "calls", request_body = StartCall, security(("bearer" = [])),
+#[utoipa::path(post, path = "/", tag = "calls", request_body = CallStart, security(("bearer" = [])),
     responses((status = 201, body = CallView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
               (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "A call is already live in this chat")))]
 async fn start(
     State(state): State<AppState>,
     auth: AuthUser,
-    ApiJson(req): ApiJson<StartCall>,
+    ApiJson(req): ApiJson<CallStart>,
 ) -> AppResult<(StatusCode, axum::Json<CallView>)> {
     let call = calls::start(&state, auth.id, parse_id(&req.chat_id)?, req.kind).await?;
     Ok((StatusCode::CREATED, axum::Json(CallView::from(&call))))

@@ -12,7 +12,7 @@ use super::extract::{ApiJson, ApiQuery, AuthUser, page_limit, parse_id};
 use crate::domain::media::MediaType;
 use crate::error::{AppError, AppResult, ErrorBody};
 use crate::service::chats::{self, ChatView};
-use crate::service::messages::{self, MessageView, ReadReceipt, SendMessage};
+use crate::service::messages::{self, MessageView, ReadReceipt, SendMessage, message_view};
 use crate::state::AppState;
 use crate::store::messages::Page;
 
@@ -243,7 +243,7 @@ async fn starred(
     let chat = messages::member_chat(&state, parse_id(&id)?, auth.id).await?;
     let found = state.store.messages.starred(chat.id, auth.id).await?;
     Ok(axum::Json(MessageList {
-        data: found.iter().map(|m| MessageView::new(m, Some(auth.id))).collect(),
+        data: found.iter().map(|m| message_view(m, Some(auth.id))).collect(),
     }))
 }
 
@@ -363,7 +363,7 @@ async fn history(
     let limit = page_limit(q.limit, 50, messages::PAGE_MAX)?;
     let found = messages::history(&state, auth.id, parse_id(&id)?, page, limit).await?;
     Ok(axum::Json(MessageList {
-        data: found.iter().map(|m| MessageView::new(m, Some(auth.id))).collect(),
+        data: found.iter().map(|m| message_view(m, Some(auth.id))).collect(),
     }))
 }
 
@@ -378,10 +378,7 @@ async fn send(
     ApiJson(req): ApiJson<SendMessage>,
 ) -> AppResult<(StatusCode, axum::Json<MessageView>)> {
     let stored = messages::send(&state, auth.id, parse_id(&id)?, req).await?;
-    Ok((
-        StatusCode::CREATED,
-        axum::Json(MessageView::new(&stored, Some(auth.id))),
-    ))
+    Ok((StatusCode::CREATED, axum::Json(message_view(&stored, Some(auth.id)))))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -401,7 +398,7 @@ async fn edit(
     ApiJson(req): ApiJson<EditMessage>,
 ) -> AppResult<axum::Json<MessageView>> {
     let edited = messages::edit(&state, auth.id, parse_id(&id)?, req.content).await?;
-    Ok(axum::Json(MessageView::new(&edited, Some(auth.id))))
+    Ok(axum::Json(message_view(&edited, Some(auth.id))))
 }
 
 /// Deletes the caller's own message; a tombstone keeps its place.
@@ -413,7 +410,7 @@ async fn delete(
     Path(id): Path<String>,
 ) -> AppResult<axum::Json<MessageView>> {
     let deleted = messages::delete(&state, auth.id, parse_id(&id)?).await?;
-    Ok(axum::Json(MessageView::new(&deleted, Some(auth.id))))
+    Ok(axum::Json(message_view(&deleted, Some(auth.id))))
 }
 
 /// Stars a message for the caller.
@@ -425,7 +422,7 @@ async fn star(
     Path(id): Path<String>,
 ) -> AppResult<axum::Json<MessageView>> {
     let m = messages::star(&state, auth.id, parse_id(&id)?, true).await?;
-    Ok(axum::Json(MessageView::new(&m, Some(auth.id))))
+    Ok(axum::Json(message_view(&m, Some(auth.id))))
 }
 
 /// Removes the caller's star.
@@ -437,5 +434,5 @@ async fn unstar(
     Path(id): Path<String>,
 ) -> AppResult<axum::Json<MessageView>> {
     let m = messages::star(&state, auth.id, parse_id(&id)?, false).await?;
-    Ok(axum::Json(MessageView::new(&m, Some(auth.id))))
+    Ok(axum::Json(message_view(&m, Some(auth.id))))
 }

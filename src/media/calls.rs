@@ -5,17 +5,16 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use huddle_signaling::{CallKind, CallSession, CallStatus, Millis, SessionConfig, SessionEvent, SignalingError};
+use huddle_signaling::{CallSession, CallStatus, Millis, SessionConfig, SessionEvent, SignalingError};
 use mongodb::bson::{self, oid::ObjectId};
-use serde::Serialize;
-use serde_json::json;
 use tokio::sync::{mpsc, oneshot};
-use utoipa::ToSchema;
 
 use crate::error::{AppError, AppResult};
 use crate::state::AppState;
 use crate::store::calls::Call;
 use crate::store::messages::{CallRecord, Message};
+pub use huddle_signaling::protocol::CallView;
+use huddle_signaling::protocol::{CallUser, RingExpired, events};
 
 /// What a member asks of a live call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -133,34 +132,6 @@ impl std::fmt::Debug for CallInbox {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("CallInbox")
     }
-}
-
-/// A call as clients see it.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct CallView {
-    #[serde(rename = "_id")]
-    pub id: String,
-    /// `audio` or `video`.
-    #[serde(rename = "type")]
-    #[schema(value_type = String)]
-    pub kind: CallKind,
-    pub chat_id: String,
-    pub initiator: String,
-    pub participants: Vec<String>,
-    pub invited: Vec<String>,
-    /// `ringing`, `ongoing`, `ended` or `missed`.
-    #[schema(value_type = String)]
-    pub status: CallStatus,
-    /// `completed`, `cancelled`, `declined`, `timeout` or `terminated`, once ended.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>)]
-    pub end_reason: Option<huddle_signaling::EndReason>,
-    pub started_at: chrono::DateTime<chrono::Utc>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub answered_at: Option<chrono::DateTime<chrono::Utc>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub ended_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl From<&Call> for CallView {
@@ -372,8 +343,14 @@ impl Hub {
         self.drain(id).await;
         // Their sockets have left the chat's room: they hear it on their own.
         if was_joined {
-            let event = json!({ "callId": id.to_hex(), "userId": hex });
-            self.state.realtime.to_user(user, "call:participant-left", &event).await;
+            let event = CallUser {
+                call_id: id.to_hex(),
+                user_id: hex,
+            };
+            self.state
+                .realtime
+                .to_user(user, events::CALL_PARTICIPANT_LEFT, &event)
+                .await;
         }
     }
 
@@ -410,22 +387,29 @@ impl Hub {
                 SessionEvent::Ringing { user_ids, .. } => {
                     let view = CallView::from(&live.call);
                     for user in user_ids.iter().filter_map(|u| oid(u)) {
-                        realtime.to_user(user, "call:incoming", &view).await;
+                        realtime.to_user(user, events::CALL_INCOMING, &view).await;
                     }
                 }
                 SessionEvent::RingExpired { user_ids } => {
-                    let event = json!({ "callId": view_id, "userIds": user_ids });
-                    realtime.to_chat(chat, "call:ring-expired", &event).await;
+                    let event = RingExpired {
+                        call_id: view_id,
+                        user_ids,
+                    };
+                    realtime.send_to_chat(chat, &event).await;
                 }
                 SessionEvent::Accepted { user_id } => {
-                    realtime
-                        .to_chat(chat, "call:accepted", &json!({ "callId": view_id, "userId": user_id }))
-                        .await;
+                    let event = CallUser {
+                        call_id: view_id,
+                        user_id,
+                    };
+                    realtime.to_chat(chat, events::CALL_ACCEPTED, &event).await;
                 }
                 SessionEvent::Declined { user_id } => {
-                    realtime
-                        .to_chat(chat, "call:declined", &json!({ "callId": view_id, "userId": user_id }))
-                        .await;
+                    let event = CallUser {
+                        call_id: view_id,
+                        user_id,
+                    };
+                    realtime.to_chat(chat, events::CALL_DECLINED, &event).await;
                 }
                 SessionEvent::Ongoing { at } => {
                     let answered = self.wall_clock(at);
@@ -443,15 +427,21 @@ impl Hub {
                     }
                     let call = live.call.clone();
                     self.save(&call).await;
-                    let event = json!({ "callId": view_id, "userId": user_id });
-                    realtime.to_chat(chat, "call:participant-joined", &event).await;
+                    let event = CallUser {
+                        call_id: view_id,
+                        user_id,
+                    };
+                    realtime.to_chat(chat, events::CALL_PARTICIPANT_JOINED, &event).await;
                 }
                 SessionEvent::ParticipantLeft { user_id } => {
                     if let Some(user) = oid(&user_id) {
                         self.state.sfu.remove(id, user).await;
                     }
-                    let event = json!({ "callId": view_id, "userId": user_id });
-                    realtime.to_chat(chat, "call:participant-left", &event).await;
+                    let event = CallUser {
+                        call_id: view_id,
+                        user_id,
+                    };
+                    realtime.to_chat(chat, events::CALL_PARTICIPANT_LEFT, &event).await;
                 }
                 SessionEvent::Ended {
                     status,
@@ -468,7 +458,9 @@ impl Hub {
                     live.call.participants = participants.iter().filter_map(|p| oid(p)).collect();
                     self.save(&live.call).await;
                     self.record(&live.call).await;
-                    realtime.to_chat(chat, "call:ended", &CallView::from(&live.call)).await;
+                    realtime
+                        .to_chat(chat, events::CALL_ENDED, &CallView::from(&live.call))
+                        .await;
                     return;
                 }
             }

@@ -8,7 +8,9 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use huddle_sfu::{NegotiationReply, ParticipantId, PeerKey, RoomConfig, RoomId, Sfu, SfuConfig, SfuError, SfuEvent};
-use huddle_signaling::protocol::{ActiveSpeaker, ParticipantMuted, TrackPublished, TrackUnpublished};
+use huddle_signaling::protocol::{
+    ActiveSpeaker, ParticipantMuted, SfuOffer, SocketEvent, TrackPublished, TrackUnpublished,
+};
 use huddle_signaling::{Layer, TrackKind, TrackSource};
 use mongodb::bson::oid::ObjectId;
 use rtc::peer_connection::transport::RTCIceCandidateInit;
@@ -428,7 +430,7 @@ impl Media {
                     source,
                     muted,
                 };
-                self.to_room(key.room, Some(key.participant), "participant:muted", &event);
+                self.to_room(key.room, Some(key.participant), &event);
             }
             Command::Remove { call, user } => {
                 if let Some(key) = self.key(call, user) {
@@ -522,7 +524,7 @@ impl Media {
         call_room.next_participant += 1;
         // Tell the newcomer what is already there.
         for track in call_room.tracks.values() {
-            emit(&socket, "track:published", track);
+            emit(&socket, track);
         }
         for p in call_room.participants.values() {
             for (source, muted) in &p.muted {
@@ -532,7 +534,7 @@ impl Media {
                     source: *source,
                     muted: *muted,
                 };
-                emit(&socket, "participant:muted", &event);
+                emit(&socket, &event);
             }
         }
         call_room.participants.insert(
@@ -566,11 +568,11 @@ impl Media {
         Some((room.call, room.participants.get(&key.participant)?.user))
     }
 
-    fn to_room<T: Serialize + ?Sized>(&self, room: RoomId, except: Option<ParticipantId>, event: &str, data: &T) {
+    fn to_room<E: SocketEvent + Serialize>(&self, room: RoomId, except: Option<ParticipantId>, data: &E) {
         let Some(room) = self.rooms.get(&room) else { return };
         for (id, p) in &room.participants {
             if Some(*id) != except {
-                emit(&p.socket, event, data);
+                emit(&p.socket, data);
             }
         }
     }
@@ -587,8 +589,12 @@ impl Media {
                     else {
                         continue;
                     };
-                    let payload = serde_json::json!({ "callId": call.to_hex(), "sdp": sdp, "offerId": offer_id });
-                    emit(&p.socket, "rtc:offer", &payload);
+                    let offer = SfuOffer {
+                        call_id: call.to_hex(),
+                        offer_id,
+                        sdp,
+                    };
+                    emit(&p.socket, &offer);
                 }
                 SfuEvent::Connected { peer } => {
                     if let Some((call, user)) = self.user_of(peer) {
@@ -618,7 +624,7 @@ impl Media {
                         kind: wire_kind(kind),
                         source,
                     };
-                    self.to_room(room, Some(owner), "track:published", &event);
+                    self.to_room(room, Some(owner), &event);
                     if let Some(r) = self.rooms.get_mut(&room) {
                         r.tracks.insert(track_id, event);
                     }
@@ -640,7 +646,7 @@ impl Media {
                         kind: published.kind,
                         source,
                     };
-                    self.to_room(room, Some(owner), "track:unpublished", &event);
+                    self.to_room(room, Some(owner), &event);
                 }
                 SfuEvent::PeerFailed { peer } => {
                     let Some((call, user)) = self.user_of(peer) else {
@@ -667,7 +673,7 @@ impl Media {
                         call_id: call.to_hex(),
                         user_id: user.map(|u| u.to_hex()),
                     };
-                    self.to_room(room, None, "call:speaker", &event);
+                    self.to_room(room, None, &event);
                 }
                 SfuEvent::FirstKeyframe { after_answer, .. } => {
                     // Set-up time per subscription: the subscriber's answer to its first
@@ -686,9 +692,9 @@ fn wire_kind(kind: huddle_sfu::TrackKind) -> TrackKind {
     }
 }
 
-fn emit<T: Serialize + ?Sized>(socket: &SocketRef, event: &str, data: &T) {
-    if let Err(e) = socket.emit(event, data) {
+fn emit<E: SocketEvent + Serialize>(socket: &SocketRef, data: &E) {
+    if let Err(e) = socket.emit(E::EVENT, data) {
         metrics::counter!("huddle_socket_emit_failures_total").increment(1);
-        tracing::debug!(event, error = %e, "media emit");
+        tracing::debug!(event = E::EVENT, error = %e, "media emit");
     }
 }

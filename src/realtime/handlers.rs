@@ -10,20 +10,23 @@ use futures::future::BoxFuture;
 use mongodb::bson::oid::ObjectId;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
-use serde_json::{Value, json};
+use serde_json::Value;
 use socketioxide::extract::{AckSender, Event, SocketRef, TryData};
 use socketioxide::handler::ConnectHandler;
 
 use super::{Ack, chat_room, session_room, user_room};
-use crate::domain::chat::MessageType;
 use crate::error::{AppError, AppResult};
 use crate::http::extract::{AuthUser, authenticate, bearer, parse_id};
 use crate::media::calls::{Action, CallView};
 use crate::service::ai::{self, AiMessageView};
 use crate::service::calls;
-use crate::service::messages::{self, MessageView, SendMessage, SyncRequest};
+use crate::service::messages::{self, message_view};
 use crate::state::AppState;
-use huddle_signaling::protocol::{IceCandidate, LayerRequest, MuteRequest, SdpAnswer, SdpOffer, Validate};
+use huddle_signaling::protocol::{
+    AiAsk, AiAsked, AiSummarized, AnswerAck, CallJoined, CallRef, CallStart, ChatRef, EditMessage, Empty, IceCandidate,
+    LayerRequest, MessageRef, MuteRequest, NegotiationAck, OfferRef, Presence, PresenceStatus, ReadRequest, SdpAnswer,
+    SdpOffer, SendMessage, SocketEvent, StarMessage, SyncReply, SyncRequest, Typing, Validate,
+};
 use rtc::peer_connection::transport::RTCIceCandidateInit;
 
 #[derive(Deserialize)]
@@ -169,9 +172,9 @@ async fn connected(state: Arc<AppState>, socket: SocketRef) {
 
 /// The client-to-server request events, in the one table every socket dispatches through.
 fn chat_routes(routes: &mut Routes) {
-    on(routes, "message:send", |state, user, req: SendRequest| async move {
+    on(routes, SendMessage::EVENT, |state, user, req: SendMessage| async move {
         let chat = parse_id(&req.chat_id)?;
-        let message = SendMessage {
+        let message = messages::SendMessage {
             client_msg_id: Some(req.client_msg_id),
             kind: req.kind,
             content: req.content,
@@ -179,27 +182,29 @@ fn chat_routes(routes: &mut Routes) {
             reply_to: req.reply_to,
         };
         let stored = messages::send(&state, user.id, chat, message).await?;
-        Ok(MessageView::new(&stored, Some(user.id)))
+        Ok(message_view(&stored, Some(user.id)))
     });
-    on(routes, "message:edit", |state, user, req: EditRequest| async move {
+    on(routes, EditMessage::EVENT, |state, user, req: EditMessage| async move {
         let edited = messages::edit(&state, user.id, parse_id(&req.message_id)?, req.content).await?;
-        Ok(MessageView::new(&edited, Some(user.id)))
+        Ok(message_view(&edited, Some(user.id)))
     });
     on(routes, "message:delete", |state, user, req: MessageRef| async move {
         let deleted = messages::delete(&state, user.id, parse_id(&req.message_id)?).await?;
-        Ok(MessageView::new(&deleted, Some(user.id)))
+        Ok(message_view(&deleted, Some(user.id)))
     });
-    on(routes, "message:star", |state, user, req: StarRequest| async move {
+    on(routes, StarMessage::EVENT, |state, user, req: StarMessage| async move {
         let starred = messages::star(&state, user.id, parse_id(&req.message_id)?, req.starred.unwrap_or(true)).await?;
-        Ok(MessageView::new(&starred, Some(user.id)))
+        Ok(message_view(&starred, Some(user.id)))
     });
     on(routes, "message:read", |state, user, req: ReadRequest| async move {
         messages::read(&state, user.id, parse_id(&req.chat_id)?, req.seq).await
     });
-    on(routes, "chat:sync", |state, user, req: SyncRequest| async move {
-        Ok(json!({ "chats": messages::sync(&state, user.id, req).await? }))
+    on(routes, SyncRequest::EVENT, |state, user, req: SyncRequest| async move {
+        Ok(SyncReply {
+            chats: messages::sync(&state, user.id, req).await?,
+        })
     });
-    on(routes, "call:start", |state, user, req: StartCall| async move {
+    on(routes, CallStart::EVENT, |state, user, req: CallStart| async move {
         let call = calls::start(&state, user.id, parse_id(&req.chat_id)?, req.kind).await?;
         Ok(CallView::from(&call))
     });
@@ -217,25 +222,24 @@ fn chat_routes(routes: &mut Routes) {
     on(routes, "call:join", |state, user, req: CallRef| async move {
         let call = calls::act(&state, user.id, parse_id(&req.call_id)?, Action::Join).await?;
         let ice = calls::ice_servers(&state, user.id).await?;
-        Ok(json!({ "call": CallView::from(&call), "iceServers": ice.ice_servers, "ttl": ice.ttl }))
+        Ok(CallJoined {
+            call: CallView::from(&call),
+            ice_servers: ice.ice_servers,
+            ttl: ice.ttl,
+        })
     });
     for (event, typing) in [("typing:start", true), ("typing:stop", false)] {
         on(routes, event, move |state, user, req: ChatRef| async move {
             let chat = parse_id(&req.chat_id)?;
             messages::member_chat(&state, chat, user.id).await?;
-            let payload = json!({ "chatId": chat.to_hex(), "userId": user.id.to_hex(), "typing": typing });
+            let event = Typing {
+                chat_id: chat.to_hex(),
+                user_id: user.id.to_hex(),
+                typing,
+            };
             // Everyone in the chat but the typist's own sockets.
-            if let Err(e) = state
-                .realtime
-                .io
-                .to(chat_room(chat))
-                .except(user_room(user.id))
-                .emit("typing", &payload)
-                .await
-            {
-                tracing::debug!(error = %e, "typing emit");
-            }
-            Ok(json!({}))
+            state.realtime.send_to_chat_but(chat, user.id, &event).await;
+            Ok(Empty {})
         });
     }
 }
@@ -243,65 +247,91 @@ fn chat_routes(routes: &mut Routes) {
 /// `rtc:*` and `participant:mute`: media signaling between a call participant and the SFU.
 /// Each request is validated, then allowed only to a participant who joined the call.
 fn media_routes(routes: &mut Routes) {
-    on_socket(routes, "rtc:offer", |state, user, socket, req: SdpOffer| async move {
-        let call = joined_call(&state, user.id, &req, &req.call_id).await?;
-        let sources = req.sources.into_iter().map(|s| (s.track_id, s.source)).collect();
-        let reply = state.sfu.offer(call, user.id, socket, req.sdp, sources).await?;
-        Ok(negotiation_reply(reply))
-    });
-    on(routes, "rtc:answer", |state, user, req: SdpAnswer| async move {
+    on_socket(
+        routes,
+        SdpOffer::EVENT,
+        |state, user, socket, req: SdpOffer| async move {
+            let call = joined_call(&state, user.id, &req, &req.call_id).await?;
+            let sources = req.sources.into_iter().map(|s| (s.track_id, s.source)).collect();
+            let reply = state.sfu.offer(call, user.id, socket, req.sdp, sources).await?;
+            Ok(NegotiationAck {
+                sdp: reply.answer,
+                offer: reply.offer.map(offer_ref),
+                withdrawn_offer_id: reply.withdrawn,
+            })
+        },
+    );
+    on(routes, SdpAnswer::EVENT, |state, user, req: SdpAnswer| async move {
         let call = joined_call(&state, user.id, &req, &req.call_id).await?;
         let reply = state.sfu.answer(call, user.id, req.offer_id, req.sdp).await?;
-        Ok(negotiation_reply(reply))
+        Ok(AnswerAck {
+            offer: reply.offer.map(offer_ref),
+        })
     });
-    on(routes, "rtc:candidate", |state, user, req: IceCandidate| async move {
-        let call = joined_call(&state, user.id, &req, &req.call_id).await?;
-        let candidate = RTCIceCandidateInit {
-            candidate: req.candidate,
-            sdp_mid: req.sdp_mid,
-            sdp_mline_index: req.sdp_m_line_index,
-            username_fragment: None,
-            url: None,
-        };
-        state.sfu.candidate(call, user.id, candidate).await?;
-        Ok(json!({}))
-    });
-    on(routes, "rtc:layer", |state, user, req: LayerRequest| async move {
-        let call = joined_call(&state, user.id, &req, &req.call_id).await?;
-        state.sfu.layer(call, user.id, req.track_id, req.layer).await?;
-        Ok(json!({}))
-    });
-    on(routes, "participant:mute", |state, user, req: MuteRequest| async move {
+    on(
+        routes,
+        IceCandidate::EVENT,
+        |state, user, req: IceCandidate| async move {
+            let call = joined_call(&state, user.id, &req, &req.call_id).await?;
+            let candidate = RTCIceCandidateInit {
+                candidate: req.candidate,
+                sdp_mid: req.sdp_mid,
+                sdp_mline_index: req.sdp_m_line_index,
+                username_fragment: None,
+                url: None,
+            };
+            state.sfu.candidate(call, user.id, candidate).await?;
+            Ok(Empty {})
+        },
+    );
+    on(
+        routes,
+        LayerRequest::EVENT,
+        |state, user, req: LayerRequest| async move {
+            let call = joined_call(&state, user.id, &req, &req.call_id).await?;
+            state.sfu.layer(call, user.id, req.track_id, req.layer).await?;
+            Ok(Empty {})
+        },
+    );
+    on(routes, MuteRequest::EVENT, |state, user, req: MuteRequest| async move {
         let call = joined_call(&state, user.id, &req, &req.call_id).await?;
         state.sfu.mute(call, user.id, req.source, req.muted).await?;
-        Ok(json!({}))
+        Ok(Empty {})
     });
+}
+
+fn offer_ref((offer_id, sdp): (u64, String)) -> OfferRef {
+    OfferRef { offer_id, sdp }
 }
 
 /// `ai:*`: the AI chat. Answers stream to all the user's sockets as `ai:delta`, then
 /// `ai:done` or `ai:error`; the acks say which answer to follow.
 fn ai_routes(routes: &mut Routes) {
-    on(routes, "ai:ask", |state, user, req: AiAsk| async move {
+    on(routes, AiAsk::EVENT, |state, user, req: AiAsk| async move {
         let asked = ai::ask(&state, user.id, Some(req.client_msg_id), req.content).await?;
-        Ok(json!({
-            "question": AiMessageView::from(&asked.question),
-            "messageId": asked.answer_id.to_hex(),
-            "answer": asked.answer.as_ref().map(AiMessageView::from),
-        }))
+        Ok(AiAsked {
+            question: AiMessageView::from(&asked.question),
+            message_id: asked.answer_id.to_hex(),
+            answer: asked.answer.as_ref().map(AiMessageView::from),
+        })
     });
     on(routes, "ai:cancel", |state, user, req: MessageRef| async move {
         ai::cancel(&state, user.id, parse_id(&req.message_id)?)?;
-        Ok(json!({}))
+        Ok(Empty {})
     });
     on(routes, "ai:summarize", |state, user, req: ChatRef| async move {
         let summary = ai::summarize(&state, user.id, parse_id(&req.chat_id)?).await?;
         Ok(match summary.asked {
-            Some(asked) => json!({
-                "unread": summary.unread,
-                "question": AiMessageView::from(&asked.question),
-                "messageId": asked.answer_id.to_hex(),
-            }),
-            None => json!({ "unread": 0 }),
+            Some(asked) => AiSummarized {
+                unread: summary.unread,
+                question: Some(AiMessageView::from(&asked.question)),
+                message_id: Some(asked.answer_id.to_hex()),
+            },
+            None => AiSummarized {
+                unread: 0,
+                question: None,
+                message_id: None,
+            },
         })
     });
 }
@@ -321,22 +351,6 @@ fn signaling_error(e: huddle_signaling::SignalingError) -> AppError {
     }
 }
 
-/// `{ sdp }` for an answer, plus `{ offer: { offerId, sdp } }` when the SFU offers right after
-/// and `withdrawnOfferId` when the client's offer crossed (and withdrew) one of the SFU's.
-fn negotiation_reply(reply: huddle_sfu::NegotiationReply) -> Value {
-    let mut body = json!({});
-    if let Some(answer) = reply.answer {
-        body["sdp"] = json!(answer);
-    }
-    if let Some((offer_id, sdp)) = reply.offer {
-        body["offer"] = json!({ "offerId": offer_id, "sdp": sdp });
-    }
-    if let Some(withdrawn) = reply.withdrawn {
-        body["withdrawnOfferId"] = json!(withdrawn);
-    }
-    body
-}
-
 /// Tells a user's friends they came online or went offline.
 async fn presence(state: &AppState, user: ObjectId, online: bool) {
     let friends = match state.store.friends.friend_ids(user).await {
@@ -346,13 +360,17 @@ async fn presence(state: &AppState, user: ObjectId, online: bool) {
             return;
         }
     };
-    let payload = json!({
-        "userId": user.to_hex(),
-        "status": if online { "online" } else { "offline" },
-        "lastSeen": chrono::Utc::now(),
-    });
+    let event = Presence {
+        user_id: user.to_hex(),
+        status: if online {
+            PresenceStatus::Online
+        } else {
+            PresenceStatus::Offline
+        },
+        last_seen: chrono::Utc::now(),
+    };
     for friend in friends {
-        state.realtime.to_user(friend, "presence", &payload).await;
+        state.realtime.send_to_user(friend, &event).await;
     }
 }
 
@@ -441,75 +459,20 @@ where
     routes.0.insert(event, route);
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct SendRequest {
-    chat_id: String,
-    client_msg_id: String,
-    #[serde(rename = "type", default = "text_type")]
-    kind: MessageType,
-    #[serde(default)]
-    content: String,
-    #[serde(default)]
-    attachments: Vec<String>,
-    #[serde(default)]
-    reply_to: Option<String>,
-}
+#[cfg(test)]
+mod tests {
+    use super::Routes;
+    use huddle_signaling::protocol::{Direction, catalog};
+    use std::collections::BTreeSet;
 
-fn text_type() -> MessageType {
-    MessageType::Text
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct AiAsk {
-    client_msg_id: String,
-    content: String,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct EditRequest {
-    message_id: String,
-    content: String,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct MessageRef {
-    message_id: String,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct StarRequest {
-    message_id: String,
-    starred: Option<bool>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct ReadRequest {
-    chat_id: String,
-    seq: i64,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct StartCall {
-    chat_id: String,
-    #[serde(rename = "type")]
-    kind: huddle_signaling::CallKind,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct CallRef {
-    call_id: String,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct ChatRef {
-    chat_id: String,
+    #[test]
+    fn the_server_answers_exactly_the_requests_the_protocol_defines() {
+        let routed: BTreeSet<&str> = Routes::all().0.keys().copied().collect();
+        let defined: BTreeSet<&str> = catalog()
+            .iter()
+            .filter(|s| s.direction == Direction::Request)
+            .map(|s| s.name)
+            .collect();
+        assert_eq!(routed, defined);
+    }
 }

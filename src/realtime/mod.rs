@@ -14,6 +14,7 @@ use socketioxide::SocketIo;
 use socketioxide::layer::SocketIoLayer;
 
 use crate::error::{AppError, ErrorDetail};
+use huddle_signaling::protocol::{Event, SocketEvent};
 
 pub use handlers::register;
 
@@ -88,19 +89,48 @@ impl Realtime {
     }
 
     /// Emits to a room; failures (a full buffer, a closed socket) are logged, never fatal.
-    pub async fn emit<T: Serialize + ?Sized>(&self, room: String, event: &'static str, data: &T) {
+    async fn emit<T: Serialize + ?Sized>(&self, room: String, event: &'static str, data: &T) {
         if let Err(e) = self.io.to(room).emit(event, data).await {
             metrics::counter!("huddle_socket_emit_failures_total").increment(1);
             tracing::debug!(event, error = %e, "emit did not reach every socket");
         }
     }
 
-    pub async fn to_chat<T: Serialize + ?Sized>(&self, chat: ObjectId, event: &'static str, data: &T) {
-        self.emit(chat_room(chat), event, data).await;
+    /// Emits `event` (one of the protocol's [`events`]) with a payload it shares with other
+    /// events to a chat's room.
+    ///
+    /// [`events`]: huddle_signaling::protocol::events
+    pub async fn to_chat<T: Serialize + ?Sized>(&self, chat: ObjectId, event: Event, data: &T) {
+        self.emit(chat_room(chat), event.name(), data).await;
     }
 
-    pub async fn to_user<T: Serialize + ?Sized>(&self, user: ObjectId, event: &'static str, data: &T) {
-        self.emit(user_room(user), event, data).await;
+    /// Emits `event` to every socket of a user.
+    pub async fn to_user<T: Serialize + ?Sized>(&self, user: ObjectId, event: Event, data: &T) {
+        self.emit(user_room(user), event.name(), data).await;
+    }
+
+    /// Emits a payload that names its own event to a chat's room.
+    pub async fn send_to_chat<E: SocketEvent + Serialize>(&self, chat: ObjectId, payload: &E) {
+        self.emit(chat_room(chat), E::EVENT, payload).await;
+    }
+
+    /// Emits a payload that names its own event to a chat's room, but not to `user`'s sockets.
+    pub async fn send_to_chat_but<E: SocketEvent + Serialize>(&self, chat: ObjectId, user: ObjectId, payload: &E) {
+        if let Err(e) = self
+            .io
+            .to(chat_room(chat))
+            .except(user_room(user))
+            .emit(E::EVENT, payload)
+            .await
+        {
+            metrics::counter!("huddle_socket_emit_failures_total").increment(1);
+            tracing::debug!(event = E::EVENT, error = %e, "emit did not reach every socket");
+        }
+    }
+
+    /// Emits a payload that names its own event to every socket of a user.
+    pub async fn send_to_user<E: SocketEvent + Serialize>(&self, user: ObjectId, payload: &E) {
+        self.emit(user_room(user), E::EVENT, payload).await;
     }
 
     /// Puts every socket of `user` into the chat's room (after a membership change).

@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use mongodb::bson::{self, oid::ObjectId};
 use serde::Serialize;
-use serde_json::json;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use utoipa::ToSchema;
@@ -23,6 +22,8 @@ use crate::error::{AppError, AppResult};
 use crate::state::AppState;
 use crate::store::ai::{AiChat, AiMessage, AiRole, AiStatus, answer_client_id};
 use crate::store::messages::Message;
+pub use huddle_signaling::protocol::AiMessageView;
+use huddle_signaling::protocol::{AiDelta, AiError, events};
 
 /// Most messages one page of the AI chat returns.
 pub const PAGE_MAX: i64 = 100;
@@ -134,28 +135,6 @@ pub struct AiChatView {
     pub last_seq: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
-}
-
-/// A question or an answer in the AI chat.
-#[derive(Clone, Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct AiMessageView {
-    #[serde(rename = "_id")]
-    pub id: String,
-    pub chat_id: String,
-    pub seq: i64,
-    pub role: AiRole,
-    pub content: String,
-    pub status: AiStatus,
-    /// The asker's id for questions; `answer-<question id>` for answers.
-    pub client_msg_id: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub question_id: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub source_chat_id: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub model: Option<String>,
-    pub created_at: DateTime<Utc>,
 }
 
 impl From<&AiMessage> for AiMessageView {
@@ -424,7 +403,7 @@ async fn stream_answer(
             drop(claim);
             state
                 .realtime
-                .to_user(user, "ai:done", &AiMessageView::from(&appended.entry))
+                .to_user(user, events::AI_DONE, &AiMessageView::from(&appended.entry))
                 .await;
             return Ok(appended.entry);
         }
@@ -444,21 +423,21 @@ async fn stream_answer(
     drop(claim);
     state
         .realtime
-        .to_user(user, "ai:done", &AiMessageView::from(&answer))
+        .to_user(user, events::AI_DONE, &AiMessageView::from(&answer))
         .await;
     Ok(answer)
 }
 
 /// `ai:error` to the asker's sockets: no answer was stored for `question`.
 async fn tell_failure(state: &AppState, question: &AiMessage, answer_id: ObjectId, failure: &AiFailure) {
-    let event = json!({
-        "questionId": question.id.to_hex(),
-        "clientMsgId": question.client_msg_id,
-        "messageId": answer_id.to_hex(),
-        "code": failure.code(),
-        "message": failure.to_string(),
-    });
-    state.realtime.to_user(question.user_id, "ai:error", &event).await;
+    let event = AiError {
+        question_id: question.id.to_hex(),
+        client_msg_id: question.client_msg_id.clone(),
+        message_id: answer_id.to_hex(),
+        code: failure.code().to_string(),
+        message: failure.to_string(),
+    };
+    state.realtime.send_to_user(question.user_id, &event).await;
 }
 
 /// Opens the stream and relays each piece as `ai:delta` until the end or a cancel.
@@ -481,14 +460,14 @@ async fn relay(state: &AppState, claim: &mut Claim, question: &AiMessage, turns:
             return Ok(Ended::Complete(text));
         };
         text.push_str(&piece);
-        let delta = json!({
-            "messageId": answer_id,
-            "questionId": question.id.to_hex(),
-            "index": index,
-            "text": piece,
-        });
+        let delta = AiDelta {
+            message_id: answer_id.clone(),
+            question_id: question.id.to_hex(),
+            index,
+            text: piece,
+        };
         index += 1;
-        state.realtime.to_user(user, "ai:delta", &delta).await;
+        state.realtime.send_to_user(user, &delta).await;
     }
 }
 

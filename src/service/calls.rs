@@ -5,8 +5,6 @@ use std::time::Duration;
 
 use huddle_signaling::{CallKind, CallStatus, TurnSecret, turn_credentials};
 use mongodb::bson::{self, oid::ObjectId};
-use serde::Serialize;
-use utoipa::ToSchema;
 
 use super::messages::member_chat;
 use crate::auth::tokens::unix_now;
@@ -15,6 +13,7 @@ use crate::media::calls::Action;
 use crate::state::AppState;
 use crate::store::calls::Call;
 use crate::store::chats::Chat;
+pub use huddle_signaling::protocol::{IceServer, IceServers};
 
 /// The chat, if `user` may be in its calls now: a member, and in a 1:1 chat still a friend
 /// of the other member.
@@ -72,24 +71,6 @@ pub async fn get(state: &AppState, user: ObjectId, id: ObjectId) -> AppResult<Ca
 pub async fn history(state: &AppState, user: ObjectId, before: Option<ObjectId>, limit: i64) -> AppResult<Vec<Call>> {
     let chats = state.store.chats.ids_of_member(user).await?;
     Ok(state.store.calls.in_chats(&chats, before, limit).await?)
-}
-
-/// One entry of the browser's `RTCConfiguration.iceServers`.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct IceServer {
-    pub urls: Vec<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub username: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub credential: Option<String>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct IceServers {
-    pub ice_servers: Vec<IceServer>,
-    /// Seconds the TURN credentials stay valid.
-    pub ttl: u64,
 }
 
 /// STUN and TURN servers, with TURN REST credentials minted for this user; only for users

@@ -1,9 +1,6 @@
 //! Friend requests and friendships, with their live events and notifications.
 
-use chrono::{DateTime, Utc};
 use mongodb::bson::{self, doc, oid::ObjectId};
-use serde::Serialize;
-use utoipa::ToSchema;
 
 use super::notifications::notify;
 use crate::error::{AppError, AppResult};
@@ -12,19 +9,8 @@ use crate::store::chats::direct_key;
 use crate::store::friends::{Invitation, InvitationStatus};
 use crate::store::notifications::NotificationKind;
 use crate::store::{is_duplicate_key, tx};
-
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct InvitationView {
-    #[serde(rename = "_id")]
-    pub id: String,
-    pub sender: String,
-    pub receiver: String,
-    pub content: String,
-    /// `pending`, `accepted`, `rejected` or `cancelled`.
-    pub status: String,
-    pub created_at: DateTime<Utc>,
-}
+pub use huddle_signaling::protocol::InvitationView;
+use huddle_signaling::protocol::{FriendRemoved, events};
 
 impl From<&Invitation> for InvitationView {
     fn from(i: &Invitation) -> Self {
@@ -33,10 +19,7 @@ impl From<&Invitation> for InvitationView {
             sender: i.sender.to_hex(),
             receiver: i.receiver.to_hex(),
             content: i.content.clone(),
-            status: bson::to_bson(&i.status)
-                .ok()
-                .and_then(|b| b.as_str().map(str::to_string))
-                .unwrap_or_default(),
+            status: i.status,
             created_at: i.created_at.to_chrono(),
         }
     }
@@ -74,7 +57,7 @@ pub async fn request(state: &AppState, sender: ObjectId, receiver: ObjectId, con
         Err(e) => return Err(e.into()),
     }
     let view = InvitationView::from(&invitation);
-    state.realtime.to_user(receiver, "friend:request", &view).await;
+    state.realtime.to_user(receiver, events::FRIEND_REQUEST, &view).await;
     notify(
         state,
         receiver,
@@ -110,7 +93,7 @@ pub async fn accept(state: &AppState, user: ObjectId, id: ObjectId) -> AppResult
     .ok_or(AppError::NotFound)?;
     let view = InvitationView::from(&accepted);
     for party in [accepted.sender, accepted.receiver] {
-        state.realtime.to_user(party, "friend:accepted", &view).await;
+        state.realtime.to_user(party, events::FRIEND_ACCEPTED, &view).await;
     }
     notify(
         state,
@@ -137,7 +120,10 @@ pub async fn close(state: &AppState, user: ObjectId, id: ObjectId, status: Invit
         .ok_or(AppError::NotFound)?;
     let view = InvitationView::from(&closed);
     for party in [closed.sender, closed.receiver] {
-        state.realtime.to_user(party, "friend:request-closed", &view).await;
+        state
+            .realtime
+            .to_user(party, events::FRIEND_REQUEST_CLOSED, &view)
+            .await;
     }
     Ok(closed)
 }
@@ -159,9 +145,12 @@ pub async fn unfriend(state: &AppState, user: ObjectId, other: ObjectId) -> AppR
             super::calls::left_chat(state, chat.id, party).await?;
         }
     }
-    let event = serde_json::json!({ "userId": user.to_hex(), "friendId": other.to_hex() });
+    let event = FriendRemoved {
+        user_id: user.to_hex(),
+        friend_id: other.to_hex(),
+    };
     for party in [user, other] {
-        state.realtime.to_user(party, "friend:removed", &event).await;
+        state.realtime.send_to_user(party, &event).await;
     }
     Ok(())
 }

@@ -2,11 +2,7 @@
 //! change is decided on a loaded version and applied only if the group is still at it, so
 //! rules such as "the last admin cannot leave" hold under concurrent requests.
 
-use chrono::{DateTime, Utc};
 use mongodb::bson::{self, Document, doc, oid::ObjectId};
-use serde::Serialize;
-use serde_json::json;
-use utoipa::ToSchema;
 
 use super::notifications::notify;
 use crate::domain::chat::{self as rules, GROUP_MEMBERS_MAX};
@@ -16,21 +12,8 @@ use crate::store::chats::Chat;
 use crate::store::groups::Group;
 use crate::store::notifications::NotificationKind;
 use crate::store::tx;
-
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct GroupView {
-    #[serde(rename = "_id")]
-    pub id: String,
-    pub name: String,
-    pub about: String,
-    pub members: Vec<String>,
-    pub admins: Vec<String>,
-    pub invited: Vec<String>,
-    pub chat_id: String,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-}
+pub use huddle_signaling::protocol::GroupView;
+use huddle_signaling::protocol::{GroupMembership, events};
 
 impl From<&Group> for GroupView {
     fn from(g: &Group) -> Self {
@@ -232,7 +215,7 @@ pub async fn update(
     .ok_or_else(conflict_retry)?;
     state
         .realtime
-        .to_chat(updated.chat_id, "group:updated", &GroupView::from(&updated))
+        .to_chat(updated.chat_id, events::GROUP_UPDATED, &GroupView::from(&updated))
         .await;
     Ok(updated)
 }
@@ -256,7 +239,7 @@ pub async fn invite(state: &AppState, admin: ObjectId, id: ObjectId, user: Objec
         .await?
         .ok_or_else(conflict_retry)?;
     let view = GroupView::from(&updated);
-    state.realtime.to_user(user, "group:invited", &view).await;
+    state.realtime.to_user(user, events::GROUP_INVITED, &view).await;
     notify(
         state,
         user,
@@ -268,8 +251,12 @@ pub async fn invite(state: &AppState, admin: ObjectId, id: ObjectId, user: Objec
     Ok(updated)
 }
 
-fn membership_event(group: &Group, user: ObjectId) -> serde_json::Value {
-    json!({ "groupId": group.id.to_hex(), "chatId": group.chat_id.to_hex(), "userId": user.to_hex() })
+fn membership_event(group: &Group, user: ObjectId) -> GroupMembership {
+    GroupMembership {
+        group_id: group.id.to_hex(),
+        chat_id: group.chat_id.to_hex(),
+        user_id: user.to_hex(),
+    }
 }
 
 /// The invited user joins: they enter the group and its chat.
@@ -283,7 +270,11 @@ pub async fn accept(state: &AppState, user: ObjectId, id: ObjectId) -> AppResult
     state.realtime.join_chat(user, joined.chat_id).await;
     state
         .realtime
-        .to_chat(joined.chat_id, "group:member-added", &membership_event(&joined, user))
+        .to_chat(
+            joined.chat_id,
+            events::GROUP_MEMBER_ADDED,
+            &membership_event(&joined, user),
+        )
         .await;
     Ok(joined)
 }
@@ -311,9 +302,9 @@ async fn drop_member(state: &AppState, group: &Group, user: ObjectId) -> AppResu
     let event = membership_event(&changed, user);
     state
         .realtime
-        .to_chat(changed.chat_id, "group:member-removed", &event)
+        .to_chat(changed.chat_id, events::GROUP_MEMBER_REMOVED, &event)
         .await;
-    state.realtime.to_user(user, "group:member-removed", &event).await;
+    state.realtime.to_user(user, events::GROUP_MEMBER_REMOVED, &event).await;
     Ok(changed)
 }
 
@@ -371,7 +362,7 @@ pub async fn set_admin(
         .ok_or_else(conflict_retry)?;
     state
         .realtime
-        .to_chat(updated.chat_id, "group:updated", &GroupView::from(&updated))
+        .to_chat(updated.chat_id, events::GROUP_UPDATED, &GroupView::from(&updated))
         .await;
     Ok(updated)
 }

@@ -1,9 +1,8 @@
 //! Sending, editing, deleting, starring and reading messages, and replaying what a client
 //! missed. REST and Socket.IO both call these, so both store and emit the same way.
 
-use chrono::{DateTime, Utc};
 use mongodb::bson::{self, oid::ObjectId};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use utoipa::ToSchema;
 
 use crate::domain::chat::{self as rules, MessageType};
@@ -13,86 +12,41 @@ use crate::state::AppState;
 use crate::store::append::AppendError;
 use crate::store::chats::Chat;
 use crate::store::messages::{Message, Page};
+use huddle_signaling::protocol::events;
+pub use huddle_signaling::protocol::{
+    CallRecordView, MessageDeleted, MessageView, ReadReceipt, SyncCursor, SyncRequest, SyncedChat,
+};
 
 /// Most messages one history page or one replay returns.
 pub const PAGE_MAX: i64 = 200;
 
-/// A message as clients see it.
-#[derive(Clone, Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct MessageView {
-    #[serde(rename = "_id")]
-    pub id: String,
-    pub chat_id: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub group_id: Option<String>,
-    pub seq: i64,
-    pub sender: String,
-    pub client_msg_id: String,
-    pub content: String,
-    #[serde(rename = "type")]
-    pub kind: MessageType,
-    pub attachments: Vec<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reply_to: Option<String>,
-    /// Whether the caller starred it (others' stars stay private).
-    pub starred: bool,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub edited_at: Option<DateTime<Utc>>,
-    pub deleted: bool,
-    /// For `type: call`: the record of the call.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub call: Option<CallRecordView>,
-}
-
-/// A call's record in the chat history.
-#[derive(Clone, Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct CallRecordView {
-    pub call_id: String,
-    /// `audio` or `video`.
-    #[serde(rename = "type")]
-    #[schema(value_type = String)]
-    pub kind: huddle_signaling::CallKind,
-    pub participants: Vec<String>,
-    pub started_at: DateTime<Utc>,
-    pub ended_at: DateTime<Utc>,
-    pub duration_secs: i64,
-    /// `ended` or `missed`.
-    #[schema(value_type = String)]
-    pub status: huddle_signaling::CallStatus,
-}
-
-impl MessageView {
-    pub fn new(m: &Message, viewer: Option<ObjectId>) -> Self {
-        Self {
-            id: m.id.to_hex(),
-            chat_id: m.chat_id.to_hex(),
-            group_id: m.group_id.map(|g| g.to_hex()),
-            seq: m.seq,
-            sender: m.sender.to_hex(),
-            client_msg_id: m.client_msg_id.clone(),
-            content: m.content.clone(),
-            kind: m.kind,
-            attachments: m.attachments.iter().map(|a| a.to_hex()).collect(),
-            reply_to: m.reply_to.map(|r| r.to_hex()),
-            starred: viewer.is_some_and(|v| m.starred_by.contains(&v)),
-            created_at: m.created_at.to_chrono(),
-            updated_at: m.updated_at.to_chrono(),
-            edited_at: m.edited_at.map(|t| t.to_chrono()),
-            deleted: m.deleted,
-            call: m.call.as_ref().map(|c| CallRecordView {
-                call_id: c.call_id.to_hex(),
-                kind: c.kind,
-                participants: c.participants.iter().map(|p| p.to_hex()).collect(),
-                started_at: c.started_at.to_chrono(),
-                ended_at: c.ended_at.to_chrono(),
-                duration_secs: c.duration_secs,
-                status: c.status,
-            }),
-        }
+/// A message as `viewer` sees it (its `starred` is theirs).
+pub fn message_view(m: &Message, viewer: Option<ObjectId>) -> MessageView {
+    MessageView {
+        id: m.id.to_hex(),
+        chat_id: m.chat_id.to_hex(),
+        group_id: m.group_id.map(|g| g.to_hex()),
+        seq: m.seq,
+        sender: m.sender.to_hex(),
+        client_msg_id: m.client_msg_id.clone(),
+        content: m.content.clone(),
+        kind: m.kind,
+        attachments: m.attachments.iter().map(|a| a.to_hex()).collect(),
+        reply_to: m.reply_to.map(|r| r.to_hex()),
+        starred: viewer.is_some_and(|v| m.starred_by.contains(&v)),
+        created_at: m.created_at.to_chrono(),
+        updated_at: m.updated_at.to_chrono(),
+        edited_at: m.edited_at.map(|t| t.to_chrono()),
+        deleted: m.deleted,
+        call: m.call.as_ref().map(|c| CallRecordView {
+            call_id: c.call_id.to_hex(),
+            kind: c.kind,
+            participants: c.participants.iter().map(|p| p.to_hex()).collect(),
+            started_at: c.started_at.to_chrono(),
+            ended_at: c.ended_at.to_chrono(),
+            duration_secs: c.duration_secs,
+            status: c.status,
+        }),
     }
 }
 
@@ -103,7 +57,7 @@ pub struct SendMessage {
     /// Required on Socket.IO; on REST the server makes one when absent.
     #[serde(default)]
     pub client_msg_id: Option<String>,
-    #[serde(rename = "type", default = "text_type")]
+    #[serde(rename = "type", default = "huddle_signaling::protocol::text_type")]
     pub kind: MessageType,
     #[serde(default)]
     pub content: String,
@@ -111,10 +65,6 @@ pub struct SendMessage {
     pub attachments: Vec<String>,
     #[serde(default)]
     pub reply_to: Option<String>,
-}
-
-fn text_type() -> MessageType {
-    MessageType::Text
 }
 
 fn rule(e: rules::MessageRuleError) -> AppError {
@@ -250,7 +200,7 @@ pub async fn append(state: &AppState, draft: Message) -> AppResult<Message> {
     metrics::counter!("huddle_messages_sent_total").increment(1);
     state
         .realtime
-        .to_chat(message.chat_id, "message:new", &MessageView::new(&message, None))
+        .to_chat(message.chat_id, events::MESSAGE_NEW, &message_view(&message, None))
         .await;
     super::notifications::message_sent(state, appended.head.participants, &message);
     Ok(message)
@@ -297,7 +247,7 @@ pub async fn edit(state: &AppState, user: ObjectId, id: ObjectId, content: Strin
         .ok_or(AppError::NotFound)?;
     state
         .realtime
-        .to_chat(edited.chat_id, "message:updated", &MessageView::new(&edited, None))
+        .to_chat(edited.chat_id, events::MESSAGE_UPDATED, &message_view(&edited, None))
         .await;
     Ok(edited)
 }
@@ -313,9 +263,12 @@ pub async fn delete(state: &AppState, user: ObjectId, id: ObjectId) -> AppResult
     }
     let deleted = state.store.messages.delete(id, user).await?.ok_or(AppError::NotFound)?;
     super::media::remove_attachments(state, deleted.id).await?;
-    let event =
-        serde_json::json!({ "_id": deleted.id.to_hex(), "chatId": deleted.chat_id.to_hex(), "seq": deleted.seq });
-    state.realtime.to_chat(deleted.chat_id, "message:deleted", &event).await;
+    let event = MessageDeleted {
+        id: deleted.id.to_hex(),
+        chat_id: deleted.chat_id.to_hex(),
+        seq: deleted.seq,
+    };
+    state.realtime.send_to_chat(deleted.chat_id, &event).await;
     Ok(deleted)
 }
 
@@ -331,18 +284,9 @@ pub async fn star(state: &AppState, user: ObjectId, id: ObjectId, starred: bool)
     // Stars are personal: only the caller's own devices hear about it.
     state
         .realtime
-        .to_user(user, "message:updated", &MessageView::new(&message, Some(user)))
+        .to_user(user, events::MESSAGE_UPDATED, &message_view(&message, Some(user)))
         .await;
     Ok(message)
-}
-
-/// What a read receipt says.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ReadReceipt {
-    pub chat_id: String,
-    pub user_id: String,
-    pub seq: i64,
 }
 
 /// Moves the caller's read position up to `seq` and tells the chat.
@@ -365,35 +309,9 @@ pub async fn read(state: &AppState, user: ObjectId, chat: ObjectId, seq: i64) ->
         seq: updated.read_seq(user),
     };
     if updated.read_seq(user) > current.read_seq(user) {
-        state.realtime.to_chat(chat, "message:read", &receipt).await;
+        state.realtime.to_chat(chat, events::MESSAGE_READ, &receipt).await;
     }
     Ok(receipt)
-}
-
-/// What the client last saw in one chat.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct SyncCursor {
-    pub chat_id: String,
-    pub last_seq: i64,
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct SyncRequest {
-    #[serde(default)]
-    pub chats: Vec<SyncCursor>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct SyncedChat {
-    pub chat_id: String,
-    pub last_seq: i64,
-    /// The missed messages, in `seq` order.
-    pub messages: Vec<MessageView>,
-    /// More were missed than one reply carries: sync again from the last `seq` here.
-    pub has_more: bool,
 }
 
 /// Replays, for each of the caller's chats, the messages after what the client last saw.
@@ -434,7 +352,7 @@ pub async fn sync(state: &AppState, user: ObjectId, req: SyncRequest) -> AppResu
         out.push(SyncedChat {
             chat_id: chat.id.to_hex(),
             last_seq,
-            messages: messages.iter().map(|m| MessageView::new(m, Some(user))).collect(),
+            messages: messages.iter().map(|m| message_view(m, Some(user))).collect(),
             has_more,
         });
     }

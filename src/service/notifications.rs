@@ -1,26 +1,12 @@
 //! Notifications: stored for the recipient and pushed live as `notification:new`.
 
-use chrono::{DateTime, Utc};
 use mongodb::bson::{self, oid::ObjectId};
-use serde::Serialize;
-use utoipa::ToSchema;
 
 use crate::state::AppState;
 use crate::store::messages::Message;
 use crate::store::notifications::{Notification, NotificationKind};
-
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct NotificationView {
-    #[serde(rename = "_id")]
-    pub id: String,
-    #[serde(rename = "type")]
-    pub kind: NotificationKind,
-    pub content: String,
-    pub related_id: String,
-    pub read: bool,
-    pub created_at: DateTime<Utc>,
-}
+pub use huddle_signaling::protocol::NotificationView;
+use huddle_signaling::protocol::events;
 
 impl From<&Notification> for NotificationView {
     fn from(n: &Notification) -> Self {
@@ -53,7 +39,7 @@ pub async fn notify(state: &AppState, user: ObjectId, kind: NotificationKind, co
     }
     state
         .realtime
-        .to_user(user, "notification:new", &NotificationView::from(&notification))
+        .to_user(user, events::NOTIFICATION_NEW, &NotificationView::from(&notification))
         .await;
 }
 
@@ -103,7 +89,11 @@ async fn notify_away(state: &AppState, participants: &[ObjectId], message: &Mess
     for notice in &written {
         state
             .realtime
-            .to_user(notice.user_id, "notification:new", &NotificationView::from(notice))
+            .to_user(
+                notice.user_id,
+                events::NOTIFICATION_NEW,
+                &NotificationView::from(notice),
+            )
             .await;
     }
     Ok(())

@@ -22,21 +22,7 @@ pub struct AiChat {
     pub updated_at: DateTime,
 }
 
-#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum AiRole {
-    User,
-    Assistant,
-}
-
-#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum AiStatus {
-    /// A question, or an answer that streamed to its end.
-    Complete,
-    /// An answer stopped by the user: what had arrived until then.
-    Cancelled,
-}
+pub use huddle_signaling::protocol::{AiRole, AiStatus};
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
