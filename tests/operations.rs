@@ -641,7 +641,11 @@ async fn the_binary_logs_json_without_secrets_and_stops_on_sigterm() {
     assert!(lines.iter().any(|l| l.contains("shutdown requested")), "{lines:?}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+/// The server and this test share one runtime thread. A password hash run on that thread
+/// would hold up everything else for as long as it runs, so /health could only answer once
+/// the hashes ahead of it were done; run off it (as it is), /health answers while nearly all
+/// of 50 logins still wait for theirs.
+#[tokio::test(flavor = "current_thread")]
 async fn health_answers_while_fifty_logins_hash() {
     let server = TestServer::start().await;
     let ada = server.signed_up("ada").await;
@@ -659,18 +663,20 @@ async fn health_answers_while_fifty_logins_hash() {
             })
         })
         .collect();
-    // Wait until the first logins are hashing, then ask for /health.
-    while done.load(std::sync::atomic::Ordering::SeqCst) == 0 {
-        tokio::time::sleep(Duration::from_millis(5)).await;
+    // Let every login reach the server and queue for its hash.
+    for _ in 0..200 {
+        tokio::task::yield_now().await;
     }
+    let before = done.load(std::sync::atomic::Ordering::SeqCst);
     assert_eq!(c.get("/health", None).await.status, 200);
     let finished_before_health = done.load(std::sync::atomic::Ordering::SeqCst);
     for login in logins {
         assert_eq!(login.await.unwrap(), 200);
     }
+    println!("logins done when /health was asked: {before}; when it answered: {finished_before_health} of 50");
     assert!(
-        finished_before_health < 50,
-        "/health waited for all 50 logins: hashing must not block the async workers"
+        finished_before_health < 10,
+        "/health waited for {finished_before_health} of 50 logins: hashing must not block the async workers"
     );
     server.stop().await;
 }

@@ -253,7 +253,7 @@ async fn every_member_receives_each_stored_message_exactly_once() {
             let event = socket.next("message:new").await;
             *seen.entry(event["seq"].as_i64().unwrap()).or_insert(0) += 1;
         }
-        socket.expect_none("message:new", Duration::from_millis(500)).await;
+        socket.expect_none("message:new").await;
         assert_eq!(seen.len(), total, "every message arrived");
         assert!(seen.values().all(|n| *n == 1), "none twice: {seen:?}");
     }
@@ -344,7 +344,7 @@ async fn a_member_removed_mid_storm_gets_nothing_more_and_cannot_send() {
         .await;
     assert_eq!(own["error"]["code"], "not_found", "{own}");
     removed_socket
-        .expect_none("__settle__", Duration::from_millis(500))
+        .expect_none_within("__settle__", Duration::from_millis(500))
         .await;
     let received = removed_socket.take_all("message:new");
     assert!(

@@ -261,7 +261,23 @@ impl SioClient {
     }
 
     /// Waits `wait`, then panics if an `event` arrived (already buffered or new).
-    pub async fn expect_none(&mut self, event: &str, wait: Duration) {
+    /// Asserts that no `event` reached this socket before now, with a request's ack as the
+    /// barrier: the server emits to a socket in order, so anything an action emitted before it
+    /// completed arrives before the ack of a request sent after it. (A request that can only
+    /// fail: `typing:stop` for a chat that does not exist.)
+    pub async fn expect_none(&mut self, event: &str) {
+        let ack = self
+            .emit("typing:stop", json!({ "chatId": "000000000000000000000000" }))
+            .await;
+        assert_eq!(ack["error"]["code"], "not_found", "barrier request: {ack}");
+        if let Some((_, data)) = self.events.iter().find(|(name, _)| name == event) {
+            panic!("sio: expected no `{event}` event, got one: {data}");
+        }
+    }
+
+    /// Asserts that no `event` arrives within `wait`: only for events that follow an action
+    /// later than its completion (presence after a disconnect), where no barrier orders them.
+    pub async fn expect_none_within(&mut self, event: &str, wait: Duration) {
         let deadline = Instant::now() + wait;
         while self.pump_until(deadline).await.is_some() {}
         if let Some((_, data)) = self.events.iter().find(|(name, _)| name == event) {
