@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::time::Duration;
 
 use common::sio;
 use common::{Reply, Session, TestServer};
