@@ -1,5 +1,7 @@
-//! Sans-IO call signaling for Huddle: the typed call messages clients and server exchange, the
-//! call session and media negotiation state machines, and TURN REST credentials. No sockets, no clock, no runtime.
+//! Sans-IO signaling for Huddle: the Socket.IO protocol (every request, ack and server event
+//! clients and server exchange), the call session and media negotiation state machines, and
+//! TURN REST credentials. No sockets, no clock, no runtime: `clippy.toml` refuses the clock.
+#![forbid(unsafe_code)]
 
 pub mod error;
 pub mod negotiation;
