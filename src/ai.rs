@@ -3,6 +3,7 @@
 //! 5xx, broken connections and silence until the first token arrives, then read piece by
 //! piece with a limit on how long any one piece may take.
 
+use huddle_signaling::protocol::ErrorCode;
 use std::time::Duration;
 
 use async_openai::Client;
@@ -74,12 +75,12 @@ impl AiFailure {
     }
 
     /// The stable code clients see in `ai:error` and error bodies.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            Self::NotConfigured => "ai_not_configured",
-            Self::Upstream { .. } => "ai_unavailable",
-            Self::Timeout => "ai_timeout",
-            Self::NotStored => "internal",
+            Self::NotConfigured => ErrorCode::AiNotConfigured,
+            Self::Upstream { .. } => ErrorCode::AiUnavailable,
+            Self::Timeout => ErrorCode::AiTimeout,
+            Self::NotStored => ErrorCode::Internal,
         }
     }
 }
@@ -308,6 +309,6 @@ mod tests {
         };
         assert_eq!(failure.to_string(), "the assistant's server failed (HTTP 500)");
         assert!(failure.detail().contains("10.1.2.3"));
-        assert_eq!(failure.code(), "ai_unavailable");
+        assert_eq!(failure.code(), ErrorCode::AiUnavailable);
     }
 }

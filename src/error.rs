@@ -8,6 +8,8 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+pub use huddle_signaling::protocol::ErrorCode;
+
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
     #[error("{0}")]
@@ -15,14 +17,14 @@ pub enum AppError {
     #[error("{0}")]
     Unauthorized(&'static str),
     #[error("{message}")]
-    Forbidden { code: &'static str, message: &'static str },
+    Forbidden { code: ErrorCode, message: &'static str },
     #[error("not found")]
     NotFound,
     #[error("{0}")]
     Conflict(&'static str),
     /// A state-machine refusal with its own stable code (409).
     #[error("{message}")]
-    Rejected { code: &'static str, message: String },
+    Rejected { code: ErrorCode, message: String },
     #[error("request body too large")]
     PayloadTooLarge,
     #[error("unsupported media type: send application/json")]
@@ -45,7 +47,7 @@ pub enum AppError {
     #[error("{message}")]
     Dependency {
         status: StatusCode,
-        code: &'static str,
+        code: ErrorCode,
         message: String,
     },
     #[error(transparent)]
@@ -61,7 +63,7 @@ pub struct ErrorBody {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorDetail {
     /// Stable machine-readable code, e.g. `invalid_credentials`.
-    pub code: String,
+    pub code: ErrorCode,
     pub message: String,
     /// With `overloaded`, `rate_limited` and `quota_exceeded`: how long to wait before
     /// trying again, in milliseconds.
@@ -94,7 +96,7 @@ impl AppError {
             other => other.to_string(),
         };
         ErrorDetail {
-            code: self.code().to_string(),
+            code: self.code(),
             message,
             retry_after_ms: self.retry_after().map(|d| d.as_millis() as u64),
         }
@@ -116,22 +118,23 @@ impl AppError {
         }
     }
 
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
+        use ErrorCode as C;
         match self {
-            Self::BadRequest(_) => "bad_request",
-            Self::Unauthorized(_) => "unauthorized",
-            Self::Forbidden { code, .. } => code,
-            Self::NotFound => "not_found",
-            Self::Conflict(_) => "conflict",
-            Self::Rejected { code, .. } => code,
-            Self::PayloadTooLarge => "payload_too_large",
-            Self::UnsupportedMediaType => "unsupported_media_type",
-            Self::TooManyRequests { .. } => "rate_limited",
-            Self::QuotaExceeded { .. } => "quota_exceeded",
-            Self::Unavailable => "unavailable",
-            Self::Overloaded { .. } => "overloaded",
-            Self::Dependency { code, .. } => code,
-            Self::Internal(_) => "internal",
+            Self::BadRequest(_) => C::BadRequest,
+            Self::Unauthorized(_) => C::Unauthorized,
+            Self::Forbidden { code, .. } => *code,
+            Self::NotFound => C::NotFound,
+            Self::Conflict(_) => C::Conflict,
+            Self::Rejected { code, .. } => *code,
+            Self::PayloadTooLarge => C::PayloadTooLarge,
+            Self::UnsupportedMediaType => C::UnsupportedMediaType,
+            Self::TooManyRequests { .. } => C::RateLimited,
+            Self::QuotaExceeded { .. } => C::QuotaExceeded,
+            Self::Unavailable => C::Unavailable,
+            Self::Overloaded { .. } => C::Overloaded,
+            Self::Dependency { code, .. } => *code,
+            Self::Internal(_) => C::Internal,
         }
     }
 }

@@ -43,25 +43,26 @@ pub enum SignalingError {
 
 impl SignalingError {
     /// A stable snake_case code clients can match on; the display text may change.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> crate::protocol::ErrorCode {
+        use crate::protocol::ErrorCode as C;
         match self {
-            Self::EmptyField { .. } => "empty_field",
-            Self::InvalidId { .. } => "invalid_id",
-            Self::SdpTooLarge { .. } => "sdp_too_large",
-            Self::MalformedSdp => "malformed_sdp",
-            Self::CandidateTooLarge { .. } => "candidate_too_large",
-            Self::NoInvitees => "no_invitees",
-            Self::NotInvitee => "not_invitee",
-            Self::NotInitiator => "not_initiator",
-            Self::NotMember => "not_member",
-            Self::AlreadyAnswered => "already_answered",
-            Self::AlreadyJoined => "already_joined",
-            Self::NotJoined => "not_joined",
-            Self::NotRinging => "not_ringing",
-            Self::CallEnded => "call_ended",
-            Self::TooManyTracks { .. } => "too_many_tracks",
-            Self::UnexpectedAnswer { .. } => "unexpected_answer",
-            Self::InvalidConfig(_) => "invalid_config",
+            Self::EmptyField { .. } => C::EmptyField,
+            Self::InvalidId { .. } => C::InvalidId,
+            Self::SdpTooLarge { .. } => C::SdpTooLarge,
+            Self::MalformedSdp => C::MalformedSdp,
+            Self::CandidateTooLarge { .. } => C::CandidateTooLarge,
+            Self::NoInvitees => C::NoInvitees,
+            Self::NotInvitee => C::NotInvitee,
+            Self::NotInitiator => C::NotInitiator,
+            Self::NotMember => C::NotMember,
+            Self::AlreadyAnswered => C::AlreadyAnswered,
+            Self::AlreadyJoined => C::AlreadyJoined,
+            Self::NotJoined => C::NotJoined,
+            Self::NotRinging => C::NotRinging,
+            Self::CallEnded => C::CallEnded,
+            Self::TooManyTracks { .. } => C::TooManyTracks,
+            Self::UnexpectedAnswer { .. } => C::UnexpectedAnswer,
+            Self::InvalidConfig(_) => C::InvalidConfig,
         }
     }
 

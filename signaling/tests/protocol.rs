@@ -40,7 +40,7 @@ fn call_start_parses_camel_case_and_refuses_unknown_fields() {
 fn empty_or_odd_ids_are_refused() {
     let empty = CallRef { call_id: String::new() };
     assert_eq!(empty.validate(), Err(SignalingError::EmptyField { field: "callId" }));
-    assert_eq!(empty.validate().unwrap_err().code(), "empty_field");
+    assert_eq!(empty.validate().unwrap_err().code().as_str(), "empty_field");
 
     let spaced = CallRef { call_id: "a b".into() };
     assert_eq!(spaced.validate(), Err(SignalingError::InvalidId { field: "callId" }));
@@ -76,7 +76,7 @@ fn oversize_sdp_is_refused() {
             max: MAX_SDP_BYTES
         }
     );
-    assert_eq!(err.code(), "sdp_too_large");
+    assert_eq!(err.code().as_str(), "sdp_too_large");
 
     let answer = SdpAnswer {
         call_id: CALL.into(),

@@ -14,6 +14,7 @@ use crate::ai::AiFailure;
 use crate::error::{AppError, AppResult, ErrorBody};
 use crate::service::ai::{self, AiChatView, AiMessageView, Asked};
 use crate::state::AppState;
+use huddle_signaling::protocol::ErrorCode;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -105,7 +106,7 @@ async fn finished(asked: Asked) -> AppResult<AiMessageView> {
     }
     let Some(done) = asked.done else {
         return Err(AppError::Rejected {
-            code: "ai_busy",
+            code: ErrorCode::AiBusy,
             message: "this question is being answered on another request; its answer streams to your sockets".into(),
         });
     };

@@ -14,6 +14,7 @@ use axum_extra::extract::CookieJar;
 use axum_extra::extract::cookie::{Cookie, SameSite};
 
 use crate::auth::device::{DEVICE_COOKIE, DEVICE_TTL_DAYS};
+use huddle_signaling::protocol::ErrorCode;
 use mongodb::bson::{DateTime, oid::ObjectId};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -152,7 +153,7 @@ fn accepted() -> Response {
 
 fn invalid_code() -> AppError {
     AppError::Forbidden {
-        code: "invalid_code",
+        code: ErrorCode::InvalidCode,
         message: INVALID_CODE,
     }
 }
@@ -375,7 +376,7 @@ fn check_origin(state: &AppState, headers: &HeaderMap) -> AppResult<()> {
     match headers.get(header::ORIGIN).map(|o| o.to_str().unwrap_or("")) {
         Some(origin) if !state.config.cors_origins.iter().any(|allowed| allowed == origin) && !same_origin(origin) => {
             Err(AppError::Forbidden {
-                code: "origin_not_allowed",
+                code: ErrorCode::OriginNotAllowed,
                 message: "this origin may not use the session cookie",
             })
         }
@@ -600,7 +601,7 @@ async fn login(
     };
     if !user.email_verified {
         return Err(AppError::Forbidden {
-            code: "email_not_verified",
+            code: ErrorCode::EmailNotVerified,
             message: "verify your email first",
         });
     }
@@ -801,7 +802,7 @@ async fn change_password(
         .await?
     {
         return Err(AppError::Forbidden {
-            code: "invalid_credentials",
+            code: ErrorCode::InvalidCredentials,
             message: "current password is wrong",
         });
     }

@@ -14,6 +14,7 @@ use crate::state::AppState;
 use crate::store::calls::Call;
 use crate::store::messages::{CallRecord, Message};
 pub use huddle_signaling::protocol::CallView;
+use huddle_signaling::protocol::ErrorCode;
 use huddle_signaling::protocol::{CallUser, RingExpired, events};
 
 /// What a member asks of a live call.
@@ -278,7 +279,7 @@ impl Hub {
         }
         if self.calls.values().any(|l| l.call.chat_id == call.chat_id) {
             return Err(AppError::Rejected {
-                code: "call_in_progress",
+                code: ErrorCode::CallInProgress,
                 message: "this chat already has a call: join it instead".into(),
             });
         }

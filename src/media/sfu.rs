@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use huddle_sfu::{NegotiationReply, ParticipantId, PeerKey, RoomConfig, RoomId, Sfu, SfuConfig, SfuError, SfuEvent};
 use huddle_signaling::protocol::{
-    ActiveSpeaker, ParticipantMuted, SfuOffer, SocketEvent, TrackPublished, TrackUnpublished,
+    ActiveSpeaker, ErrorCode, ParticipantMuted, SfuOffer, SocketEvent, TrackPublished, TrackUnpublished,
 };
 use huddle_signaling::{Layer, TrackKind, TrackSource};
 use mongodb::bson::oid::ObjectId;
@@ -236,7 +236,7 @@ fn sfu_error(e: SfuError) -> AppError {
         SfuError::UnknownParticipant(_) => AppError::NotFound,
         SfuError::Setup(message) => AppError::Internal(anyhow::anyhow!("media setup: {message}")),
         other => AppError::Rejected {
-            code: other.code(),
+            code: ErrorCode::from_code(other.code()).unwrap_or(ErrorCode::Internal),
             message: other.to_string(),
         },
     }

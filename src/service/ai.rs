@@ -23,6 +23,7 @@ use crate::state::AppState;
 use crate::store::ai::{AiChat, AiMessage, AiRole, AiStatus, answer_client_id};
 use crate::store::messages::Message;
 pub use huddle_signaling::protocol::AiMessageView;
+use huddle_signaling::protocol::ErrorCode;
 use huddle_signaling::protocol::{AiDelta, AiError, events};
 
 /// Most messages one page of the AI chat returns.
@@ -210,7 +211,7 @@ pub async fn ask(state: &AppState, user: ObjectId, client_msg_id: Option<String>
     if let Some(question) = &existing {
         if question.role != AiRole::User || question.content != content {
             return Err(AppError::Rejected {
-                code: "client_msg_id_reused",
+                code: ErrorCode::ClientMsgIdReused,
                 message: "clientMsgId: already used for another question".into(),
             });
         }
@@ -279,7 +280,7 @@ async fn store_question(state: &AppState, draft: AiMessage) -> AppResult<AiMessa
 
 fn busy() -> AppError {
     AppError::Rejected {
-        code: "ai_busy",
+        code: ErrorCode::AiBusy,
         message: "the assistant is still answering your previous question; wait for it or cancel it".into(),
     }
 }
@@ -376,7 +377,7 @@ async fn stream_answer(
         Ok(Ended::Cancelled(text)) => (text, AiStatus::Cancelled),
         Err(failure) => {
             drop(claim);
-            metrics::counter!("huddle_ai_answers_total", "outcome" => failure.code()).increment(1);
+            metrics::counter!("huddle_ai_answers_total", "outcome" => failure.code().as_str()).increment(1);
             tracing::warn!(user = %user, error = %failure.detail(), "assistant answer failed");
             tell_failure(&state, &question, answer_id, &failure).await;
             return Err(failure);
@@ -434,7 +435,7 @@ async fn tell_failure(state: &AppState, question: &AiMessage, answer_id: ObjectI
         question_id: question.id.to_hex(),
         client_msg_id: question.client_msg_id.clone(),
         message_id: answer_id.to_hex(),
-        code: failure.code().to_string(),
+        code: failure.code(),
         message: failure.to_string(),
     };
     state.realtime.send_to_user(question.user_id, &event).await;

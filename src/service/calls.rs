@@ -13,6 +13,7 @@ use crate::media::calls::Action;
 use crate::state::AppState;
 use crate::store::calls::Call;
 use crate::store::chats::Chat;
+use huddle_signaling::protocol::ErrorCode;
 pub use huddle_signaling::protocol::{IceServer, IceServers};
 
 /// The chat, if `user` may be in its calls now: a member, and in a 1:1 chat still a friend
@@ -23,7 +24,7 @@ async fn callable_chat(state: &AppState, chat: ObjectId, user: ObjectId) -> AppR
         let other = chat.participants.iter().copied().find(|p| *p != user).unwrap_or(user);
         if !state.store.friends.are_friends(user, other).await? {
             return Err(AppError::Forbidden {
-                code: "not_friends",
+                code: ErrorCode::NotFriends,
                 message: "calls in a 1:1 chat are between friends",
             });
         }
@@ -82,7 +83,7 @@ pub async fn ice_servers(state: &AppState, user: ObjectId) -> AppResult<IceServe
     }
     if !entitled {
         return Err(AppError::Forbidden {
-            code: "not_in_call",
+            code: ErrorCode::NotInCall,
             message: "ICE servers are for call participants",
         });
     }

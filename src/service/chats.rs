@@ -11,6 +11,7 @@ use crate::state::AppState;
 use crate::store::chats::{Chat, direct_key};
 use crate::store::is_duplicate_key;
 use crate::store::messages::Message;
+use huddle_signaling::protocol::ErrorCode;
 
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -110,7 +111,7 @@ pub async fn open_direct(state: &AppState, user: ObjectId, other: ObjectId) -> A
     }
     if !state.store.friends.are_friends(user, other).await? {
         return Err(AppError::Forbidden {
-            code: "not_friends",
+            code: ErrorCode::NotFriends,
             message: "you can only start a chat with a friend",
         });
     }

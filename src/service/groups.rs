@@ -12,6 +12,7 @@ use crate::store::chats::Chat;
 use crate::store::groups::Group;
 use crate::store::notifications::NotificationKind;
 use crate::store::tx;
+use huddle_signaling::protocol::ErrorCode;
 pub use huddle_signaling::protocol::GroupView;
 use huddle_signaling::protocol::{GroupMembership, events};
 
@@ -38,7 +39,7 @@ fn conflict_retry() -> AppError {
 
 fn not_admin() -> AppError {
     AppError::Forbidden {
-        code: "not_admin",
+        code: ErrorCode::NotAdmin,
         message: "only group admins can do this",
     }
 }

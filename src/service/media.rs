@@ -17,6 +17,7 @@ use crate::error::{AppError, AppResult};
 use crate::state::AppState;
 use crate::store::media::{Media, Upload, UploadKind};
 use crate::store::s3::PresignedPost;
+use huddle_signaling::protocol::ErrorCode;
 
 /// Uploads streamed through the server at once: each holds one S3 part in memory, so their
 /// number bounds that memory (`HUDDLE_MAX_STREAMED_UPLOADS`), and no one user may take
@@ -260,7 +261,7 @@ pub async fn complete(state: &AppState, user: ObjectId, id: ObjectId) -> AppResu
     if let Some(chat) = upload.chat_id {
         member_chat(state, chat, user).await?;
     }
-    let reject = |code: &'static str, message: String| AppError::Rejected { code, message };
+    let reject = |code: ErrorCode, message: String| AppError::Rejected { code, message };
     if state
         .media
         .size_of(&upload.key)
@@ -269,7 +270,7 @@ pub async fn complete(state: &AppState, user: ObjectId, id: ObjectId) -> AppResu
         .is_none()
     {
         return Err(reject(
-            "not_uploaded",
+            ErrorCode::NotUploaded,
             "nothing has been uploaded for this upload yet".into(),
         ));
     }
@@ -291,7 +292,7 @@ pub async fn complete(state: &AppState, user: ObjectId, id: ObjectId) -> AppResu
     if size != upload.size {
         discard(state, &sealed).await;
         return Err(reject(
-            "size_mismatch",
+            ErrorCode::SizeMismatch,
             format!("{size} bytes arrived; {} were declared", upload.size),
         ));
     }
@@ -468,7 +469,7 @@ where
 
 fn type_mismatch(content_type: &str) -> AppError {
     AppError::Rejected {
-        code: "type_mismatch",
+        code: ErrorCode::TypeMismatch,
         message: format!("the bytes are not {content_type}"),
     }
 }

@@ -12,6 +12,7 @@ use crate::state::AppState;
 use crate::store::append::AppendError;
 use crate::store::chats::Chat;
 use crate::store::messages::{Message, Page};
+use huddle_signaling::protocol::ErrorCode;
 use huddle_signaling::protocol::events;
 pub use huddle_signaling::protocol::{
     CallRecordView, MessageDeleted, MessageView, ReadReceipt, SyncCursor, SyncRequest, SyncedChat,
@@ -234,7 +235,7 @@ pub async fn edit(state: &AppState, user: ObjectId, id: ObjectId, content: Strin
     let current = visible(state, user, id).await?;
     if current.sender != user {
         return Err(AppError::Forbidden {
-            code: "not_sender",
+            code: ErrorCode::NotSender,
             message: "only the sender can edit a message",
         });
     }
@@ -257,7 +258,7 @@ pub async fn delete(state: &AppState, user: ObjectId, id: ObjectId) -> AppResult
     let current = visible(state, user, id).await?;
     if current.sender != user {
         return Err(AppError::Forbidden {
-            code: "not_sender",
+            code: ErrorCode::NotSender,
             message: "only the sender can delete a message",
         });
     }

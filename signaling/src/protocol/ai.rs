@@ -102,7 +102,7 @@ pub struct AiError {
     pub message_id: String,
     pub question_id: String,
     pub client_msg_id: String,
-    pub code: String,
+    pub code: super::ErrorCode,
     pub message: String,
 }
 

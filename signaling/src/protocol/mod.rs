@@ -12,12 +12,14 @@ use utoipa::ToSchema;
 pub mod ai;
 pub mod call;
 pub mod chat;
+pub mod error;
 pub mod media;
 pub mod social;
 
 pub use ai::*;
 pub use call::*;
 pub use chat::*;
+pub use error::ErrorCode;
 pub use media::*;
 pub use social::*;
 
