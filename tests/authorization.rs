@@ -4,7 +4,6 @@
 
 mod common;
 
-
 use common::sio;
 use common::{Reply, Session, TestServer};
 use serde_json::{Value, json};
