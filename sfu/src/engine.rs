@@ -40,9 +40,11 @@ use rtc::rtp_transceiver::rtp_sender::{
 use rtc::rtp_transceiver::{RTCRtpReceiverId, RTCRtpSenderId, RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use rtc::sansio::Protocol;
 
+use crate::codec::{VideoCodec, is_keyframe};
 use crate::demux;
-use crate::forward::{Rewriter, VideoCodec, is_keyframe, layer_of};
+use crate::layer::layer_of;
 use crate::link::LinkEstimate;
+use crate::munger::{Munger, strip_extensions};
 use crate::speaker::SpeakerDetector;
 use crate::{ParticipantId, Room, RoomConfig, RoomEvent, SfuError, TrackId, TrackKind};
 
@@ -243,7 +245,7 @@ struct Subscription {
     first_keyframe_sent: bool,
     /// Publisher payload type -> this connection's payload type (`None`: not negotiated here).
     payload_types: HashMap<u8, Option<u8>>,
-    rewriter: Rewriter,
+    munger: Munger,
     wanted: Layer,
     /// The source SSRC (simulcast layer) forwarded now, and the one to switch to.
     current: Option<u32>,
@@ -1092,7 +1094,7 @@ impl Sfu {
                 extensions: Vec::new(),
                 first_keyframe_sent: false,
                 payload_types: HashMap::new(),
-                rewriter: Rewriter::default(),
+                munger: Munger::default(),
                 wanted: Layer::High,
                 current: None,
                 target: None,
@@ -1326,7 +1328,7 @@ impl Sfu {
             Ok(s) => s.collect(),
             Err(_) => return,
         };
-        crate::forward::strip_extensions(&mut packet.header);
+        strip_extensions(&mut packet.header);
         for participant in subscribers {
             let key = PeerKey {
                 room: from.room,
@@ -1352,7 +1354,7 @@ impl Sfu {
             if simulcast {
                 if sub.target == Some(source_ssrc) && sub.current != Some(source_ssrc) && keyframe {
                     sub.current = Some(source_ssrc);
-                    sub.rewriter.switch_source();
+                    sub.munger.switch_source();
                     self.stats.layer_switches += 1;
                 }
                 if sub.current != Some(source_ssrc) {
@@ -1373,7 +1375,7 @@ impl Sfu {
                 continue;
             };
             let (seq, ts) = sub
-                .rewriter
+                .munger
                 .rewrite(packet.header.sequence_number, packet.header.timestamp, frame_gap);
             let mut out = packet.clone();
             out.header.payload_type = pt;

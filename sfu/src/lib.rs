@@ -6,12 +6,14 @@
 
 pub mod bwe;
 pub mod client;
+pub mod codec;
 pub mod demux;
 pub mod engine;
 pub mod error;
 pub mod feedback;
-pub mod forward;
+pub mod layer;
 pub mod link;
+pub mod munger;
 pub mod room;
 pub mod speaker;
 
