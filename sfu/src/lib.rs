@@ -4,7 +4,10 @@
 //! publishers, NACK/RTX per leg, simulcast layers per subscriber, active speaker. No sockets, no
 //! clock, no runtime: the server's media task owns the `Sfu` and drives it through `&mut self`.
 
+#![forbid(unsafe_code)]
+
 pub mod bwe;
+#[cfg(feature = "test-client")]
 pub mod client;
 pub mod codec;
 pub mod demux;
