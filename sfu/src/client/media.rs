@@ -15,7 +15,7 @@ use rtc::rtp_transceiver::RTCRtpSenderId;
 use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind};
 
 use super::{AUDIO_PAYLOAD_TYPE, ClientConfig, ClientPeer, MediaKind, VIDEO_PAYLOAD_TYPE, codec};
-use crate::engine::AUDIO_LEVEL_URI;
+use crate::connection::AUDIO_LEVEL_URI;
 
 /// The simulcast RIDs a client sends, lowest first.
 pub const SIMULCAST_RIDS: [&str; 3] = ["q", "h", "f"];

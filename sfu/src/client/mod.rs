@@ -39,8 +39,7 @@ use media::{LocalTrack, LocalTracks, SimulcastTrack};
 use relay::Relay;
 pub use relay::{RelayConfig, RelayState};
 
-use crate::engine::{AUDIO_LEVEL_URI, is_stable};
-use crate::udp_datagram;
+use crate::connection::{AUDIO_LEVEL_URI, is_stable, udp_datagram};
 
 pub const AUDIO_PAYLOAD_TYPE: u8 = 111;
 pub const VIDEO_PAYLOAD_TYPE: u8 = 96;

@@ -13,7 +13,7 @@ use rtc::shared::TransportProtocol;
 use rtc::turn::client::{Client as TurnClient, ClientConfig as TurnConfig, Event as TurnEvent};
 
 use super::ClientPeer;
-use crate::udp_datagram;
+use crate::connection::udp_datagram;
 
 /// A TURN server and the credentials for it.
 #[derive(Debug, Clone)]
