@@ -28,6 +28,7 @@ mod publication;
 pub mod room;
 pub mod sfu;
 pub mod speaker;
+mod timers;
 
 /// The [`sfu`] module under its former name, for callers of `huddle_sfu::engine::…`.
 pub use sfu as engine;

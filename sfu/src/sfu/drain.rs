@@ -11,6 +11,7 @@ use rtc::peer_connection::state::{RTCIceConnectionState, RTCPeerConnectionState}
 
 use super::{PEER_IN_ROOM, ROOM_OF_PEER, Sfu};
 use crate::peer::OfferAttempt;
+use crate::timers::Timer;
 use crate::{PeerKey, SfuEvent, TrackId};
 
 /// Why a listed peer is there.
@@ -39,13 +40,42 @@ impl Sfu {
         for peer in failed {
             self.events.push_back(SfuEvent::PeerFailed { peer });
         }
+        self.compact_timers();
+    }
+
+    /// Rebuilds the deadline heap from its owners once stale entries outnumber the live ones:
+    /// there are at most a peer's, a room's and four tracks' per peer.
+    fn compact_timers(&mut self) {
+        if self.timers.len() <= 64 + 8 * self.peers.len() {
+            return;
+        }
+        let interval = self.config.keyframe_request_interval;
+        let peers = self
+            .peers
+            .iter()
+            .filter_map(|(key, peer)| Some((peer.deadline?, Timer::Peer(*key))));
+        let speakers = self
+            .rooms
+            .iter()
+            .filter_map(|(id, room)| Some((room.speaker.poll_timeout()?, Timer::Speaker(*id))));
+        let keyframes = self.rooms.iter().flat_map(|(id, room)| {
+            room.publications
+                .iter()
+                .filter_map(move |(track, p)| Some((p.keyframes.due(interval)?, Timer::Keyframe(*id, *track))))
+        });
+        self.timers.rebuild(peers.chain(speakers).chain(keyframes));
     }
 
     fn drain_peer(&mut self, now: Instant, key: PeerKey) {
         let mut events = std::mem::take(&mut self.scratch_events);
         let mut messages = std::mem::take(&mut self.scratch_messages);
         let peer = self.peers.get_mut(&key).expect(LISTED);
+        let before = peer.deadline;
         peer.deadline = peer.poll_output(&mut events, &mut messages, &mut self.transmits);
+        self.timers.moved(Timer::Peer(key), before, peer.deadline);
+        // The send-side estimate moves only with this connection's input: its TWCC feedback,
+        // and timeouts.
+        let relayer = peer.observe_estimate(now);
         for event in events.drain(..) {
             self.on_connection_event(now, key, event);
         }
@@ -58,6 +88,9 @@ impl Sfu {
         }
         self.scratch_events = events;
         self.scratch_messages = messages;
+        if relayer {
+            self.reselect_all(now, key);
+        }
     }
 
     fn on_connection_event(&mut self, now: Instant, key: PeerKey, event: RTCPeerConnectionEvent) {
@@ -147,7 +180,10 @@ impl Sfu {
         self.offers_due.retain(|k| *k != key);
         self.failed.retain(|k| *k != key);
         let room = self.rooms.get_mut(&key.room).expect(ROOM_OF_PEER);
+        let before = room.speaker.poll_timeout();
         room.speaker.remove(now, key.participant);
+        self.timers
+            .moved(Timer::Speaker(key.room), before, room.speaker.poll_timeout());
         room.room.leave(key.participant).expect(PEER_IN_ROOM);
         self.process_room_events(now, key.room);
     }

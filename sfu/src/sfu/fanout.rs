@@ -10,6 +10,7 @@ use super::{PEER_IN_ROOM, PUBLISHED, ROOM_OF_PEER, RoomId, Sfu};
 use crate::downtrack::{DownTrack, Incoming};
 use crate::munger::strip_extensions;
 use crate::publication::KeyframeLayers;
+use crate::timers::Timer;
 use crate::{PeerKey, SfuEvent, TrackId};
 
 /// How soon a down track still waiting for its first keyframe asks again. Encoders ignore
@@ -29,7 +30,10 @@ impl Sfu {
         let room = self.rooms.get_mut(&from.room).expect(ROOM_OF_PEER);
         let publication = room.publications.get(&track).expect(PUBLISHED);
         if let Some(level) = publication.audio_level(&packet.header) {
+            let before = room.speaker.poll_timeout();
             room.speaker.observe(now, from.participant, level);
+            self.timers
+                .moved(Timer::Speaker(from.room), before, room.speaker.poll_timeout());
         }
         let keyframe = publication.is_keyframe(&packet.payload);
         strip_extensions(&mut packet.header);
@@ -178,8 +182,14 @@ impl Sfu {
         if !publication.has_keyframes() {
             return;
         }
-        if let Some(layers) = publication.keyframes.request(now, ssrc, gap) {
-            self.send_keyframe_request(now, room, track, layers);
+        let interval = self.config.keyframe_request_interval;
+        let before = publication.keyframes.due(interval);
+        match publication.keyframes.request(now, ssrc, gap) {
+            Some(layers) => self.send_keyframe_request(now, room, track, layers),
+            None => {
+                let after = publication.keyframes.due(interval);
+                self.timers.moved(Timer::Keyframe(room, track), before, after);
+            }
         }
     }
 

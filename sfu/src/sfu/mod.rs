@@ -6,6 +6,8 @@
 //! caller owns the socket, the clock and the signaling channel; this type owns all media state
 //! through `&mut self`. Every call that changes a connection ends by draining every connection
 //! that may have output ([`drain`](Sfu::drain)), so nothing is left pending between calls.
+//! Whatever waits for a time (connections, speaker decisions, held keyframe requests) is in one
+//! deadline heap, so [`Sfu::poll_timeout`] costs the same however many peers there are.
 
 mod drain;
 mod fanout;
@@ -13,7 +15,7 @@ mod rooms;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use huddle_signaling::{Layer, TrackSource};
 use log::trace;
@@ -28,6 +30,7 @@ pub use crate::event::{NegotiationReply, SfuEvent, SfuStats, Transmit};
 use crate::peer::{OfferAttempt, Peer};
 use crate::publication::Publication;
 use crate::speaker::SpeakerDetector;
+use crate::timers::{Timer, Timers};
 use crate::{ParticipantId, Room, SfuError, TrackId, demux};
 
 /// A call's room, named by the caller.
@@ -70,6 +73,7 @@ pub struct Sfu {
     transmits: VecDeque<Transmit>,
     events: VecDeque<SfuEvent>,
     stats: SfuStats,
+    timers: Timers,
     /// Live video down tracks still waiting for their first keyframe.
     awaiting_keyframe: HashSet<(PeerKey, TrackId)>,
     /// Kept between drains so draining allocates nothing.
@@ -92,6 +96,7 @@ impl Sfu {
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             stats: SfuStats::default(),
+            timers: Timers::default(),
             awaiting_keyframe: HashSet::new(),
             scratch_events: Vec::new(),
             scratch_messages: Vec::new(),
@@ -159,6 +164,7 @@ impl Sfu {
         });
         room.room.join(key.participant)?;
         self.by_ufrag.insert(peer.ufrag().to_owned(), key);
+        self.timers.moved(Timer::Peer(key), None, peer.deadline);
         self.peers.insert(key, peer);
         self.process_room_events(now, key.room);
         self.drain(now, None);
@@ -315,52 +321,58 @@ impl Sfu {
     }
 
     pub fn poll_timeout(&mut self) -> Option<Instant> {
-        let peers = self.peers.values().filter_map(|p| p.deadline);
+        let (peers, rooms) = (&self.peers, &self.rooms);
         let interval = self.config.keyframe_request_interval;
-        let speakers = self.rooms.values().filter_map(|r| r.speaker.poll_timeout());
-        let keyframes = self
-            .rooms
-            .values()
-            .flat_map(|r| r.publications.values().filter_map(|p| p.keyframes.due(interval)));
-        peers.chain(speakers).chain(keyframes).min()
+        self.timers
+            .next(|at, timer| is_current(peers, rooms, interval, at, timer))
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
-        for peer in self.peers.values_mut() {
-            if peer.deadline.is_some_and(|at| at <= now) {
-                peer.handle_timeout(now);
-                peer.touch(&mut self.dirty);
+        let interval = self.config.keyframe_request_interval;
+        // Connections first; rooms' and tracks' timers after the first-keyframe retries, which
+        // a held keyframe request may then go out with.
+        let mut later = Vec::new();
+        loop {
+            let (peers, rooms) = (&self.peers, &self.rooms);
+            let current = |at, timer| is_current(peers, rooms, interval, at, timer);
+            let Some(timer) = self.timers.pop_due(now, current) else {
+                break;
+            };
+            match timer {
+                Timer::Peer(key) => {
+                    let peer = self.peers.get_mut(&key).expect(TIMER_OWNER);
+                    // The drain below sets the next one.
+                    peer.deadline = None;
+                    peer.handle_timeout(now);
+                    peer.touch(&mut self.dirty);
+                }
+                Timer::Speaker(_) | Timer::Keyframe(..) => later.push(timer),
             }
-        }
-        // The downlink estimates move with TWCC feedback; re-cap layers where one crossed a
-        // threshold.
-        let mut relayer = Vec::new();
-        for (key, peer) in &mut self.peers {
-            if peer.observe_estimate(now) {
-                relayer.push(*key);
-            }
-        }
-        for key in relayer {
-            self.reselect_all(now, key);
         }
         self.retry_first_keyframes(now);
-        let interval = self.config.keyframe_request_interval;
-        let mut held = Vec::new();
-        for (room_id, room) in &mut self.rooms {
-            if let Some(participant) = room.speaker.handle_timeout(now) {
-                self.events.push_back(SfuEvent::Speaker {
-                    room: *room_id,
-                    participant,
-                });
-            }
-            for (track, publication) in &room.publications {
-                if publication.keyframes.due(interval).is_some_and(|at| at <= now) {
-                    held.push((*room_id, *track));
+        for timer in later {
+            match timer {
+                Timer::Speaker(room_id) => {
+                    let room = self.rooms.get_mut(&room_id).expect(TIMER_OWNER);
+                    let decision = room.speaker.handle_timeout(now);
+                    self.timers.moved(timer, None, room.speaker.poll_timeout());
+                    if let Some(participant) = decision {
+                        self.events.push_back(SfuEvent::Speaker {
+                            room: room_id,
+                            participant,
+                        });
+                    }
                 }
+                Timer::Keyframe(room, track) => {
+                    let media = self.rooms.get(&room).expect(TIMER_OWNER);
+                    let publication = media.publications.get(&track).expect(TIMER_OWNER);
+                    // A first-keyframe retry may have taken the held request with it.
+                    if publication.keyframes.due(interval).is_some_and(|at| at <= now) {
+                        self.send_held_keyframe_request(now, room, track);
+                    }
+                }
+                Timer::Peer(_) => unreachable!("connection timers are handled as they are taken"),
             }
-        }
-        for (room, track) in held {
-            self.send_held_keyframe_request(now, room, track);
         }
         self.drain(now, None);
     }
@@ -397,6 +409,28 @@ impl Sfu {
         }
     }
 }
+
+/// Whether `timer`'s deadline is still `at`: deadlines that moved leave stale entries behind.
+fn is_current(
+    peers: &HashMap<PeerKey, Peer>,
+    rooms: &HashMap<RoomId, RoomMedia>,
+    interval: Duration,
+    at: Instant,
+    timer: Timer,
+) -> bool {
+    let deadline = match timer {
+        Timer::Peer(key) => peers.get(&key).and_then(|p| p.deadline),
+        Timer::Speaker(room) => rooms.get(&room).and_then(|r| r.speaker.poll_timeout()),
+        Timer::Keyframe(room, track) => rooms
+            .get(&room)
+            .and_then(|r| r.publications.get(&track))
+            .and_then(|p| p.keyframes.due(interval)),
+    };
+    deadline == Some(at)
+}
+
+/// Why a timer taken off the heap has its owner.
+const TIMER_OWNER: &str = "a current timer's owner is in the SFU: `is_current` found its deadline there";
 
 /// Why a routed datagram's peer is there.
 const ROUTED: &str = "the address and ufrag routes lead to peers in the SFU: removing a peer removes its routes";
