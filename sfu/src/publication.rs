@@ -20,6 +20,15 @@ struct Encoding {
     layer: Layer,
 }
 
+/// What a client publishes on a newly opened track, as its connection negotiated it.
+#[derive(Debug)]
+pub(crate) struct OpenedTrack {
+    pub source: TrackSource,
+    pub kind: TrackKind,
+    pub codec: RTCRtpCodec,
+    pub audio_level_ext: Option<u8>,
+}
+
 #[derive(Debug)]
 pub(crate) struct Publication {
     pub owner: ParticipantId,
@@ -37,27 +46,24 @@ pub(crate) struct Publication {
 }
 
 impl Publication {
-    #[allow(clippy::too_many_arguments)]
+    /// `owner` publishes `track` on `receiver`; its first encoding is `ssrc` (and `rid`).
     pub fn new(
         owner: ParticipantId,
         receiver: RTCRtpReceiverId,
-        source: TrackSource,
-        kind: TrackKind,
-        codec: RTCRtpCodec,
-        audio_level_ext: Option<u8>,
+        track: OpenedTrack,
         ssrc: u32,
         rid: Option<String>,
     ) -> Self {
         let mut publication = Self {
             owner,
             receiver,
-            source,
-            kind,
-            video_codec: VideoCodec::from_mime(&codec.mime_type),
-            codec,
+            source: track.source,
+            kind: track.kind,
+            video_codec: VideoCodec::from_mime(&track.codec.mime_type),
+            codec: track.codec,
             encodings: Vec::new(),
             simulcast: false,
-            audio_level_ext,
+            audio_level_ext: track.audio_level_ext,
             keyframes: KeyframeThrottle::default(),
         };
         publication.add_encoding(ssrc, rid);
@@ -228,13 +234,16 @@ mod tests {
             clock_rate: 90_000,
             ..Default::default()
         };
+        let track = OpenedTrack {
+            source: TrackSource::Camera,
+            kind: TrackKind::Video,
+            codec,
+            audio_level_ext: None,
+        };
         let mut p = Publication::new(
             ParticipantId(1),
             RTCRtpReceiverId::default(),
-            TrackSource::Camera,
-            TrackKind::Video,
-            codec,
-            None,
+            track,
             30,
             Some("f".into()),
         );

@@ -11,22 +11,14 @@ use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate;
 use rtc::rtcp::receiver_report::ReceiverReport;
-use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind};
+use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind};
 use rtc::rtp_transceiver::{RTCRtpReceiverId, RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 
 use super::Peer;
 use crate::connection::AUDIO_LEVEL_URI;
 use crate::downtrack::{DownTrack, Incoming, stream_id, track_label};
-use crate::publication::Publication;
+use crate::publication::{OpenedTrack, Publication};
 use crate::{TrackId, TrackKind};
-
-/// What a client publishes on a newly opened track, as its connection negotiated it.
-pub(crate) struct OpenedTrack {
-    pub source: TrackSource,
-    pub kind: TrackKind,
-    pub codec: RTCRtpCodec,
-    pub audio_level_ext: Option<u8>,
-}
 
 /// What a subscriber's RTCP about one of its down tracks asks for.
 #[derive(Debug, Default)]

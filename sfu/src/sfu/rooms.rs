@@ -55,16 +55,7 @@ impl Sfu {
             }
         };
         peer.published.insert(rtc_track_id, track);
-        let publication = Publication::new(
-            key.participant,
-            receiver,
-            opened.source,
-            opened.kind,
-            opened.codec,
-            opened.audio_level_ext,
-            ssrc,
-            rid,
-        );
+        let publication = Publication::new(key.participant, receiver, opened, ssrc, rid);
         room.publications.insert(track, publication);
         self.process_room_events(now, key.room);
     }
