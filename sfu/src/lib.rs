@@ -4,8 +4,8 @@
 //! publishers, NACK/RTX per leg, simulcast layers per subscriber, active speaker. No sockets, no
 //! clock, no runtime: the server's media task owns the `Sfu` and drives it through `&mut self`.
 //!
-//! Inside `Sfu`, each participant is a [`peer`] (its connection), each published track a
-//! [`publication`], and each track on its way to one subscriber a [`downtrack`].
+//! Inside `Sfu`, each participant is a `peer` (its connection), each published track a
+//! `publication`, and each track on its way to one subscriber a `downtrack`.
 
 #![forbid(unsafe_code)]
 

@@ -5,7 +5,7 @@
 //! that should leave is pulled out with [`Sfu::poll_transmit`] and [`Sfu::poll_event`]. The
 //! caller owns the socket, the clock and the signaling channel; this type owns all media state
 //! through `&mut self`. Every call that changes a connection ends by draining every connection
-//! that may have output ([`drain`](Sfu::drain)), so nothing is left pending between calls.
+//! that may have output, so nothing is left pending between calls.
 //! Whatever waits for a time (connections, speaker decisions, held keyframe requests) is in one
 //! deadline heap, so [`Sfu::poll_timeout`] costs the same however many peers there are.
 
