@@ -27,8 +27,10 @@ pub enum SfuError {
     Setup(String),
     #[error("datagram from an unknown source")]
     UnknownSource,
-    #[error("datagram refused: {0}")]
-    Refused(String),
+    /// The datagram's connection refused it (the reason is logged at trace level; a refusal
+    /// allocates nothing).
+    #[error("datagram refused")]
+    Refused,
 }
 
 impl SfuError {
@@ -46,7 +48,7 @@ impl SfuError {
             Self::Negotiation(_) => "negotiation_failed",
             Self::Setup(_) => "media_setup_failed",
             Self::UnknownSource => "unknown_source",
-            Self::Refused(_) => "datagram_refused",
+            Self::Refused => "datagram_refused",
         }
     }
 }

@@ -1,0 +1,140 @@
+//! Building a participant's `rtc` peer connection as the SFU needs it: the codecs and header
+//! extensions it accepts, send-side congestion control with its pacer, NACK and RTCP reports,
+//! the feedback the SFU acts on itself, ICE-lite with the consent timeouts, and the one host
+//! candidate it advertises.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use bytes::BytesMut;
+use rand::Rng;
+use rand::distr::Alphanumeric;
+use rtc::interceptor::Registry;
+use rtc::peer_connection::configuration::RTCConfigurationBuilder;
+use rtc::peer_connection::configuration::interceptor_registry::{
+    CongestionFeedback, configure_congestion_control, configure_nack, configure_rtcp_reports,
+    configure_simulcast_extension_headers,
+};
+use rtc::peer_connection::configuration::media_engine::MediaEngine;
+use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
+use rtc::peer_connection::transport::{CandidateConfig, CandidateHostConfig, RTCIceCandidate};
+use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
+use rtc::rtp_transceiver::rtp_sender::{RTCRtpHeaderExtensionCapability, RtpCodecKind};
+
+use crate::bwe::SharedEstimate;
+use crate::{SfuConfig, SfuError};
+
+/// The RFC 6464 audio level header extension.
+pub const AUDIO_LEVEL_URI: &str = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
+
+/// A new connection with ICE username fragment `ufrag`, and the handle on its downlink's
+/// send-side bandwidth estimate.
+pub(crate) fn new(
+    config: &SfuConfig,
+    now: Instant,
+    ufrag: &str,
+) -> Result<(RTCPeerConnection, SharedEstimate), SfuError> {
+    let mut media = MediaEngine::default();
+    media.register_default_codecs().map_err(setup_error)?;
+    // Audio levels (the active speaker), the MID on every m-line (so a subscriber can place
+    // each packet), and abs-send-time, which clients that estimate bandwidth from it need
+    // accepted. MID and RID on video come with the simulcast headers below.
+    for (uri, kind) in [
+        (AUDIO_LEVEL_URI, RtpCodecKind::Audio),
+        (rtc::sdp::extmap::SDES_MID_URI, RtpCodecKind::Audio),
+        (rtc::sdp::extmap::ABS_SEND_TIME_URI, RtpCodecKind::Audio),
+        (rtc::sdp::extmap::ABS_SEND_TIME_URI, RtpCodecKind::Video),
+    ] {
+        media
+            .register_header_extension(RTCRtpHeaderExtensionCapability { uri: uri.to_owned() }, kind, None)
+            .map_err(setup_error)?;
+    }
+    // Send-side estimation (GCC over TWCC) and the pacer it drives: forwarded media leaves at
+    // the rate the estimate allows, released by `handle_timeout`.
+    let (gcc, estimate) = crate::bwe::ReportingGcc::new();
+    let registry = configure_congestion_control(
+        crate::feedback::deliver_feedback(Registry::new()),
+        gcc,
+        CongestionFeedback::Twcc,
+        &mut media,
+    )
+    .map_err(setup_error)?;
+    // The defaults less their TWCC receiver, which congestion control registered already
+    // (a second one only warns, for every peer).
+    let registry = configure_rtcp_reports(configure_nack(registry, &mut media));
+    configure_simulcast_extension_headers(&mut media).map_err(setup_error)?;
+    let settings = SettingEngineBuilder::new()
+        .with_ice_credentials(ufrag.to_owned(), random_token(32))
+        .with_ice_timeouts(
+            Some(config.ice_disconnected_timeout),
+            Some(config.ice_failed_timeout),
+            Some(config.ice_keepalive_interval),
+        )
+        .with_lite(true)
+        .build();
+    let pc = RTCPeerConnectionBuilder::new()
+        .with_configuration(RTCConfigurationBuilder::new().build())
+        .with_setting_engine(settings)
+        .with_media_engine(media)
+        .with_interceptor_registry(registry)
+        .build(now)
+        .map_err(setup_error)?;
+    Ok((pc, estimate))
+}
+
+pub(crate) fn add_host_candidate(pc: &mut RTCPeerConnection, addr: SocketAddr) -> Result<(), SfuError> {
+    let candidate = CandidateHostConfig {
+        base_config: CandidateConfig {
+            network: "udp".to_owned(),
+            address: addr.ip().to_string(),
+            port: addr.port(),
+            component: 1,
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+    .new_candidate_host()
+    .map_err(setup_error)?;
+    let init = RTCIceCandidate::from(&candidate).to_json().map_err(setup_error)?;
+    pc.add_local_candidate(init).map_err(setup_error)
+}
+
+/// A datagram received on UDP, as `rtc` takes it.
+pub(crate) fn udp_datagram(
+    now: Instant,
+    local_addr: SocketAddr,
+    peer_addr: SocketAddr,
+    payload: BytesMut,
+) -> rtc::shared::TaggedBytesMut {
+    rtc::shared::TaggedBytesMut {
+        now,
+        transport: rtc::shared::TransportContext {
+            local_addr,
+            peer_addr,
+            ecn: None,
+            transport_protocol: rtc::shared::TransportProtocol::UDP,
+        },
+        message: payload,
+    }
+}
+
+/// True when no offer is outstanding in either direction.
+pub(crate) fn is_stable(pc: &RTCPeerConnection) -> bool {
+    pc.pending_local_description().is_none() && pc.pending_remote_description().is_none()
+}
+
+pub(crate) fn random_token(len: usize) -> String {
+    rand::rng()
+        .sample_iter(&Alphanumeric)
+        .take(len)
+        .map(char::from)
+        .collect()
+}
+
+pub(crate) fn sdp_error(err: rtc::shared::error::Error) -> SfuError {
+    SfuError::Negotiation(err.to_string())
+}
+
+fn setup_error(err: rtc::shared::error::Error) -> SfuError {
+    SfuError::Setup(err.to_string())
+}

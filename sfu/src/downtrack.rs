@@ -1,0 +1,321 @@
+//! A down track: one published track on its way to one subscriber. It holds what that leg
+//! negotiated (payload types, the MID), how far its negotiation has come, the numbering it
+//! keeps continuous, and the simulcast layer it forwards; [`DownTrack::forward`] turns a
+//! publisher's packet into the copy this subscriber gets, or into nothing.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use huddle_signaling::Layer;
+use log::trace;
+use rtc::rtp::Packet;
+use rtc::rtp_transceiver::{RTCRtpSenderId, RTCRtpTransceiverId};
+
+use crate::layer::{Admit, LayerSwitch};
+use crate::munger::Munger;
+use crate::{ParticipantId, TrackId};
+
+/// The stream id subscribers see for a participant's tracks.
+pub fn stream_id(owner: ParticipantId) -> String {
+    owner.to_string()
+}
+
+/// The track id subscribers see for a published track.
+pub fn track_label(track: TrackId) -> String {
+    track.to_string()
+}
+
+/// How far a down track has come. Nothing is forwarded before the subscriber answered the
+/// offer that describes it (it could not place the packets), and video nothing before a
+/// keyframe (what comes before could not be decoded).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stage {
+    /// On the connection; no SFU offer has described it yet.
+    Unoffered,
+    /// Described by the SFU's offer `offer_id`, not answered yet.
+    Offered {
+        offer_id: u64,
+    },
+    /// Answered at `answered_at`; waits for the first keyframe.
+    AwaitingKeyframe {
+        answered_at: Instant,
+    },
+    Forwarding,
+}
+
+/// A publisher's packet as every down track of its track sees it.
+#[derive(Debug)]
+pub(crate) struct Incoming<'a> {
+    /// Its header extensions already taken off.
+    pub packet: &'a Packet,
+    pub keyframe: bool,
+    pub simulcast: bool,
+    /// See [`Publication::frame_gap`](crate::publication::Publication::frame_gap).
+    pub frame_gap: u32,
+    /// The codec, which the subscriber's leg may number differently.
+    pub mime_type: &'a str,
+}
+
+/// A copy to send on a down track.
+#[derive(Debug)]
+pub(crate) struct Outgoing {
+    pub packet: Packet,
+    /// It begins another layer of a simulcast track.
+    pub switched: bool,
+}
+
+#[derive(Debug)]
+pub(crate) struct DownTrack {
+    pub transceiver: RTCRtpTransceiverId,
+    pub sender: RTCRtpSenderId,
+    /// The SSRC this leg sends with.
+    ssrc: u32,
+    /// Whether the track starts on a keyframe (video in a codec the SFU can read).
+    starts_on_keyframe: bool,
+    stage: Stage,
+    /// The MID header extension every copy carries, as the subscriber's leg negotiated it.
+    mid: Option<(u8, Bytes)>,
+    /// Publisher payload type -> this leg's (`None`: the codec was not negotiated here).
+    payload_types: Vec<(u8, Option<u8>)>,
+    munger: Munger,
+    /// The highest layer the subscriber asked for.
+    pub wanted: Layer,
+    layer: LayerSwitch,
+}
+
+impl DownTrack {
+    pub fn new(transceiver: RTCRtpTransceiverId, sender: RTCRtpSenderId, ssrc: u32, starts_on_keyframe: bool) -> Self {
+        Self {
+            transceiver,
+            sender,
+            ssrc,
+            starts_on_keyframe,
+            stage: Stage::Unoffered,
+            mid: None,
+            payload_types: Vec::new(),
+            munger: Munger::default(),
+            wanted: Layer::High,
+            layer: LayerSwitch::default(),
+        }
+    }
+
+    pub fn stage(&self) -> Stage {
+        self.stage
+    }
+
+    /// Answered for: the subscriber can place its packets.
+    pub fn is_answered(&self) -> bool {
+        matches!(self.stage, Stage::AwaitingKeyframe { .. } | Stage::Forwarding)
+    }
+
+    pub fn awaits_keyframe(&self) -> bool {
+        matches!(self.stage, Stage::AwaitingKeyframe { .. })
+    }
+
+    /// The SFU's offer `offer_id` describes this track (again, if an earlier offer was
+    /// withdrawn before its answer).
+    pub fn offered(&mut self, offer_id: u64) {
+        if !self.is_answered() {
+            self.stage = Stage::Offered { offer_id };
+        }
+    }
+
+    /// The subscriber answered `offer_id`. Returns true when that answer covers this track:
+    /// from now on its copies carry `mid` (the MID extension's id and value), with payload
+    /// types as the answer settled them.
+    pub fn answered(&mut self, now: Instant, offer_id: u64, mid: Option<(u8, Bytes)>) -> bool {
+        if self.stage != (Stage::Offered { offer_id }) {
+            return false;
+        }
+        self.stage = if self.starts_on_keyframe {
+            Stage::AwaitingKeyframe { answered_at: now }
+        } else {
+            Stage::Forwarding
+        };
+        self.mid = mid;
+        self.payload_types.clear();
+        true
+    }
+
+    pub fn current_layer(&self) -> Option<u32> {
+        self.layer.current()
+    }
+
+    pub fn target_layer(&self) -> Option<u32> {
+        self.layer.target()
+    }
+
+    /// Chooses simulcast layer `ssrc`. Returns true when the choice changed.
+    pub fn retarget(&mut self, ssrc: u32) -> bool {
+        self.layer.retarget(ssrc)
+    }
+
+    /// The copy of `incoming` this subscriber gets, if any. `payload_type` finds this leg's
+    /// payload type for a codec; its answer is kept.
+    pub fn forward(
+        &mut self,
+        incoming: &Incoming<'_>,
+        payload_type: impl FnOnce(&str) -> Option<u8>,
+    ) -> Option<Outgoing> {
+        if !self.is_answered() || (self.awaits_keyframe() && !incoming.keyframe) {
+            return None;
+        }
+        let header = &incoming.packet.header;
+        let pt = match self.payload_types.iter().find(|(from, _)| *from == header.payload_type) {
+            Some((_, pt)) => *pt,
+            None => {
+                let pt = payload_type(incoming.mime_type);
+                self.payload_types.push((header.payload_type, pt));
+                pt
+            }
+        }?;
+        let mut switched = false;
+        if incoming.simulcast {
+            match self.layer.admit(header.ssrc, incoming.keyframe) {
+                Admit::Drop => return None,
+                Admit::Forward => {}
+                Admit::Switched => {
+                    self.munger.switch_source();
+                    switched = true;
+                }
+            }
+        }
+        let (seq, ts) = self
+            .munger
+            .rewrite(header.sequence_number, header.timestamp, incoming.frame_gap);
+        let mut packet = incoming.packet.clone();
+        packet.header.payload_type = pt;
+        packet.header.ssrc = self.ssrc;
+        packet.header.sequence_number = seq;
+        packet.header.timestamp = ts;
+        if let Some((id, value)) = &self.mid
+            && let Err(err) = packet.header.set_extension(*id, value.clone())
+        {
+            trace!("MID extension {id} on a forwarded packet: {err}");
+        }
+        Some(Outgoing { packet, switched })
+    }
+
+    /// A copy went out. Returns how long after the answer it came when it was the first
+    /// keyframe, which starts the track.
+    pub fn delivered(&mut self, now: Instant, keyframe: bool) -> Option<Duration> {
+        match self.stage {
+            Stage::AwaitingKeyframe { answered_at } if keyframe => {
+                self.stage = Stage::Forwarding;
+                Some(now.saturating_duration_since(answered_at))
+            }
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rtc::rtp::header::Header;
+
+    const PT: u8 = 102;
+
+    fn packet(ssrc: u32, seq: u16, ts: u32) -> Packet {
+        Packet {
+            header: Header {
+                version: 2,
+                payload_type: 96,
+                sequence_number: seq,
+                timestamp: ts,
+                ssrc,
+                ..Default::default()
+            },
+            payload: Bytes::from_static(b"frame"),
+        }
+    }
+
+    fn incoming(packet: &Packet, keyframe: bool, simulcast: bool) -> Incoming<'_> {
+        Incoming {
+            packet,
+            keyframe,
+            simulcast,
+            frame_gap: 3000,
+            mime_type: "video/VP8",
+        }
+    }
+
+    fn answered_video(now: Instant) -> DownTrack {
+        let mut track = DownTrack::new(0, RTCRtpSenderId::default(), 0xabc, true);
+        track.offered(1);
+        assert!(!track.answered(now, 2, None), "another offer's answer");
+        assert!(track.answered(now, 1, Some((4, Bytes::from_static(b"0")))));
+        track
+    }
+
+    #[test]
+    fn nothing_goes_before_the_answer_and_video_starts_on_a_keyframe() {
+        let t0 = Instant::now();
+        let mut track = DownTrack::new(0, RTCRtpSenderId::default(), 0xabc, true);
+        let p = packet(1, 100, 9000);
+        assert!(track.forward(&incoming(&p, true, false), |_| Some(PT)).is_none());
+        track.offered(1);
+        assert!(track.forward(&incoming(&p, true, false), |_| Some(PT)).is_none());
+        assert!(track.answered(t0, 1, Some((4, Bytes::from_static(b"0")))));
+        assert!(track.forward(&incoming(&p, false, false), |_| Some(PT)).is_none());
+        let copy = track
+            .forward(&incoming(&p, true, false), |_| Some(PT))
+            .expect("the keyframe");
+        assert_eq!((copy.packet.header.ssrc, copy.packet.header.payload_type), (0xabc, PT));
+        assert_eq!(copy.packet.header.get_extension(4), Some(Bytes::from_static(b"0")));
+        let later = t0 + Duration::from_millis(30);
+        assert_eq!(track.delivered(later, true), Some(Duration::from_millis(30)));
+        assert_eq!(track.delivered(later, true), None, "only the first");
+        assert!(track.forward(&incoming(&p, false, false), |_| Some(PT)).is_some());
+    }
+
+    #[test]
+    fn a_codec_the_leg_did_not_negotiate_is_not_forwarded_and_asked_about_once() {
+        let mut track = answered_video(Instant::now());
+        let p = packet(1, 100, 9000);
+        let mut asked = 0;
+        for _ in 0..3 {
+            let copy = track.forward(&incoming(&p, true, false), |_| {
+                asked += 1;
+                None
+            });
+            assert!(copy.is_none());
+        }
+        assert_eq!(asked, 1);
+    }
+
+    #[test]
+    fn a_layer_switch_waits_for_a_keyframe_and_keeps_the_numbering() {
+        let mut track = answered_video(Instant::now());
+        let (low, high) = (10, 30);
+        assert!(track.retarget(high));
+        let copy = track
+            .forward(&incoming(&packet(high, 500, 1000), true, true), |_| Some(PT))
+            .unwrap();
+        assert!(copy.switched, "the first layer is a switch too");
+        track.delivered(Instant::now(), true);
+        let first = copy.packet.header.sequence_number;
+        assert!(track.retarget(low));
+        assert_eq!(track.current_layer(), Some(high));
+        assert!(
+            track
+                .forward(&incoming(&packet(low, 7, 70), false, true), |_| Some(PT))
+                .is_none(),
+            "not before the low layer's keyframe"
+        );
+        let copy = track
+            .forward(&incoming(&packet(high, 501, 4000), false, true), |_| Some(PT))
+            .unwrap();
+        assert_eq!(copy.packet.header.sequence_number, first.wrapping_add(1));
+        let copy = track
+            .forward(&incoming(&packet(low, 8, 80), true, true), |_| Some(PT))
+            .unwrap();
+        assert!(copy.switched);
+        assert_eq!(copy.packet.header.sequence_number, first.wrapping_add(2));
+        assert!(
+            track
+                .forward(&incoming(&packet(high, 502, 7000), true, true), |_| Some(PT))
+                .is_none()
+        );
+    }
+}
