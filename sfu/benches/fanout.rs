@@ -9,6 +9,8 @@
 //! datagram's arrival to the last copy leaving, p50/p99) and the end-to-end one-way latency
 //! publisher -> subscriber (p50/p99), then the raw UDP ceiling: datagrams one thread sends and
 //! another receives per second on loopback.
+// A real-time load program: it drives the SFU from real sockets and the real clock.
+#![allow(clippy::disallowed_methods)]
 
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;

@@ -210,6 +210,7 @@ impl DownTrack {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // one real `Instant` as the virtual clock's epoch
 mod tests {
     use super::*;
     use rtc::rtp::header::Header;

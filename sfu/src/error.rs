@@ -1,5 +1,7 @@
 //! The one error type at the SFU crate's boundary.
 
+use huddle_signaling::protocol::ErrorCode;
+
 use crate::{ParticipantId, TrackId};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -35,20 +37,21 @@ pub enum SfuError {
 
 impl SfuError {
     /// A stable snake_case code clients can match on; the display text may change.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
+        use ErrorCode as C;
         match self {
-            Self::AlreadyJoined(_) => "already_joined",
-            Self::UnknownParticipant(_) => "unknown_participant",
-            Self::UnknownTrack(_) => "unknown_track",
-            Self::NotTrackOwner { .. } => "not_track_owner",
-            Self::RoomFull { .. } => "room_full",
-            Self::TooManyTracks { .. } => "too_many_tracks",
-            Self::InvalidConfig(_) => "invalid_config",
-            Self::SdpTooLarge { .. } => "sdp_too_large",
-            Self::Negotiation(_) => "negotiation_failed",
-            Self::Setup(_) => "media_setup_failed",
-            Self::UnknownSource => "unknown_source",
-            Self::Refused => "datagram_refused",
+            Self::AlreadyJoined(_) => C::AlreadyJoined,
+            Self::UnknownParticipant(_) => C::UnknownParticipant,
+            Self::UnknownTrack(_) => C::UnknownTrack,
+            Self::NotTrackOwner { .. } => C::NotTrackOwner,
+            Self::RoomFull { .. } => C::RoomFull,
+            Self::TooManyTracks { .. } => C::TooManyTracks,
+            Self::InvalidConfig(_) => C::InvalidConfig,
+            Self::SdpTooLarge { .. } => C::SdpTooLarge,
+            Self::Negotiation(_) => C::NegotiationFailed,
+            Self::Setup(_) => C::MediaSetupFailed,
+            Self::UnknownSource => C::UnknownSource,
+            Self::Refused => C::DatagramRefused,
         }
     }
 }

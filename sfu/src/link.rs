@@ -107,6 +107,7 @@ fn up(layer: Layer) -> Layer {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // one real `Instant` as the virtual clock's epoch
 mod tests {
     use super::*;
 

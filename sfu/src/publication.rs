@@ -205,6 +205,7 @@ impl KeyframeThrottle {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // one real `Instant` as the virtual clock's epoch
 mod tests {
     use super::*;
 

@@ -101,6 +101,7 @@ impl SpeakerDetector {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // one real `Instant` as the virtual clock's epoch
 mod tests {
     use super::*;
 

@@ -76,6 +76,7 @@ impl Timers {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // one real `Instant` as the virtual clock's epoch
 mod tests {
     use std::collections::HashMap;
     use std::time::Duration;

@@ -206,7 +206,7 @@ fn joins_and_publishes_are_bounded() {
             max: 2
         }
     );
-    assert_eq!(err.code(), "too_many_tracks");
+    assert_eq!(err.code().as_str(), "too_many_tracks");
     assert_eq!(
         room.publish(CAROL, TrackKind::Audio),
         Err(SfuError::UnknownParticipant(CAROL))

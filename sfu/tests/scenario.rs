@@ -1,6 +1,8 @@
 //! Scenario tests for the SFU on a virtual clock: the SFU and its clients are sans-IO state
 //! machines; datagrams travel through an in-memory network and time only moves when the
 //! harness moves it. No sockets, no sleeping.
+// The virtual clock starts at one real `Instant`; nothing here waits on the real clock.
+#![allow(clippy::disallowed_methods)]
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
