@@ -203,15 +203,16 @@ impl AppState {
             config: Arc::new(config),
         };
         crate::realtime::register(state.clone());
-        tokio::spawn(calls::run(state.clone(), inbox));
-        tokio::spawn(crate::service::media::sweep_uploads(state.clone()));
+        supervise("call_hub", calls::run(state.clone(), inbox));
+        supervise("upload_sweeper", crate::service::media::sweep_uploads(state.clone()));
         let resumed = state.clone();
-        tokio::spawn(async move { crate::service::notifications::resume_pending(&resumed).await });
-        tokio::spawn(crate::media::sfu::run(
-            state.config.clone(),
-            state.calls.clone(),
-            media_inbox,
-        ));
+        supervise("notifications_resume", async move {
+            crate::service::notifications::resume_pending(&resumed).await
+        });
+        supervise(
+            "media",
+            crate::media::sfu::run(state.config.clone(), state.calls.reports(), media_inbox),
+        );
         let backends = Backends {
             db: embedded_db,
             s3: embedded_s3,
@@ -222,6 +223,21 @@ impl AppState {
 }
 
 /// Concurrent password hashes allowed: two per core, each takes 19 MiB.
+/// Spawns one of the server's long-lived tasks and watches it: a task that panics is logged
+/// and counted (`huddle_task_failures_total`), never lost in silence. (The media task also
+/// catches a fault in one call's media itself and ends that call alone.)
+fn supervise(name: &'static str, task: impl std::future::Future<Output = ()> + Send + 'static) {
+    let handle = tokio::spawn(task);
+    tokio::spawn(async move {
+        if let Err(e) = handle.await
+            && e.is_panic()
+        {
+            metrics::counter!("huddle_task_failures_total", "task" => name).increment(1);
+            tracing::error!(task = name, "a server task panicked and stopped");
+        }
+    });
+}
+
 fn hash_parallelism() -> usize {
     std::thread::available_parallelism().map(|n| n.get() * 2).unwrap_or(4)
 }

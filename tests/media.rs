@@ -689,3 +689,60 @@ async fn bound_to_every_address_the_sfu_answers_from_the_one_each_client_sent_to
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_fault_in_one_calls_media_ends_that_call_and_the_other_call_keeps_its_media() {
+    let server = TestServer::start().await;
+    let ada = server.signed_up("ada").await;
+    let bob = server.signed_up("bob").await;
+    let cyd = server.signed_up("cyd").await;
+    let dan = server.signed_up("dan").await;
+    let (_, first_chat) = group_with(&ada, "First", &[&bob]).await;
+    let (_, second_chat) = group_with(&cyd, "Second", &[&dan]).await;
+    let (first, mut first_peers) = connected_call(&server, &[&ada, &bob], &first_chat).await;
+    let (_, mut second_peers) = connected_call(&server, &[&cyd, &dan], &second_chat).await;
+    let (cyd_id, dan_id) = (cyd.user_id.clone(), dan.user_id.clone());
+    let mut frame = 0;
+    pump_with_media(&mut first_peers, &mut frame, |ps| {
+        ps.iter().all(|p| p.published.len() == 2)
+    })
+    .await;
+    pump_with_media(&mut second_peers, &mut frame, |ps| {
+        !ps[0].received_from(&dan_id, "video").is_empty() && !ps[1].received_from(&cyd_id, "video").is_empty()
+    })
+    .await;
+    let received = |ps: &[Peer]| {
+        ps[0].received_from(&dan_id, "audio").len()
+            + ps[0].received_from(&dan_id, "video").len()
+            + ps[1].received_from(&cyd_id, "audio").len()
+            + ps[1].received_from(&cyd_id, "video").len()
+    };
+
+    // Handling the first call's media panics, as a bug in it would.
+    server.state.sfu.inject_fault(first.parse().unwrap()).await;
+    for peer in &mut first_peers {
+        let ended = peer.sio.next("call:ended").await;
+        assert_eq!(
+            (ended["_id"].as_str(), ended["endReason"].as_str()),
+            (Some(first.as_str()), Some("terminated")),
+            "{ended}"
+        );
+    }
+
+    // The second call goes on: its media still flows both ways.
+    let before = received(&second_peers);
+    let until = Instant::now() + Duration::from_millis(1500);
+    pump_with_media(&mut second_peers, &mut frame, |_| Instant::now() >= until).await;
+    assert!(
+        received(&second_peers) > before + 20,
+        "the other call lost its media: {before} then {}",
+        received(&second_peers)
+    );
+    let stats = server.state.sfu.stats().await.unwrap();
+    assert_eq!(
+        (stats.rooms, stats.peers),
+        (1, 2),
+        "only the failed call's room is gone"
+    );
+    server.stop().await;
+}

@@ -23,8 +23,11 @@ pub enum SfuEvent {
     Offer { peer: PeerKey, offer_id: u64, sdp: String },
     /// The participant's media connection is up.
     Connected { peer: PeerKey },
+    /// `to` now receives `owner`'s track: one event per subscriber, when its down track is
+    /// added (for a new track, and for every track already there when `to` joins).
     TrackPublished {
         room: RoomId,
+        to: ParticipantId,
         owner: ParticipantId,
         track: TrackId,
         /// The ids subscribers see in the SFU's SDP (`msid`).
@@ -37,6 +40,7 @@ pub enum SfuEvent {
         room: RoomId,
         owner: ParticipantId,
         track: TrackId,
+        kind: TrackKind,
         source: TrackSource,
     },
     /// The participant's connection failed (ICE consent lost, DTLS failed); it was removed and

@@ -461,12 +461,25 @@ fn three_peers_publish_and_each_receives_the_other_two() {
             "p{p}: the estimate never moved"
         );
     }
-    let published = net
+    // Each subscriber is told once of each track it receives, and of no other.
+    let mut published: Vec<(u64, u64, TrackKind)> = net
         .events
         .iter()
-        .filter(|e| matches!(e, SfuEvent::TrackPublished { .. }))
-        .count();
-    assert_eq!(published, 6);
+        .filter_map(|e| match e {
+            SfuEvent::TrackPublished { to, owner, kind, .. } => Some((to.0, owner.0, *kind)),
+            _ => None,
+        })
+        .collect();
+    published.sort_unstable_by_key(|(to, owner, kind)| (*to, *owner, *kind as u8));
+    let mut expected: Vec<(u64, u64, TrackKind)> = (1..=3)
+        .flat_map(|to| {
+            (1..=3)
+                .filter(move |owner| *owner != to)
+                .flat_map(move |owner| [(to, owner, TrackKind::Audio), (to, owner, TrackKind::Video)])
+        })
+        .collect();
+    expected.sort_unstable_by_key(|(to, owner, kind)| (*to, *owner, *kind as u8));
+    assert_eq!(published, expected);
 }
 
 #[test]

@@ -5,6 +5,7 @@ pub mod device;
 pub mod otp;
 pub mod password;
 pub mod rate_limit;
+pub mod session;
 pub mod tokens;
 
 /// A 32-byte key for one purpose (`label`), derived from the server's master secret with

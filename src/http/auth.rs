@@ -21,7 +21,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::extract::{ApiJson, AuthUser, ClientIp, OptionalJson, bearer};
+use super::extract::{ApiJson, AuthUser, ClientIp, OptionalJson, bearer_of};
 use super::users::UserView;
 use crate::auth::otp;
 use crate::auth::tokens;
@@ -677,7 +677,7 @@ async fn logout(
     OptionalJson(req): OptionalJson<RefreshRequest>,
 ) -> AppResult<Response> {
     let mut session = None;
-    if let Some(token) = bearer(&headers)
+    if let Some(token) = bearer_of(&headers)
         && let Ok(claims) = state.tokens.verify_access(token)
     {
         session = ObjectId::parse_str(&claims.sid).ok();

@@ -9,10 +9,11 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::extract::{ApiJson, ApiQuery, AuthUser, page_limit, parse_id};
+use crate::domain::call::Action;
 use crate::error::{AppResult, ErrorBody};
-use crate::media::calls::{Action, CallView};
 use crate::service::calls::{self, IceServers};
 use crate::state::AppState;
+use huddle_signaling::protocol::CallView;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

@@ -174,7 +174,7 @@ async fn get_chat(
     auth: AuthUser,
     Path(id): Path<String>,
 ) -> AppResult<axum::Json<ChatView>> {
-    let chat = messages::member_chat(&state, parse_id(&id)?, auth.id).await?;
+    let chat = chats::member_chat(&state, parse_id(&id)?, auth.id).await?;
     Ok(axum::Json(chats::view(&state, &chat, auth.id).await?))
 }
 
@@ -240,7 +240,7 @@ async fn starred(
     auth: AuthUser,
     Path(id): Path<String>,
 ) -> AppResult<axum::Json<MessageList>> {
-    let chat = messages::member_chat(&state, parse_id(&id)?, auth.id).await?;
+    let chat = chats::member_chat(&state, parse_id(&id)?, auth.id).await?;
     let found = state.store.messages.starred(chat.id, auth.id).await?;
     Ok(axum::Json(MessageList {
         data: found.iter().map(|m| message_view(m, Some(auth.id))).collect(),

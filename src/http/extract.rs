@@ -1,5 +1,5 @@
 //! Request extractors: typed JSON and query bodies whose rejections use our error body,
-//! the authenticated user, the client IP, and id parsing.
+//! the authenticated user (verified by `auth::session`), and the client IP.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
@@ -8,9 +8,12 @@ use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
-use mongodb::bson::oid::ObjectId;
+
 use serde::de::DeserializeOwned;
 
+use crate::auth::session::bearer;
+pub use crate::auth::session::{AuthUser, authenticate};
+pub use crate::domain::id::parse_id;
 use crate::error::AppError;
 use crate::state::AppState;
 
@@ -83,14 +86,6 @@ pub fn page_limit(value: Option<i64>, default: i64, max: i64) -> Result<i64, App
     Ok(limit)
 }
 
-/// Parses a path or body id; anything but 24 hex digits is a 400.
-pub fn parse_id(raw: &str) -> Result<ObjectId, AppError> {
-    if raw.len() != 24 || !raw.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(AppError::bad_request("invalid id: expected 24 hexadecimal characters"));
-    }
-    ObjectId::parse_str(raw).map_err(|_| AppError::bad_request("invalid id"))
-}
-
 /// The caller's IP: the socket peer, or the last `X-Forwarded-For` hop behind a trusted
 /// proxy.
 #[derive(Clone, Copy, Debug)]
@@ -128,61 +123,23 @@ fn forwarded_for(headers: &HeaderMap) -> Option<IpAddr> {
         .ok()
 }
 
-/// The signed-in user, from a valid `Authorization: Bearer` access token whose session is
-/// still live. The one place REST authentication happens.
-#[derive(Clone, Copy, Debug)]
-pub struct AuthUser {
-    pub id: ObjectId,
-    pub session: ObjectId,
-}
-
 impl FromRequestParts<AppState> for AuthUser {
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let token = bearer(&parts.headers).ok_or(AppError::Unauthorized("missing bearer token"))?;
+        let token = bearer_of(&parts.headers).ok_or(AppError::Unauthorized("missing bearer token"))?;
         authenticate(state, token).await
     }
 }
 
-/// The bearer token of a request, if any.
-pub fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then_some(token.trim())
-}
-
-/// Verifies an access token and that its session has not been revoked.
-pub async fn authenticate(state: &AppState, token: &str) -> Result<AuthUser, AppError> {
-    let claims = state
-        .tokens
-        .verify_access(token)
-        .map_err(|_| AppError::Unauthorized("invalid or expired token"))?;
-    let (Ok(id), Ok(session)) = (ObjectId::parse_str(&claims.sub), ObjectId::parse_str(&claims.sid)) else {
-        return Err(AppError::Unauthorized("invalid or expired token"));
-    };
-    if !state.store.sessions.is_active(session).await? {
-        return Err(AppError::Unauthorized("session ended"));
-    }
-    Ok(AuthUser { id, session })
+/// The bearer token of a request's `Authorization` header, if any.
+pub fn bearer_of(headers: &HeaderMap) -> Option<&str> {
+    bearer(headers.get(header::AUTHORIZATION)?.to_str().ok()?)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ids_must_be_hex() {
-        assert!(parse_id("0123456789abcdef01234567").is_ok());
-        for bad in [
-            "",
-            "{\"$ne\":null}",
-            "0123456789abcdef0123456z",
-            "0123456789abcdef012345678",
-        ] {
-            assert!(matches!(parse_id(bad), Err(AppError::BadRequest(_))), "{bad}");
-        }
-    }
 
     #[test]
     fn the_proxy_appended_hop_is_the_client() {
@@ -195,8 +152,8 @@ mod tests {
     fn bearer_scheme_is_case_insensitive() {
         let mut headers = HeaderMap::new();
         headers.insert(header::AUTHORIZATION, "bearer abc".parse().unwrap());
-        assert_eq!(bearer(&headers), Some("abc"));
+        assert_eq!(bearer_of(&headers), Some("abc"));
         headers.insert(header::AUTHORIZATION, "Basic abc".parse().unwrap());
-        assert_eq!(bearer(&headers), None);
+        assert_eq!(bearer_of(&headers), None);
     }
 }

@@ -117,10 +117,7 @@ pub fn with_middleware(routes: Router<AppState>, state: AppState) -> Router {
     let hsts = state.config.hsts;
     routes
         .layer(state.realtime.layer())
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            crate::realtime::limit_handshakes,
-        ))
+        .layer(middleware::from_fn_with_state(state.clone(), limit_handshakes))
         .layer(tower::util::MapRequestLayer::new(crate::realtime::own_request_head))
         .layer(DefaultBodyLimit::max(state.config.body_limit_bytes))
         // Inside the header, metrics and log layers, so a panic's 500 gets all of them.
@@ -223,4 +220,38 @@ fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Response<Bo
         .unwrap_or("unknown panic");
     metrics::counter!("huddle_handler_panics_total").increment(1);
     AppError::Internal(anyhow::anyhow!("handler panicked: {detail}")).into_response()
+}
+
+/// Counts each new Engine.IO session (a `/socket.io/` request without `sid`) against its
+/// client's per-minute allowance, `HUDDLE_SOCKET_HANDSHAKES_PER_IP`. A session is created
+/// before its token is checked, so without this anyone could hold server memory with
+/// handshakes alone; past the allowance the handshake gets `429 rate_limited`. IPv6
+/// clients are counted by their /64, which one host usually holds whole.
+pub async fn limit_handshakes(
+    axum::extract::State(state): axum::extract::State<crate::state::AppState>,
+    extract::ClientIp(ip): extract::ClientIp,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let new_session = req.uri().path().starts_with("/socket.io")
+        && !form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes()).any(|(name, _)| name == "sid");
+    if new_session {
+        let key = match ip {
+            std::net::IpAddr::V6(v6) if v6.to_ipv4_mapped().is_none() => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+            other => other.to_canonical().to_string(),
+        };
+        if let Err(retry_after) =
+            state
+                .handshakes
+                .hit(&key, state.config.socket_handshakes_per_ip, std::time::Instant::now())
+        {
+            metrics::counter!("huddle_socket_handshakes_refused_total").increment(1);
+            return AppError::TooManyRequests { retry_after }.into_response();
+        }
+    }
+    next.run(req).await
 }

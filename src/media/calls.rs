@@ -1,6 +1,8 @@
 //! The call hub: one task owns every live call's signaling session (`huddle-signaling`),
-//! mutated through `&mut self` and driven by commands over a channel and by its own timer.
-//! It turns session events into Call documents, chat records and Socket.IO emits.
+//! mutated through `&mut self` and driven by commands over a channel, by what the media task
+//! reports, and by its own timer. It turns session events into Socket.IO emits, and hands
+//! Call documents and chat records to a writer task: the hub itself never waits on the
+//! database, so one call's writes hold up no other call's signaling.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -9,6 +11,7 @@ use huddle_signaling::{CallSession, CallStatus, Millis, SessionConfig, SessionEv
 use mongodb::bson::{self, oid::ObjectId};
 use tokio::sync::{mpsc, oneshot};
 
+pub use crate::domain::call::Action;
 use crate::error::{AppError, AppResult};
 use crate::state::AppState;
 use crate::store::calls::Call;
@@ -16,18 +19,6 @@ use crate::store::messages::{CallRecord, Message};
 pub use huddle_signaling::protocol::CallView;
 use huddle_signaling::protocol::ErrorCode;
 use huddle_signaling::protocol::{CallUser, RingExpired, events};
-
-/// What a member asks of a live call.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Action {
-    Accept,
-    Decline,
-    Cancel,
-    Join,
-    Leave,
-    /// Hang up for everyone.
-    End,
-}
 
 enum Command {
     Start {
@@ -61,10 +52,33 @@ enum Command {
     EndAll { reply: oneshot::Sender<usize> },
 }
 
+/// What the media task tells the hub. It never waits for the hub: these go on a channel
+/// the hub selects on.
+#[derive(Debug)]
+pub enum MediaReport {
+    /// `user`'s media connection in `call` failed (ICE consent lost): they leave the call.
+    PeerFailed { call: ObjectId, user: ObjectId },
+    /// Handling `call`'s media failed (a fault caught in the media task): the call ends.
+    RoomFailed { call: ObjectId },
+}
+
+/// Where the media task sends its [`MediaReport`]s.
+#[derive(Clone, Debug)]
+pub struct MediaReports(mpsc::UnboundedSender<MediaReport>);
+
+impl MediaReports {
+    pub fn send(&self, report: MediaReport) {
+        if self.0.send(report).is_err() {
+            tracing::debug!("call hub stopped; media report dropped");
+        }
+    }
+}
+
 /// The handle the rest of the server talks to the hub through.
 #[derive(Clone, Debug)]
 pub struct CallHub {
     tx: mpsc::Sender<Command>,
+    reports: MediaReports,
 }
 
 /// Commands waiting for the hub before senders feel back-pressure.
@@ -74,7 +88,23 @@ impl CallHub {
     /// The handle, and the receiver [`run`] consumes once the state exists.
     pub fn channel() -> (Self, CallInbox) {
         let (tx, rx) = mpsc::channel(QUEUE);
-        (Self { tx }, CallInbox(rx))
+        let (reports, reported) = mpsc::unbounded_channel();
+        let hub = Self {
+            tx,
+            reports: MediaReports(reports),
+        };
+        (
+            hub,
+            CallInbox {
+                commands: rx,
+                reports: reported,
+            },
+        )
+    }
+
+    /// The channel the media task reports on.
+    pub fn reports(&self) -> MediaReports {
+        self.reports.clone()
     }
 
     async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> AppResult<T> {
@@ -126,31 +156,15 @@ impl CallHub {
     }
 }
 
-/// The hub's end of the channel.
-pub struct CallInbox(mpsc::Receiver<Command>);
+/// The hub's end of its channels.
+pub struct CallInbox {
+    commands: mpsc::Receiver<Command>,
+    reports: mpsc::UnboundedReceiver<MediaReport>,
+}
 
 impl std::fmt::Debug for CallInbox {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("CallInbox")
-    }
-}
-
-impl From<&Call> for CallView {
-    fn from(c: &Call) -> Self {
-        let hex = |ids: &[ObjectId]| ids.iter().map(|i| i.to_hex()).collect();
-        Self {
-            id: c.id.to_hex(),
-            kind: c.kind,
-            chat_id: c.chat_id.to_hex(),
-            initiator: c.initiator.to_hex(),
-            participants: hex(&c.participants),
-            invited: hex(&c.invited),
-            status: c.status,
-            end_reason: c.end_reason,
-            started_at: c.started_at.to_chrono(),
-            answered_at: c.answered_at.map(|t| t.to_chrono()),
-            ended_at: c.ended_at.map(|t| t.to_chrono()),
-        }
     }
 }
 
@@ -170,8 +184,30 @@ struct Live {
     call: Call,
 }
 
+/// A write the hub hands to the writer task, applied in order.
+enum Write {
+    Save(Box<Call>),
+    /// The call ended: its record goes into its chat, then `call:ended` to the chat.
+    Ended(Box<Call>),
+    /// Answers `count` once every write before it is done (a stopping server).
+    Flush {
+        count: usize,
+        reply: oneshot::Sender<usize>,
+    },
+    /// Answers a request that ended a call, once the writes it caused are done.
+    Answer {
+        result: AppResult<Call>,
+        reply: oneshot::Sender<AppResult<Call>>,
+    },
+    /// Answers a removal once the writes it caused are done.
+    Removed {
+        reply: oneshot::Sender<()>,
+    },
+}
+
 struct Hub {
     state: AppState,
+    writes: mpsc::UnboundedSender<Write>,
     epoch: Instant,
     config: SessionConfig,
     calls: HashMap<ObjectId, Live>,
@@ -184,7 +220,11 @@ fn oid(s: &str) -> Option<ObjectId> {
 }
 
 /// Runs the hub until the server stops. Calls a previous run left open are closed first.
-pub async fn run(state: AppState, CallInbox(mut inbox): CallInbox) {
+pub async fn run(state: AppState, inbox: CallInbox) {
+    let CallInbox {
+        commands: mut inbox,
+        mut reports,
+    } = inbox;
     match state.store.calls.end_stale().await {
         Ok(0) => {}
         Ok(n) => tracing::info!(calls = n, "closed calls left open by a previous run"),
@@ -193,7 +233,10 @@ pub async fn run(state: AppState, CallInbox(mut inbox): CallInbox) {
     let config = SessionConfig {
         ring_timeout: Duration::from_secs(state.config.call_ring_timeout_secs),
     };
+    let (writes, pending) = mpsc::unbounded_channel();
+    tokio::spawn(write_calls(state.clone(), pending));
     let mut hub = Hub {
+        writes,
         state,
         epoch: Instant::now(),
         config,
@@ -211,6 +254,7 @@ pub async fn run(state: AppState, CallInbox(mut inbox): CallInbox) {
                 Some(command) => hub.handle(command).await,
                 None => break,
             },
+            Some(report) = reports.recv() => hub.reported(report).await,
             () = sleep => hub.tick().await,
         }
     }
@@ -234,7 +278,13 @@ impl Hub {
                 reply,
             } => {
                 let result = self.act(call, user, action).await;
-                let _ = reply.send(result);
+                if result.is_ok() && !self.calls.contains_key(&call) {
+                    // The call ended: answer once its document and record are written, so
+                    // whoever ended it finds the record in the chat's history.
+                    self.write(Write::Answer { result, reply });
+                } else {
+                    let _ = reply.send(result);
+                }
             }
             Command::IsJoined { call, user, reply } => {
                 let joined = self
@@ -246,7 +296,7 @@ impl Hub {
             }
             Command::Remove { chat, user, reply } => {
                 self.remove(chat, user).await;
-                let _ = reply.send(());
+                self.write(Write::Removed { reply });
             }
             Command::EndAll { reply } => {
                 self.closing = true;
@@ -259,7 +309,10 @@ impl Hub {
                     }
                     self.drain(*id).await;
                 }
-                let _ = reply.send(ids.len());
+                self.write(Write::Flush {
+                    count: ids.len(),
+                    reply,
+                });
             }
             Command::JoinedChatsOf { user, reply } => {
                 let hex = user.to_hex();
@@ -294,11 +347,15 @@ impl Hub {
             now,
         )
         .map_err(refused)?;
-        self.state.store.calls.insert(&call).await?;
         let (id, snapshot) = (call.id, call.clone());
         self.calls.insert(id, Live { session, call });
-        self.drain(id).await;
-        Ok(self.calls.get(&id).map_or(snapshot, |l| l.call.clone()))
+        let ended = self.drain(id).await;
+        Ok(self
+            .calls
+            .get(&id)
+            .map(|l| l.call.clone())
+            .or(ended)
+            .unwrap_or(snapshot))
     }
 
     async fn act(&mut self, id: ObjectId, user: ObjectId, action: Action) -> AppResult<Call> {
@@ -323,12 +380,14 @@ impl Hub {
         }
         .map_err(refused)?;
         let snapshot = live.call.clone();
-        self.drain(id).await;
-        // An ended call is gone from the hub; its last state is in the database.
-        match self.calls.get(&id) {
-            Some(live) => Ok(live.call.clone()),
-            None => Ok(self.state.store.calls.by_id(id).await?.unwrap_or(snapshot)),
-        }
+        let ended = self.drain(id).await;
+        // An ended call is gone from the hub: its last state is what the drain ended it with.
+        Ok(self
+            .calls
+            .get(&id)
+            .map(|l| l.call.clone())
+            .or(ended)
+            .unwrap_or(snapshot))
     }
 
     async fn remove(&mut self, chat: ObjectId, user: ObjectId) {
@@ -376,11 +435,12 @@ impl Hub {
         bson::DateTime::from_system_time(std::time::SystemTime::now() - age)
     }
 
-    /// Applies every pending session event of one call: documents, records, emits.
-    async fn drain(&mut self, id: ObjectId) {
+    /// Applies every pending session event of one call: documents, records, emits. Returns
+    /// the call's final state when it ended.
+    async fn drain(&mut self, id: ObjectId) -> Option<Call> {
         loop {
-            let Some(live) = self.calls.get_mut(&id) else { return };
-            let Some(event) = live.session.poll_event() else { return };
+            let live = self.calls.get_mut(&id)?;
+            let event = live.session.poll_event()?;
             let chat = live.call.chat_id;
             let view_id = id.to_hex();
             let realtime = self.state.realtime.clone();
@@ -414,7 +474,7 @@ impl Hub {
                 }
                 SessionEvent::Ongoing { at } => {
                     let answered = self.wall_clock(at);
-                    let Some(live) = self.calls.get_mut(&id) else { return };
+                    let live = self.calls.get_mut(&id)?;
                     live.call.status = CallStatus::Ongoing;
                     live.call.answered_at = Some(answered);
                     let call = live.call.clone();
@@ -451,71 +511,122 @@ impl Hub {
                     at,
                 } => {
                     let ended = self.wall_clock(at);
-                    let Some(mut live) = self.calls.remove(&id) else { return };
+                    let mut live = self.calls.remove(&id)?;
                     self.state.sfu.end(id).await;
                     live.call.status = status;
                     live.call.end_reason = Some(reason);
                     live.call.ended_at = Some(ended);
                     live.call.participants = participants.iter().filter_map(|p| oid(p)).collect();
                     self.save(&live.call).await;
-                    self.record(&live.call).await;
-                    realtime
-                        .to_chat(chat, events::CALL_ENDED, &CallView::from(&live.call))
-                        .await;
-                    return;
+                    // `call:ended` follows the record: whoever hears it finds the record
+                    // in the chat's history.
+                    self.write(Write::Ended(Box::new(live.call.clone())));
+                    return Some(live.call);
                 }
             }
         }
     }
 
     async fn save(&self, call: &Call) {
-        if let Err(e) = self.state.store.calls.save(call).await {
-            tracing::error!(error = %e, call = %call.id, "call document not saved");
+        self.write(Write::Save(Box::new(call.clone())));
+    }
+
+    fn write(&self, write: Write) {
+        if self.writes.send(write).is_err() {
+            tracing::error!("the call writer stopped; a call write is lost");
         }
     }
 
-    /// Leaves the call's record in its chat, delivered like any message.
-    async fn record(&self, call: &Call) {
-        let ended = call.ended_at.unwrap_or_else(bson::DateTime::now);
-        let from = call.answered_at.unwrap_or(call.started_at);
-        let duration_secs = if call.answered_at.is_some() {
-            (ended.timestamp_millis() - from.timestamp_millis()).max(0) / 1000
-        } else {
-            0
-        };
-        let Ok(Some(chat)) = self.state.store.chats.by_id(call.chat_id).await else {
-            tracing::warn!(call = %call.id, "the call's chat is gone; no record written");
-            return;
-        };
-        let draft = Message {
-            id: ObjectId::new(),
-            chat_id: chat.id,
-            group_id: chat.group_id,
-            seq: 0,
-            sender: call.initiator,
-            client_msg_id: format!("call-{}", call.id.to_hex()),
-            content: String::new(),
-            kind: crate::domain::chat::MessageType::Call,
-            attachments: Vec::new(),
-            reply_to: None,
-            starred_by: Vec::new(),
-            created_at: ended,
-            updated_at: ended,
-            edited_at: None,
-            deleted: false,
-            call: Some(CallRecord {
-                call_id: call.id,
-                kind: call.kind,
-                participants: call.participants.clone(),
-                started_at: call.started_at,
-                ended_at: ended,
-                duration_secs,
-                status: call.status,
-            }),
-            notify_pending: false,
-        };
-        if let Err(e) = crate::service::messages::append(&self.state, draft).await {
-            tracing::error!(error = %e, call = %call.id, "call record not written");
+    /// What the media task reported.
+    async fn reported(&mut self, report: MediaReport) {
+        match report {
+            MediaReport::PeerFailed { call, user } => {
+                if let Err(e) = self.act(call, user, Action::Leave).await {
+                    tracing::debug!(error = %e, "leave after a lost connection");
+                }
+            }
+            MediaReport::RoomFailed { call } => {
+                let now = self.now();
+                if let Some(live) = self.calls.get_mut(&call) {
+                    tracing::warn!(call = %call, "the call's media failed; ending the call");
+                    let _ = live.session.terminate(now);
+                    self.drain(call).await;
+                }
+            }
         }
+    }
+}
+
+/// Applies the hub's writes in order, off the hub's loop.
+async fn write_calls(state: AppState, mut writes: mpsc::UnboundedReceiver<Write>) {
+    while let Some(write) = writes.recv().await {
+        match write {
+            Write::Save(call) => {
+                if let Err(e) = state.store.calls.save(&call).await {
+                    tracing::error!(error = %e, call = %call.id, "call document not saved");
+                }
+            }
+            Write::Ended(call) => {
+                record(&state, &call).await;
+                state
+                    .realtime
+                    .to_chat(call.chat_id, events::CALL_ENDED, &CallView::from(&*call))
+                    .await;
+            }
+            Write::Flush { count, reply } => {
+                let _ = reply.send(count);
+            }
+            Write::Answer { result, reply } => {
+                let _ = reply.send(result);
+            }
+            Write::Removed { reply } => {
+                let _ = reply.send(());
+            }
+        }
+    }
+}
+
+/// Leaves the call's record in its chat, delivered like any message.
+async fn record(state: &AppState, call: &Call) {
+    let ended = call.ended_at.unwrap_or_else(bson::DateTime::now);
+    let from = call.answered_at.unwrap_or(call.started_at);
+    let duration_secs = if call.answered_at.is_some() {
+        (ended.timestamp_millis() - from.timestamp_millis()).max(0) / 1000
+    } else {
+        0
+    };
+    let Ok(Some(chat)) = state.store.chats.by_id(call.chat_id).await else {
+        tracing::warn!(call = %call.id, "the call's chat is gone; no record written");
+        return;
+    };
+    let draft = Message {
+        id: ObjectId::new(),
+        chat_id: chat.id,
+        group_id: chat.group_id,
+        seq: 0,
+        sender: call.initiator,
+        client_msg_id: format!("call-{}", call.id.to_hex()),
+        content: String::new(),
+        kind: crate::domain::chat::MessageType::Call,
+        attachments: Vec::new(),
+        reply_to: None,
+        starred_by: Vec::new(),
+        created_at: ended,
+        updated_at: ended,
+        edited_at: None,
+        deleted: false,
+        call: Some(CallRecord {
+            call_id: call.id,
+            kind: call.kind,
+            participants: call.participants.clone(),
+            started_at: call.started_at,
+            ended_at: ended,
+            duration_secs,
+            status: call.status,
+        }),
+        notify_pending: false,
+    };
+    if let Err(e) = crate::service::messages::append(state, draft).await {
+        tracing::error!(error = %e, call = %call.id, "call record not written");
     }
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use huddle_sfu::{NegotiationReply, ParticipantId, PeerKey, RoomConfig, RoomId, Sfu, SfuConfig, SfuError, SfuEvent};
 use huddle_signaling::protocol::{
-    ActiveSpeaker, ErrorCode, ParticipantMuted, SfuOffer, SocketEvent, TrackPublished, TrackUnpublished,
+    ActiveSpeaker, ParticipantMuted, SfuOffer, SocketEvent, TrackPublished, TrackUnpublished,
 };
 use huddle_signaling::{Layer, TrackKind, TrackSource};
 use mongodb::bson::oid::ObjectId;
@@ -21,7 +21,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::config::Config;
 use crate::error::{AppError, AppResult};
-use crate::media::calls::{Action, CallHub};
+use crate::media::calls::{MediaReport, MediaReports};
 
 /// Commands waiting for the media task before senders feel back-pressure.
 const QUEUE: usize = 4096;
@@ -75,6 +75,29 @@ enum Command {
     Stats {
         reply: oneshot::Sender<MediaStats>,
     },
+    /// Tests only: handling this call's media panics, as a bug would.
+    #[cfg(feature = "test-hooks")]
+    Fault {
+        call: ObjectId,
+    },
+}
+
+impl Command {
+    /// The call a command is about, if it is about one.
+    fn call(&self) -> Option<ObjectId> {
+        match self {
+            Self::Offer { call, .. }
+            | Self::Answer { call, .. }
+            | Self::Candidate { call, .. }
+            | Self::Layer { call, .. }
+            | Self::Mute { call, .. }
+            | Self::Remove { call, .. }
+            | Self::End { call } => Some(*call),
+            #[cfg(feature = "test-hooks")]
+            Self::Fault { call } => Some(*call),
+            Self::Stats { .. } => None,
+        }
+    }
 }
 
 /// Counters for tests and metrics.
@@ -228,6 +251,12 @@ impl MediaServer {
     pub async fn stats(&self) -> AppResult<MediaStats> {
         self.ask(|reply| Command::Stats { reply }).await
     }
+
+    /// Tests only: makes the handling of `call`'s media panic.
+    #[cfg(feature = "test-hooks")]
+    pub async fn inject_fault(&self, call: ObjectId) {
+        let _ = self.send(Command::Fault { call }).await;
+    }
 }
 
 /// SFU refusals as client errors; an unknown participant reads like a call one is not in.
@@ -236,7 +265,7 @@ fn sfu_error(e: SfuError) -> AppError {
         SfuError::UnknownParticipant(_) => AppError::NotFound,
         SfuError::Setup(message) => AppError::Internal(anyhow::anyhow!("media setup: {message}")),
         other => AppError::Rejected {
-            code: ErrorCode::from_code(other.code()).unwrap_or(ErrorCode::Internal),
+            code: other.code(),
             message: other.to_string(),
         },
     }
@@ -252,20 +281,20 @@ struct CallRoom {
     call: ObjectId,
     participants: HashMap<ParticipantId, Participant>,
     next_participant: u64,
-    /// What has been published, for participants who arrive later.
-    tracks: HashMap<String, TrackPublished>,
 }
 
 struct Media {
     sfu: Sfu,
-    hub: CallHub,
+    /// What a fresh `Sfu` is built from, when a fault leaves the old one unusable.
+    sfu_config: SfuConfig,
+    reports: MediaReports,
     rooms: HashMap<RoomId, CallRoom>,
     by_call: HashMap<ObjectId, RoomId>,
     next_room: u64,
 }
 
 /// Runs the media task until the server stops.
-pub async fn run(config: std::sync::Arc<Config>, hub: CallHub, inbox: MediaInbox) {
+pub async fn run(config: std::sync::Arc<Config>, reports: MediaReports, inbox: MediaInbox) {
     let MediaInbox {
         mut rx,
         socket,
@@ -282,7 +311,7 @@ pub async fn run(config: std::sync::Arc<Config>, hub: CallHub, inbox: MediaInbox
     sfu_config.ice_failed_timeout = timeout;
     sfu_config.ice_disconnected_timeout = (timeout / 3).max(Duration::from_secs(1));
     sfu_config.ice_keepalive_interval = (timeout / 6).clamp(Duration::from_millis(500), Duration::from_secs(2));
-    let sfu = match Sfu::new(sfu_config) {
+    let sfu = match Sfu::new(sfu_config.clone()) {
         Ok(sfu) => sfu,
         Err(e) => {
             tracing::error!(error = %e, "the SFU cannot start; calls will have no media");
@@ -292,7 +321,8 @@ pub async fn run(config: std::sync::Arc<Config>, hub: CallHub, inbox: MediaInbox
     tracing::info!(component = "calls", bound = %local_addr, advertised = %public_addr, "calls: SFU media on one UDP port");
     let mut media = Media {
         sfu,
-        hub,
+        sfu_config,
+        reports,
         rooms: HashMap::new(),
         by_call: HashMap::new(),
         next_room: 1,
@@ -307,7 +337,10 @@ pub async fn run(config: std::sync::Arc<Config>, hub: CallHub, inbox: MediaInbox
             .unwrap_or_else(|| Instant::now() + Duration::from_secs(1));
         tokio::select! {
             command = rx.recv() => match command {
-                Some(command) => media.handle(command),
+                Some(command) => {
+                    let call = command.call();
+                    media.guarded(call, |media| media.handle(command));
+                }
                 None => break,
             },
             received = socket.recv(&mut buf) => match received {
@@ -321,23 +354,95 @@ pub async fn run(config: std::sync::Arc<Config>, hub: CallHub, inbox: MediaInbox
                         reply_from.insert(from, to);
                     }
                     // Refused datagrams are counted by the SFU; nothing to tell anyone.
-                    let _ = media.sfu.handle_datagram(Instant::now(), from, &buf[..len]);
+                    let datagram = &buf[..len];
+                    media.guarded(None, |media| {
+                        let _ = media.sfu.handle_datagram(Instant::now(), from, datagram);
+                    });
                 }
                 Err(e) => tracing::debug!(error = %e, "media socket read"),
             },
-            () = tokio::time::sleep_until(deadline.into()) => media.sfu.handle_timeout(Instant::now()),
+            () = tokio::time::sleep_until(deadline.into()) => {
+                media.guarded(None, |media| media.sfu.handle_timeout(Instant::now()));
+            }
         }
-        while let Some(transmit) = media.sfu.poll_transmit() {
+        while let Some(transmit) = media.guarded(None, |media| media.sfu.poll_transmit()).flatten() {
             let source = reply_from.get(&transmit.to).copied();
             if let Err(e) = socket.send(&transmit.payload, transmit.to, source).await {
                 tracing::debug!(error = %e, to = %transmit.to, "media socket write");
             }
         }
-        media.flush_events();
+        media.guarded(None, Media::flush_events);
     }
 }
 
 impl Media {
+    /// Runs `work`, catching a panic in it: a bug met while handling one call's media ends
+    /// that call alone (the room it was about, or the room the SFU was working on), and the
+    /// others keep their media. When the failure cannot be pinned to one room, or ending that
+    /// room fails too, the SFU is rebuilt and every call on it ends. Each failure is logged
+    /// and counted (`huddle_media_failures_total`).
+    fn guarded<T>(&mut self, call: Option<ObjectId>, work: impl FnOnce(&mut Self) -> T) -> Option<T> {
+        let failure = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(self))) {
+            Ok(done) => return Some(done),
+            Err(failure) => failure,
+        };
+        let what = failure
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| failure.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic".into());
+        let room = call
+            .and_then(|c| self.by_call.get(&c).copied())
+            .or_else(|| self.sfu.busy().map(|key| key.room));
+        match room {
+            Some(room) if self.end_failed_room(room) => {
+                metrics::counter!("huddle_media_failures_total", "scope" => "call").increment(1);
+                tracing::error!(failure = %what, "a call's media failed; that call ends, the others go on");
+            }
+            _ => {
+                metrics::counter!("huddle_media_failures_total", "scope" => "sfu").increment(1);
+                tracing::error!(failure = %what, "the SFU failed; it restarts and every call on it ends");
+                self.restart();
+            }
+        }
+        None
+    }
+
+    /// Drops a room whose handling failed and tells the hub; false when that fails as well.
+    fn end_failed_room(&mut self, room: RoomId) -> bool {
+        let Some(call_room) = self.rooms.remove(&room) else {
+            return false;
+        };
+        self.by_call.remove(&call_room.call);
+        self.reports.send(MediaReport::RoomFailed { call: call_room.call });
+        let now = Instant::now();
+        let sfu = &mut self.sfu;
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            for participant in call_room.participants.keys() {
+                let _ = sfu.leave(
+                    now,
+                    PeerKey {
+                        room,
+                        participant: *participant,
+                    },
+                );
+            }
+        }))
+        .is_ok()
+    }
+
+    /// A fresh SFU: every call on the old one ends.
+    fn restart(&mut self) {
+        for call_room in std::mem::take(&mut self.rooms).into_values() {
+            self.reports.send(MediaReport::RoomFailed { call: call_room.call });
+        }
+        self.by_call.clear();
+        match Sfu::new(self.sfu_config.clone()) {
+            Ok(sfu) => self.sfu = sfu,
+            Err(e) => tracing::error!(error = %e, "the SFU cannot restart"),
+        }
+    }
+
     fn key(&self, call: ObjectId, user: ObjectId) -> Option<PeerKey> {
         let room = *self.by_call.get(&call)?;
         let (participant, _) = self
@@ -449,6 +554,8 @@ impl Media {
                     }
                 }
             }
+            #[cfg(feature = "test-hooks")]
+            Command::Fault { call } => panic!("fault injected into call {call}'s media"),
             Command::Stats { reply } => {
                 let stats = self.sfu.stats();
                 let _ = reply.send(MediaStats {
@@ -501,7 +608,6 @@ impl Media {
                         call,
                         participants: HashMap::new(),
                         next_participant: 1,
-                        tracks: HashMap::new(),
                     },
                 );
                 room
@@ -522,10 +628,8 @@ impl Media {
             return Err(e);
         }
         call_room.next_participant += 1;
-        // Tell the newcomer what is already there.
-        for track in call_room.tracks.values() {
-            emit(&socket, track);
-        }
+        // Tell the newcomer who is muted; the tracks already there come from the SFU, one
+        // `track:published` per track it now receives.
         for p in call_room.participants.values() {
             for (source, muted) in &p.muted {
                 let event = ParticipantMuted {
@@ -603,6 +707,7 @@ impl Media {
                 }
                 SfuEvent::TrackPublished {
                     room,
+                    to,
                     owner,
                     track_id,
                     stream_id,
@@ -616,34 +721,37 @@ impl Media {
                     }) else {
                         continue;
                     };
+                    let Some(subscriber) = self.rooms.get(&room).and_then(|r| r.participants.get(&to)) else {
+                        continue;
+                    };
                     let event = TrackPublished {
                         call_id: call.to_hex(),
                         user_id: user.to_hex(),
-                        track_id: track_id.clone(),
+                        track_id,
                         stream_id,
                         kind: wire_kind(kind),
                         source,
                     };
-                    self.to_room(room, Some(owner), &event);
-                    if let Some(r) = self.rooms.get_mut(&room) {
-                        r.tracks.insert(track_id, event);
-                    }
+                    emit(&subscriber.socket, &event);
                 }
                 SfuEvent::TrackUnpublished {
                     room,
                     owner,
                     track,
+                    kind,
                     source,
                 } => {
-                    let track_id = huddle_sfu::engine::track_label(track);
-                    let Some(published) = self.rooms.get_mut(&room).and_then(|r| r.tracks.remove(&track_id)) else {
+                    let Some((call, user)) = self.user_of(PeerKey {
+                        room,
+                        participant: owner,
+                    }) else {
                         continue;
                     };
                     let event = TrackUnpublished {
-                        call_id: published.call_id,
-                        user_id: published.user_id,
-                        track_id,
-                        kind: published.kind,
+                        call_id: call.to_hex(),
+                        user_id: user.to_hex(),
+                        track_id: huddle_sfu::track_label(track),
+                        kind: wire_kind(kind),
                         source,
                     };
                     self.to_room(room, Some(owner), &event);
@@ -656,13 +764,8 @@ impl Media {
                     if let Some(room) = self.rooms.get_mut(&peer.room) {
                         room.participants.remove(&peer.participant);
                     }
-                    // The hub may be waiting on this task: ask it from elsewhere.
-                    let hub = self.hub.clone();
-                    tokio::spawn(async move {
-                        if let Err(e) = hub.act(call, user, Action::Leave).await {
-                            tracing::debug!(error = %e, "leave after a lost connection");
-                        }
-                    });
+                    // Reported, never awaited: the hub may be waiting on this task.
+                    self.reports.send(MediaReport::PeerFailed { call, user });
                 }
                 SfuEvent::Speaker { room, participant } => {
                     let Some(call) = self.rooms.get(&room).map(|r| r.call) else {

@@ -15,13 +15,15 @@ use socketioxide::extract::{AckSender, Event, SocketRef, TryData};
 use socketioxide::handler::ConnectHandler;
 
 use super::{Ack, chat_room, session_room, user_room};
+use crate::auth::session::{AuthUser, authenticate, bearer};
+use crate::domain::call::Action;
+use crate::domain::id::parse_id;
 use crate::error::{AppError, AppResult};
-use crate::http::extract::{AuthUser, authenticate, bearer, parse_id};
-use crate::media::calls::{Action, CallView};
 use crate::service::ai::{self, AiMessageView};
 use crate::service::calls;
 use crate::service::messages::{self, message_view};
 use crate::state::AppState;
+use huddle_signaling::protocol::CallView;
 use huddle_signaling::protocol::{
     AiAsk, AiAsked, AiSummarized, AnswerAck, CallJoined, CallRef, CallStart, ChatRef, EditMessage, Empty, IceCandidate,
     LayerRequest, MessageRef, MuteRequest, NegotiationAck, OfferRef, Presence, PresenceStatus, ReadRequest, SdpAnswer,
@@ -57,10 +59,10 @@ pub fn register(state: AppState) {
         let state = state.clone();
         // `auth: { token }` in the handshake; tools that cannot send one (Postman) may use
         // the `Authorization: Bearer` header of the connection request instead.
-        let token = auth
-            .ok()
-            .and_then(|h| h.token)
-            .or_else(|| bearer(&socket.req_parts().headers).map(str::to_string));
+        let token = auth.ok().and_then(|h| h.token).or_else(|| {
+            let header = socket.req_parts().headers.get(http::header::AUTHORIZATION)?;
+            bearer(header.to_str().ok()?).map(str::to_string)
+        });
         let routes = routes.clone();
         async move { handshake(&state, &routes, &socket, token).await }
     };
@@ -231,7 +233,7 @@ fn chat_routes(routes: &mut Routes) {
     for (event, typing) in [("typing:start", true), ("typing:stop", false)] {
         on(routes, event, move |state, user, req: ChatRef| async move {
             let chat = parse_id(&req.chat_id)?;
-            messages::member_chat(&state, chat, user.id).await?;
+            crate::service::chats::member_chat(&state, chat, user.id).await?;
             let event = Typing {
                 chat_id: chat.to_hex(),
                 user_id: user.id.to_hex(),

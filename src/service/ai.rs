@@ -494,7 +494,7 @@ pub struct Summary {
 
 /// Asks for a summary of what the caller has not read in a chat they belong to.
 pub async fn summarize(state: &AppState, user: ObjectId, chat_id: ObjectId) -> AppResult<Summary> {
-    let chat = super::messages::member_chat(state, chat_id, user).await?;
+    let chat = super::chats::member_chat(state, chat_id, user).await?;
     let read = chat.read_seq(user);
     let unread = state.store.messages.unread(chat_id, user, read).await?;
     if unread == 0 {

@@ -6,10 +6,10 @@ use std::time::Duration;
 use huddle_signaling::{CallKind, CallStatus, TurnSecret, turn_credentials};
 use mongodb::bson::{self, oid::ObjectId};
 
-use super::messages::member_chat;
+use super::chats::member_chat;
 use crate::auth::tokens::unix_now;
+use crate::domain::call::Action;
 use crate::error::{AppError, AppResult};
-use crate::media::calls::Action;
 use crate::state::AppState;
 use crate::store::calls::Call;
 use crate::store::chats::Chat;
@@ -49,7 +49,17 @@ pub async fn start(state: &AppState, user: ObjectId, chat: ObjectId, kind: CallK
         status: CallStatus::Ringing,
         end_reason: None,
     };
-    state.calls.start(call).await
+    // The document is durable before anyone rings; the hub, which never waits on the
+    // database, then opens the call or refuses it (a call already live in the chat).
+    state.store.calls.insert(&call).await?;
+    let id = call.id;
+    let started = state.calls.start(call).await;
+    if started.is_err()
+        && let Err(e) = state.store.calls.delete(id).await
+    {
+        tracing::warn!(error = %e, call = %id, "a refused call's document was not removed");
+    }
+    started
 }
 
 /// Acts on a call of one of the caller's chats. Chat membership is checked now, not when

@@ -150,3 +150,13 @@ pub async fn open_direct(state: &AppState, user: ObjectId, other: ObjectId) -> A
     }
     Ok((chat, true))
 }
+
+/// The chat if `user` is in it; otherwise the same 404 as a chat that does not exist.
+pub async fn member_chat(state: &AppState, chat: ObjectId, user: ObjectId) -> AppResult<Chat> {
+    state
+        .store
+        .chats
+        .for_member(chat, user)
+        .await?
+        .ok_or(AppError::NotFound)
+}

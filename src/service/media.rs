@@ -9,7 +9,7 @@ use mongodb::bson::{self, oid::ObjectId};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::messages::member_chat;
+use super::chats::member_chat;
 use crate::domain::media::{
     MediaType, SNIFF_BYTES, matches_declared, normalize_content_type, served_disposition, served_type,
 };
@@ -360,7 +360,7 @@ async fn destination(
 ) -> AppResult<(Option<ObjectId>, Option<ObjectId>, String)> {
     let (chat_id, group_id) = match (kind, chat) {
         (UploadKind::Attachment, Some(chat)) => {
-            let chat = member_chat(state, crate::http::extract::parse_id(chat)?, user).await?;
+            let chat = member_chat(state, crate::domain::id::parse_id(chat)?, user).await?;
             (Some(chat.id), chat.group_id)
         }
         (UploadKind::Attachment, None) => return Err(AppError::bad_request("chatId: required for attachments")),

@@ -5,12 +5,13 @@ use mongodb::bson::{self, oid::ObjectId};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
+use super::chats::member_chat;
 use crate::domain::chat::{self as rules, MessageType};
+use crate::domain::id::parse_id;
 use crate::error::{AppError, AppResult};
-use crate::http::extract::parse_id;
 use crate::state::AppState;
 use crate::store::append::AppendError;
-use crate::store::chats::Chat;
+
 use crate::store::messages::{Message, Page};
 use huddle_signaling::protocol::ErrorCode;
 use huddle_signaling::protocol::events;
@@ -70,16 +71,6 @@ pub struct SendMessage {
 
 fn rule(e: rules::MessageRuleError) -> AppError {
     AppError::bad_request(e.to_string())
-}
-
-/// The chat if `user` is in it; otherwise the same 404 as a chat that does not exist.
-pub async fn member_chat(state: &AppState, chat: ObjectId, user: ObjectId) -> AppResult<Chat> {
-    state
-        .store
-        .chats
-        .for_member(chat, user)
-        .await?
-        .ok_or(AppError::NotFound)
 }
 
 /// Stores a message and tells the chat. Returns the stored message; a retry with the same

@@ -1,6 +1,7 @@
 //! The `calls` collection: the spec's Call model, one document per call, written when it
 //! starts, is answered and ends.
 
+use huddle_signaling::protocol::CallView;
 use huddle_signaling::{CallKind, CallStatus, EndReason};
 use mongodb::bson::{DateTime, doc, oid::ObjectId};
 use mongodb::options::IndexOptions;
@@ -64,6 +65,11 @@ impl CallStore {
         self.coll.insert_one(call).await.map(|_| ())
     }
 
+    /// Removes a call the hub refused to open (its document was written first).
+    pub async fn delete(&self, id: ObjectId) -> mongodb::error::Result<()> {
+        self.coll.delete_one(doc! { "_id": id }).await.map(|_| ())
+    }
+
     pub async fn by_id(&self, id: ObjectId) -> mongodb::error::Result<Option<Call>> {
         self.coll.find_one(doc! { "_id": id }).await
     }
@@ -92,5 +98,25 @@ impl CallStore {
             )
             .await?;
         Ok(r.modified_count)
+    }
+}
+
+/// A call as clients see it.
+impl From<&Call> for CallView {
+    fn from(c: &Call) -> Self {
+        let hex = |ids: &[ObjectId]| ids.iter().map(|i| i.to_hex()).collect();
+        Self {
+            id: c.id.to_hex(),
+            kind: c.kind,
+            chat_id: c.chat_id.to_hex(),
+            initiator: c.initiator.to_hex(),
+            participants: hex(&c.participants),
+            invited: hex(&c.invited),
+            status: c.status,
+            end_reason: c.end_reason,
+            started_at: c.started_at.to_chrono(),
+            answered_at: c.answered_at.map(|t| t.to_chrono()),
+            ended_at: c.ended_at.map(|t| t.to_chrono()),
+        }
     }
 }

@@ -79,6 +79,8 @@ pub struct Sfu {
     /// Kept between drains so draining allocates nothing.
     scratch_events: Vec<RTCPeerConnectionEvent>,
     scratch_messages: Vec<TaggedRTCMessage>,
+    /// See [`Sfu::busy`].
+    busy: Option<PeerKey>,
 }
 
 impl Sfu {
@@ -100,7 +102,14 @@ impl Sfu {
             awaiting_keyframe: HashSet::new(),
             scratch_events: Vec::new(),
             scratch_messages: Vec::new(),
+            busy: None,
         })
+    }
+
+    /// The peer whose datagram was being handled when a call into the SFU did not return
+    /// (a panic the caller caught): the room to give up, so that the others go on.
+    pub fn busy(&self) -> Option<PeerKey> {
+        self.busy
     }
 
     pub fn stats(&self) -> SfuStats {
@@ -294,10 +303,12 @@ impl Sfu {
         // address ICE checks against (the bound one may be `0.0.0.0`, or a private address
         // behind 1:1 NAT).
         let local_addr = self.config.public_addr;
+        self.busy = Some(key);
         let peer = self.peers.get_mut(&key).expect(ROUTED);
         let result = peer.handle_datagram(now, local_addr, from, payload);
         peer.touch(&mut self.dirty);
         self.drain(now, None);
+        self.busy = None;
         result.map_err(|err| {
             self.stats.dropped_datagrams += 1;
             trace!("{key:?}: datagram refused: {err}");

@@ -92,16 +92,6 @@ impl Sfu {
                     }
                 }
                 RoomEvent::TrackPublished { track, owner, .. } => {
-                    let publication = room.publications.get(&track).expect(PUBLISHED);
-                    self.events.push_back(SfuEvent::TrackPublished {
-                        room: room_id,
-                        owner,
-                        track,
-                        stream_id: stream_id(owner),
-                        track_id: track_label(track),
-                        kind: publication.kind,
-                        source: publication.source,
-                    });
                     let others: Vec<ParticipantId> = room.room.participants().filter(|p| *p != owner).collect();
                     for participant in others {
                         self.subscribe(
@@ -131,6 +121,7 @@ impl Sfu {
                         room: room_id,
                         owner,
                         track,
+                        kind: publication.kind,
                         source: publication.source,
                     });
                 }
@@ -151,6 +142,16 @@ impl Sfu {
         if !peer.add_downtrack(track, publication) {
             return;
         }
+        self.events.push_back(SfuEvent::TrackPublished {
+            room: key.room,
+            to: key.participant,
+            owner: publication.owner,
+            track,
+            stream_id: stream_id(publication.owner),
+            track_id: track_label(track),
+            kind: publication.kind,
+            source: publication.source,
+        });
         peer.touch(&mut self.dirty);
         peer.queue_offer(&mut self.offers_due);
         self.reselect_layer(now, key, track);
