@@ -126,7 +126,7 @@ fn follow(sfu: &mut SfuSide, client: &mut Client, key: PeerKey, mut offer: Optio
 fn key(participant: u64) -> PeerKey {
     PeerKey {
         room: ROOM,
-        participant: ParticipantId(participant),
+        participant: ParticipantId(participant.into()),
     }
 }
 

@@ -13,6 +13,8 @@ pub enum SfuError {
     UnknownParticipant(ParticipantId),
     #[error("track {0} does not exist in the room")]
     UnknownTrack(TrackId),
+    #[error("no track is named {0:?}")]
+    UnknownTrackName(String),
     #[error("track {track} is not published by participant {participant}")]
     NotTrackOwner { track: TrackId, participant: ParticipantId },
     #[error("the room is full ({max} participants)")]
@@ -42,7 +44,7 @@ impl SfuError {
         match self {
             Self::AlreadyJoined(_) => C::AlreadyJoined,
             Self::UnknownParticipant(_) => C::UnknownParticipant,
-            Self::UnknownTrack(_) => C::UnknownTrack,
+            Self::UnknownTrack(_) | Self::UnknownTrackName(_) => C::UnknownTrack,
             Self::NotTrackOwner { .. } => C::NotTrackOwner,
             Self::RoomFull { .. } => C::RoomFull,
             Self::TooManyTracks { .. } => C::TooManyTracks,

@@ -14,9 +14,10 @@ pub const MAX_PARTICIPANTS: usize = 128;
 /// Hard ceiling on tracks per participant (microphone, camera, screen, screen audio).
 pub const MAX_TRACKS_PER_PARTICIPANT: usize = 4;
 
-/// A participant, named by the caller (the server maps its users or sessions to these).
+/// A participant, named by the caller: wide enough to hold the caller's own id (the server
+/// puts its 12-byte user id here).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct ParticipantId(pub u64);
+pub struct ParticipantId(pub u128);
 
 impl fmt::Display for ParticipantId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -32,6 +33,19 @@ pub struct TrackId(pub u64);
 impl fmt::Display for TrackId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "t{}", self.0)
+    }
+}
+
+/// Reads back a track's wire name (`t7`), as clients send it in `rtc:layer`.
+impl std::str::FromStr for TrackId {
+    type Err = crate::SfuError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        s.strip_prefix('t')
+            .filter(|n| !n.starts_with('+'))
+            .and_then(|n| n.parse().ok())
+            .map(TrackId)
+            .ok_or_else(|| crate::SfuError::UnknownTrackName(s.chars().take(64).collect()))
     }
 }
 

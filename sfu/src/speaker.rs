@@ -108,7 +108,7 @@ mod tests {
     fn talk(d: &mut SpeakerDetector, start: Instant, ms: std::ops::Range<u64>, who: &[(u64, u8)]) {
         for t in ms.step_by(20) {
             for &(p, level) in who {
-                d.observe(start + Duration::from_millis(t), ParticipantId(p), level);
+                d.observe(start + Duration::from_millis(t), ParticipantId(p.into()), level);
             }
         }
     }

@@ -87,7 +87,7 @@ mod tests {
     fn peer(n: u64) -> Timer {
         Timer::Peer(PeerKey {
             room: RoomId(1),
-            participant: ParticipantId(n),
+            participant: ParticipantId(n.into()),
         })
     }
 

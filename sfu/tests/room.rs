@@ -241,7 +241,7 @@ fn bad_configs_are_refused() {
 fn churn_leaves_nothing_behind() {
     let mut room = room_with(&[ALICE]);
     for round in 0..100u64 {
-        let guest = ParticipantId(1000 + round);
+        let guest = ParticipantId(1000 + u128::from(round));
         room.join(guest).unwrap();
         let track = room.publish(guest, TrackKind::Video).unwrap();
         assert_eq!(subscribers(&room, track), [ALICE]);
@@ -277,7 +277,7 @@ fn random_walks_keep_the_forwarding_plan_consistent() {
     .unwrap();
     let mut published: Vec<TrackId> = Vec::new();
     for _ in 0..20_000 {
-        let p = ParticipantId(rng.below(7));
+        let p = ParticipantId(rng.below(7).into());
         // Refusals are expected here; what matters is that they never panic or corrupt state.
         match rng.below(4) {
             0 => drop(room.join(p)),

@@ -79,7 +79,7 @@ impl Stun {
 fn key(p: u64) -> PeerKey {
     PeerKey {
         room: ROOM,
-        participant: ParticipantId(p),
+        participant: ParticipantId(p.into()),
     }
 }
 
@@ -222,7 +222,7 @@ impl Net {
             while let Some(event) = self.sfu.poll_event() {
                 moved = true;
                 if let SfuEvent::Offer { peer, offer_id, sdp } = &event {
-                    let p = peer.participant.0;
+                    let p = peer.participant.0 as u64;
                     if self.hold_offers.contains(&p) {
                         self.held.push((p, *offer_id, sdp.clone()));
                     } else if self.clients.contains_key(&p) {
@@ -313,7 +313,7 @@ impl Net {
                     kind: k,
                     track_id,
                     ..
-                } if *o == ParticipantId(owner) && *k == kind => Some(track_id.clone()),
+                } if *o == ParticipantId(owner.into()) && *k == kind => Some(track_id.clone()),
                 _ => None,
             })
             .expect("published track")
@@ -466,7 +466,7 @@ fn three_peers_publish_and_each_receives_the_other_two() {
         .events
         .iter()
         .filter_map(|e| match e {
-            SfuEvent::TrackPublished { to, owner, kind, .. } => Some((to.0, owner.0, *kind)),
+            SfuEvent::TrackPublished { to, owner, kind, .. } => Some((to.0 as u64, owner.0 as u64, *kind)),
             _ => None,
         })
         .collect();

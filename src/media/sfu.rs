@@ -280,7 +280,27 @@ struct Participant {
 struct CallRoom {
     call: ObjectId,
     participants: HashMap<ParticipantId, Participant>,
-    next_participant: u64,
+}
+
+/// The SFU's room of a call: the call's id itself (the SFU's ids are the caller's).
+fn room_of(call: ObjectId) -> RoomId {
+    RoomId(wide(call))
+}
+
+/// The SFU's participant for a user: the user's id itself.
+fn participant_of(user: ObjectId) -> ParticipantId {
+    ParticipantId(wide(user))
+}
+
+fn wide(id: ObjectId) -> u128 {
+    let mut bytes = [0u8; 16];
+    bytes[4..].copy_from_slice(&id.bytes());
+    u128::from_be_bytes(bytes)
+}
+
+fn narrow(n: u128) -> ObjectId {
+    let bytes: [u8; 12] = n.to_be_bytes()[4..].try_into().expect("12 of 16 bytes");
+    ObjectId::from_bytes(bytes)
 }
 
 struct Media {
@@ -289,8 +309,6 @@ struct Media {
     sfu_config: SfuConfig,
     reports: MediaReports,
     rooms: HashMap<RoomId, CallRoom>,
-    by_call: HashMap<ObjectId, RoomId>,
-    next_room: u64,
 }
 
 /// Runs the media task until the server stops.
@@ -324,8 +342,6 @@ pub async fn run(config: std::sync::Arc<Config>, reports: MediaReports, inbox: M
         sfu_config,
         reports,
         rooms: HashMap::new(),
-        by_call: HashMap::new(),
-        next_room: 1,
     };
     let mut buf = vec![0u8; MAX_DATAGRAM];
     // Each client's address -> the local address it sends to, which replies leave from.
@@ -392,7 +408,8 @@ impl Media {
             .or_else(|| failure.downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "a panic".into());
         let room = call
-            .and_then(|c| self.by_call.get(&c).copied())
+            .map(room_of)
+            .filter(|room| self.rooms.contains_key(room))
             .or_else(|| self.sfu.busy().map(|key| key.room));
         match room {
             Some(room) if self.end_failed_room(room) => {
@@ -413,7 +430,6 @@ impl Media {
         let Some(call_room) = self.rooms.remove(&room) else {
             return false;
         };
-        self.by_call.remove(&call_room.call);
         self.reports.send(MediaReport::RoomFailed { call: call_room.call });
         let now = Instant::now();
         let sfu = &mut self.sfu;
@@ -436,31 +452,29 @@ impl Media {
         for call_room in std::mem::take(&mut self.rooms).into_values() {
             self.reports.send(MediaReport::RoomFailed { call: call_room.call });
         }
-        self.by_call.clear();
         match Sfu::new(self.sfu_config.clone()) {
             Ok(sfu) => self.sfu = sfu,
             Err(e) => tracing::error!(error = %e, "the SFU cannot restart"),
         }
     }
 
+    /// The peer of `user` in `call`, if they are in its media room.
     fn key(&self, call: ObjectId, user: ObjectId) -> Option<PeerKey> {
-        let room = *self.by_call.get(&call)?;
-        let (participant, _) = self
-            .rooms
-            .get(&room)?
+        let key = PeerKey {
+            room: room_of(call),
+            participant: participant_of(user),
+        };
+        self.rooms
+            .get(&key.room)?
             .participants
-            .iter()
-            .find(|(_, p)| p.user == user)?;
-        Some(PeerKey {
-            room,
-            participant: *participant,
-        })
+            .contains_key(&key.participant)
+            .then_some(key)
     }
 
     /// `key`, for requests: someone not (yet) in the media room is an unknown participant.
     fn participant(&self, call: ObjectId, user: ObjectId) -> Result<PeerKey, SfuError> {
         self.key(call, user)
-            .ok_or(SfuError::UnknownParticipant(ParticipantId(0)))
+            .ok_or(SfuError::UnknownParticipant(participant_of(user)))
     }
 
     fn handle(&mut self, command: Command) {
@@ -507,12 +521,8 @@ impl Media {
                 layer,
                 reply,
             } => {
-                let track = track
-                    .strip_prefix('t')
-                    .and_then(|n| n.parse().ok())
-                    .map(huddle_sfu::TrackId);
                 let result = self.participant(call, user).and_then(|key| {
-                    let track = track.ok_or(SfuError::UnknownTrack(huddle_sfu::TrackId(u64::MAX)))?;
+                    let track = track.parse()?;
                     self.sfu.set_layer(now, key, track, layer)
                 });
                 let _ = reply.send(result);
@@ -543,7 +553,8 @@ impl Media {
                 }
             }
             Command::End { call } => {
-                if let Some(room) = self.by_call.get(&call).copied() {
+                let room = room_of(call);
+                if self.rooms.contains_key(&room) {
                     let participants: Vec<ParticipantId> = self
                         .rooms
                         .get(&room)
@@ -596,38 +607,21 @@ impl Media {
     }
 
     fn join(&mut self, now: Instant, call: ObjectId, user: ObjectId, socket: SocketRef) -> Result<PeerKey, SfuError> {
-        let room = match self.by_call.get(&call) {
-            Some(room) => *room,
-            None => {
-                let room = RoomId(self.next_room);
-                self.next_room += 1;
-                self.by_call.insert(call, room);
-                self.rooms.insert(
-                    room,
-                    CallRoom {
-                        call,
-                        participants: HashMap::new(),
-                        next_participant: 1,
-                    },
-                );
-                room
-            }
-        };
-        let Some(call_room) = self.rooms.get_mut(&room) else {
-            return Err(SfuError::UnknownParticipant(ParticipantId(0)));
-        };
         let key = PeerKey {
-            room,
-            participant: ParticipantId(call_room.next_participant),
+            room: room_of(call),
+            participant: participant_of(user),
         };
+        let room = key.room;
+        let call_room = self.rooms.entry(room).or_insert_with(|| CallRoom {
+            call,
+            participants: HashMap::new(),
+        });
         if let Err(e) = self.sfu.join(now, key) {
             if call_room.participants.is_empty() {
                 self.rooms.remove(&room);
-                self.by_call.remove(&call);
             }
             return Err(e);
         }
-        call_room.next_participant += 1;
         // Tell the newcomer who is muted; the tracks already there come from the SFU, one
         // `track:published` per track it now receives.
         for p in call_room.participants.values() {
@@ -660,16 +654,17 @@ impl Media {
         if let Some(room) = self.rooms.get_mut(&key.room) {
             room.participants.remove(&key.participant);
             if room.participants.is_empty() {
-                let call = room.call;
                 self.rooms.remove(&key.room);
-                self.by_call.remove(&call);
             }
         }
     }
 
+    /// The call and user of a peer still in its call's media room.
     fn user_of(&self, key: PeerKey) -> Option<(ObjectId, ObjectId)> {
         let room = self.rooms.get(&key.room)?;
-        Some((room.call, room.participants.get(&key.participant)?.user))
+        room.participants
+            .contains_key(&key.participant)
+            .then(|| (narrow(key.room.0), narrow(key.participant.0)))
     }
 
     fn to_room<E: SocketEvent + Serialize>(&self, room: RoomId, except: Option<ParticipantId>, data: &E) {
@@ -799,5 +794,21 @@ fn emit<E: SocketEvent + Serialize>(socket: &SocketRef, data: &E) {
     if let Err(e) = socket.emit(E::EVENT, data) {
         metrics::counter!("huddle_socket_emit_failures_total").increment(1);
         tracing::debug!(event = E::EVENT, error = %e, "media emit");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sfus_ids_are_the_calls_and_users_own() {
+        for _ in 0..100 {
+            let (call, user) = (ObjectId::new(), ObjectId::new());
+            assert_eq!(narrow(room_of(call).0), call);
+            assert_eq!(narrow(participant_of(user).0), user);
+        }
+        let (a, b) = (ObjectId::new(), ObjectId::new());
+        assert_ne!(participant_of(a), participant_of(b));
     }
 }

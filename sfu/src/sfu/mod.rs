@@ -33,9 +33,10 @@ use crate::speaker::SpeakerDetector;
 use crate::timers::{Timer, Timers};
 use crate::{ParticipantId, Room, SfuError, TrackId, demux};
 
-/// A call's room, named by the caller.
+/// A call's room, named by the caller: wide enough to hold the caller's own id (the server
+/// puts its 12-byte call id here), so the caller needs no map of its own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct RoomId(pub u64);
+pub struct RoomId(pub u128);
 
 /// One participant's connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
