@@ -22,17 +22,23 @@ use crate::config::Config;
 /// The public OpenAI endpoint, used when only `OPENAI_API_KEY` is set.
 pub const OPENAI_API_BASE: &str = "https://api.openai.com/v1";
 
-/// `url` for the logs: without credentials (`user:password@`) or a query string.
+/// `url` for the logs: without credentials (`user:password@`), query or fragment. A value
+/// that is not a URL is not logged at all.
 pub fn loggable_url(url: &str) -> String {
-    let url = url.split(['?', '#']).next().unwrap_or_default();
-    match url.split_once("://") {
-        Some((scheme, rest)) => {
-            let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-            let host = host.rsplit('@').next().unwrap_or(host);
-            format!("{scheme}://{host}{path}")
-        }
-        None => url.to_string(),
+    let Ok(mut parsed) = url::Url::parse(url) else {
+        return "(not a URL)".into();
+    };
+    // Both fail only for URLs that cannot carry credentials (`data:` and the like).
+    let _ = parsed.set_username("");
+    let _ = parsed.set_password(None);
+    parsed.set_query(None);
+    parsed.set_fragment(None);
+    let mut shown = parsed.to_string();
+    // `Url` writes an empty path as `/`; keep what was configured.
+    if shown.ends_with('/') && !url.split(['?', '#']).next().unwrap_or_default().ends_with('/') {
+        shown.pop();
     }
+    shown
 }
 
 /// One message of the conversation sent with a question.
@@ -299,6 +305,13 @@ mod tests {
             "https://llm.internal:8443/v1"
         );
         assert_eq!(loggable_url("http://localhost:11434/v1"), "http://localhost:11434/v1");
+        assert_eq!(loggable_url("https://api.example"), "https://api.example");
+        // A password holding `@` or `/` does not leak the rest of itself.
+        assert_eq!(
+            loggable_url("https://me:p%40ss%2Fword@[::1]:8443/v1#frag"),
+            "https://[::1]:8443/v1"
+        );
+        assert_eq!(loggable_url("not a url"), "(not a URL)");
     }
 
     #[test]
