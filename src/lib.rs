@@ -3,15 +3,15 @@
 //! [`app`] builds the router for a state; [`serve`] runs it on a listener until a shutdown
 //! signal. Tests start it on `127.0.0.1:0`.
 
-pub mod ai;
+pub mod assistant;
 pub mod auth;
+pub mod calls;
 pub mod config;
 pub mod domain;
 pub mod embedded;
 pub mod error;
 pub mod http;
 pub mod mail;
-pub mod media;
 pub mod realtime;
 pub mod service;
 pub mod state;

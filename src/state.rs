@@ -12,13 +12,13 @@ use crate::auth::otp::OtpKey;
 use crate::auth::password::Passwords;
 use crate::auth::rate_limit::RateLimiter;
 use crate::auth::tokens::Tokens;
+use crate::calls::hub::{self, CallHub};
+use crate::calls::sfu::MediaServer;
 use crate::config::{Config, Secret};
 use crate::embedded::db::{self, EmbeddedDb};
 use crate::embedded::lock::DataDirLock;
 use crate::embedded::s3::EmbeddedS3;
 use crate::mail::{Mailer, outbox::Outbox, sendgrid::SendGrid};
-use crate::media::calls::{self, CallHub};
-use crate::media::sfu::MediaServer;
 use crate::realtime::Realtime;
 use crate::store::Store;
 use crate::store::s3::MediaStore;
@@ -27,7 +27,8 @@ use crate::store::s3::MediaStore;
 pub struct AppState {
     pub config: Arc<Config>,
     pub store: Store,
-    pub media: MediaStore,
+    /// The object store for uploaded bytes (S3, or the embedded store).
+    pub blobs: MediaStore,
     pub mailer: Mailer,
     pub passwords: Passwords,
     pub tokens: Tokens,
@@ -167,10 +168,14 @@ impl AppState {
             &config.jwt_audience,
             config.access_token_ttl(),
         );
-        let assistant = crate::ai::Assistant::new(&config);
+        let assistant = crate::assistant::Assistant::new(&config);
         if assistant.is_configured() {
-            let base_url =
-                crate::ai::loggable_url(config.openai_base_url.as_deref().unwrap_or(crate::ai::OPENAI_API_BASE));
+            let base_url = crate::assistant::loggable_url(
+                config
+                    .openai_base_url
+                    .as_deref()
+                    .unwrap_or(crate::assistant::OPENAI_API_BASE),
+            );
             tracing::info!(component = "assistant", backend = "openai", %base_url, model = %config.ai_model, "assistant: OpenAI-compatible server");
         } else {
             tracing::info!(
@@ -183,7 +188,7 @@ impl AppState {
         let (sfu, media_inbox) = MediaServer::bind(&config).await?;
         let state = Self {
             store,
-            media,
+            blobs: media,
             mailer,
             passwords: Passwords::new(hash_parallelism())?,
             tokens,
@@ -203,7 +208,7 @@ impl AppState {
             config: Arc::new(config),
         };
         crate::realtime::register(state.clone());
-        supervise("call_hub", calls::run(state.clone(), inbox));
+        supervise("call_hub", hub::run(state.clone(), inbox));
         supervise("upload_sweeper", crate::service::media::sweep_uploads(state.clone()));
         let resumed = state.clone();
         supervise("notifications_resume", async move {
@@ -211,7 +216,7 @@ impl AppState {
         });
         supervise(
             "media",
-            crate::media::sfu::run(state.config.clone(), state.calls.reports(), media_inbox),
+            crate::calls::sfu::run(state.config.clone(), state.calls.reports(), media_inbox),
         );
         let backends = Backends {
             db: embedded_db,

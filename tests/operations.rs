@@ -695,7 +695,7 @@ async fn the_web_client_and_the_postman_collection_are_served() {
         "{csp}"
     );
     assert!(
-        csp.contains(&server.state.media.origin()),
+        csp.contains(&server.state.blobs.origin()),
         "uploads may go to the store: {csp}"
     );
     let permissions = r.headers["permissions-policy"].to_str().unwrap();

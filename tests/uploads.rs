@@ -444,7 +444,7 @@ async fn uploads_never_completed_are_swept_with_their_objects() {
     let abandoned = start_upload(&ada, declare.clone()).await.body;
     assert!(post_to_store(&abandoned, PNG.to_vec()).await.status().is_success());
     let key = abandoned["form"]["fields"]["key"].as_str().unwrap().to_string();
-    assert_eq!(server.state.media.size_of(&key).await.unwrap(), Some(PNG.len() as u64));
+    assert_eq!(server.state.blobs.size_of(&key).await.unwrap(), Some(PNG.len() as u64));
     // A completed upload is kept.
     let kept = start_upload(&ada, declare).await.body;
     assert!(post_to_store(&kept, PNG.to_vec()).await.status().is_success());
@@ -460,13 +460,13 @@ async fn uploads_never_completed_are_swept_with_their_objects() {
     // its sealed copy, which is what its media is served from.
     assert!(removed <= 2, "{removed}");
     for _ in 0..50 {
-        if server.state.media.size_of(&key).await.unwrap().is_none() {
+        if server.state.blobs.size_of(&key).await.unwrap().is_none() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(
-        server.state.media.size_of(&key).await.unwrap(),
+        server.state.blobs.size_of(&key).await.unwrap(),
         None,
         "the object is gone"
     );
@@ -482,7 +482,7 @@ async fn uploads_never_completed_are_swept_with_their_objects() {
     assert!(
         server
             .state
-            .media
+            .blobs
             .size_of(&format!("sealed/{kept_key}"))
             .await
             .unwrap()

@@ -10,7 +10,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::extract::{ApiJson, ApiQuery, AuthUser, page_limit, parse_id};
-use crate::ai::AiFailure;
+use crate::assistant::AiFailure;
 use crate::error::{AppError, AppResult, ErrorBody};
 use crate::service::ai::{self, AiChatView, AiMessageView, Asked};
 use crate::state::AppState;

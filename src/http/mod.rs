@@ -105,7 +105,7 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/api/{*rest}", axum::routing::any(|| async { AppError::NotFound }));
     let routes = match &state.config.web_dir {
-        Some(dir) if dir.is_dir() => routes.merge(web::router(dir, &state.media.origin())),
+        Some(dir) if dir.is_dir() => routes.merge(web::router(dir, &state.blobs.origin())),
         _ => routes.fallback(|| async { AppError::NotFound }),
     };
     with_middleware(routes, state)

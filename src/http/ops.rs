@@ -68,7 +68,7 @@ async fn health(State(state): State<AppState>) -> Response {
 async fn ready(State(state): State<AppState>) -> Response {
     let (db, s3) = tokio::join!(
         tokio::time::timeout(CHECK_TIMEOUT, state.store.ping()),
-        tokio::time::timeout(CHECK_TIMEOUT, state.media.ping()),
+        tokio::time::timeout(CHECK_TIMEOUT, state.blobs.ping()),
     );
     let db_ok = matches!(db, Ok(Ok(())));
     let s3_ok = matches!(s3, Ok(Ok(())));

@@ -15,7 +15,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use utoipa::ToSchema;
 
-use crate::ai::{AiFailure, Assistant, Turn};
+use crate::assistant::{AiFailure, Assistant, Turn};
 use crate::auth::rate_limit::RateLimiter;
 use crate::domain::chat::{self as rules, MessageType};
 use crate::error::{AppError, AppResult};

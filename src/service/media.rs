@@ -216,7 +216,7 @@ pub async fn create_upload(state: &AppState, user: ObjectId, req: UploadRequest)
     let (chat_id, group_id, key) = destination(state, user, req.kind, req.chat_id.as_deref(), media_type, id).await?;
     let ttl = Duration::from_secs(state.config.upload_url_ttl_secs);
     let form = state
-        .media
+        .blobs
         .presign_post(&key, &content_type, req.size, ttl)
         .await
         .map_err(AppError::Internal)?;
@@ -263,7 +263,7 @@ pub async fn complete(state: &AppState, user: ObjectId, id: ObjectId) -> AppResu
     }
     let reject = |code: ErrorCode, message: String| AppError::Rejected { code, message };
     if state
-        .media
+        .blobs
         .size_of(&upload.key)
         .await
         .map_err(AppError::Internal)?
@@ -278,13 +278,13 @@ pub async fn complete(state: &AppState, user: ObjectId, id: ObjectId) -> AppResu
     let sealed = sealed_key(&upload.key);
     let (content_type, disposition) = served_headers(upload.media_type, &upload.content_type, &upload.file_name);
     state
-        .media
+        .blobs
         .seal(&upload.key, &sealed, &content_type, &disposition)
         .await
         .map_err(AppError::Internal)?;
     discard(state, &upload.key).await;
     let size = state
-        .media
+        .blobs
         .size_of(&sealed)
         .await
         .map_err(AppError::Internal)?
@@ -297,7 +297,7 @@ pub async fn complete(state: &AppState, user: ObjectId, id: ObjectId) -> AppResu
         ));
     }
     let head = state
-        .media
+        .blobs
         .head_bytes(&sealed, SNIFF_BYTES)
         .await
         .map_err(AppError::Internal)?;
@@ -329,7 +329,7 @@ async fn record(state: &AppState, id: ObjectId, upload: Upload, size: u64) -> Ap
         chat_id: upload.chat_id,
         group_id: upload.group_id,
         media_type: upload.media_type,
-        url: format!("s3://{}/{}", state.media.bucket, upload.key),
+        url: format!("s3://{}/{}", state.blobs.bucket, upload.key),
         key: upload.key,
         file_type: upload.content_type,
         name: upload.file_name,
@@ -408,7 +408,7 @@ where
     let key = sealed_key(&key);
     let limit = limit_for(state, media_type);
     let (served, disposition) = served_headers(media_type, &content_type, &file_name);
-    let mut writer = crate::store::s3::PartWriter::start(&state.media, &key, &served, &disposition)
+    let mut writer = crate::store::s3::PartWriter::start(&state.blobs, &key, &served, &disposition)
         .await
         .map_err(AppError::Internal)?;
     let mut head: Vec<u8> = Vec::with_capacity(SNIFF_BYTES);
@@ -476,7 +476,7 @@ fn type_mismatch(content_type: &str) -> AppError {
 
 /// Removes an object that failed its checks, so it never becomes reachable.
 async fn discard(state: &AppState, key: &str) {
-    if let Err(e) = state.media.delete(key).await {
+    if let Err(e) = state.blobs.delete(key).await {
         tracing::warn!(error = %e, "a refused upload could not be deleted");
     }
 }
@@ -503,7 +503,7 @@ pub async fn download_url(state: &AppState, user: ObjectId, id: ObjectId) -> App
     let ttl = Duration::from_secs(state.config.download_url_ttl_secs);
     let (content_type, disposition) = served_headers(media.media_type, &media.file_type, &media.name);
     let url = state
-        .media
+        .blobs
         .presign_get(&media.key, ttl, &content_type, &disposition)
         .await
         .map_err(AppError::Internal)?;
@@ -532,7 +532,7 @@ pub async fn remove_attachments(state: &AppState, message: ObjectId) -> AppResul
     }
     state.store.media.hide_for_message(message).await?;
     for media in carried {
-        if let Err(e) = state.media.delete(&media.key).await {
+        if let Err(e) = state.blobs.delete(&media.key).await {
             metrics::counter!("huddle_media_delete_failures_total").increment(1);
             tracing::warn!(error = %e, media = %media.id, "a deleted message's attachment could not be removed from the store");
         }
@@ -635,7 +635,7 @@ pub async fn remove_stale_uploads(state: &AppState) -> AppResult<usize> {
     let cutoff = bson::DateTime::from_millis(bson::DateTime::now().timestamp_millis() - retention);
     let stale = state.store.media.stale_uploads(cutoff, 500).await?;
     for upload in &stale {
-        state.media.delete(&upload.key).await.map_err(AppError::Internal)?;
+        state.blobs.delete(&upload.key).await.map_err(AppError::Internal)?;
         state.store.media.delete_upload(upload.id).await?;
     }
     Ok(stale.len())

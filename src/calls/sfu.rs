@@ -19,9 +19,9 @@ use socketioxide::extract::SocketRef;
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::calls::hub::{MediaReport, MediaReports};
 use crate::config::Config;
 use crate::error::{AppError, AppResult};
-use crate::media::calls::{MediaReport, MediaReports};
 
 /// Commands waiting for the media task before senders feel back-pressure.
 const QUEUE: usize = 4096;
