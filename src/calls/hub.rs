@@ -350,12 +350,13 @@ impl Hub {
         let (id, snapshot) = (call.id, call.clone());
         self.calls.insert(id, Live { session, call });
         let ended = self.drain(id).await;
-        Ok(self
-            .calls
-            .get(&id)
-            .map(|l| l.call.clone())
-            .or(ended)
-            .unwrap_or(snapshot))
+        Ok(self.latest(id, ended, snapshot))
+    }
+
+    /// A call's state after a drain: live, as the drain ended it, or (gone meanwhile) as it
+    /// was before.
+    fn latest(&self, id: ObjectId, ended: Option<Call>, before: Call) -> Call {
+        self.calls.get(&id).map(|l| l.call.clone()).or(ended).unwrap_or(before)
     }
 
     async fn act(&mut self, id: ObjectId, user: ObjectId, action: Action) -> AppResult<Call> {
@@ -382,12 +383,7 @@ impl Hub {
         let snapshot = live.call.clone();
         let ended = self.drain(id).await;
         // An ended call is gone from the hub: its last state is what the drain ended it with.
-        Ok(self
-            .calls
-            .get(&id)
-            .map(|l| l.call.clone())
-            .or(ended)
-            .unwrap_or(snapshot))
+        Ok(self.latest(id, ended, snapshot))
     }
 
     async fn remove(&mut self, chat: ObjectId, user: ObjectId) {
