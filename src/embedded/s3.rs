@@ -43,6 +43,13 @@ impl EmbeddedS3 {
             builder.build()
         };
         let origins: std::sync::Arc<[String]> = cors_origins.into();
+        let cors = tower_http::cors::CorsLayer::new()
+            .allow_origin(tower_http::cors::AllowOrigin::list(
+                cors_origins.iter().filter_map(|o| http::HeaderValue::from_str(o).ok()),
+            ))
+            .allow_methods([http::Method::GET, http::Method::HEAD, http::Method::POST])
+            .allow_headers([http::header::CONTENT_TYPE])
+            .max_age(std::time::Duration::from_secs(600));
         let buffer = std::sync::Arc::new(tokio::sync::Semaphore::new(kib(limits.buffer_bytes)));
         let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
         let endpoint = format!("http://{}", listener.local_addr()?);
@@ -61,14 +68,23 @@ impl EmbeddedS3 {
                     },
                     _ = stopped.changed() => break,
                 };
-                let cors = Cors {
+                let front = Front {
                     inner: service.clone(),
-                    origins: origins.clone(),
                     buffer: buffer.clone(),
                     buffer_kib: kib(limits.buffer_bytes),
                     idle: limits.idle,
                 };
-                let conn = http.serve_connection(TokioIo::new(socket), cors);
+                let stack = tower::ServiceBuilder::new()
+                    .layer_fn(|inner| ForeignPreflight {
+                        inner,
+                        origins: origins.clone(),
+                    })
+                    .layer(cors.clone())
+                    .service(front);
+                let conn = http.serve_connection(
+                    TokioIo::new(socket),
+                    hyper_util::service::TowerToHyperService::new(stack),
+                );
                 let conn = graceful.watch(conn.into_owned());
                 tokio::spawn(async move {
                     let _ = conn.await;
@@ -120,61 +136,68 @@ fn kib(bytes: u64) -> usize {
 /// `503 SlowDown` (which S3 clients retry).
 const BUFFER_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// Browser access to the embedded store: preflights from allowed origins are answered, and
-/// responses to them carry the CORS headers (what a bucket's CORS configuration does on AWS).
-/// Downloads are served the way S3 serves presigned GETs: the signed `response-content-type`
-/// and `response-content-disposition` replace the stored headers (the store below ignores
-/// them), and every response says `nosniff` and sandboxes anything a browser might render.
+/// Refuses a CORS preflight from an origin that may not use the store with `403`, as S3
+/// does for a request its bucket's CORS rules do not allow. Everything else goes on to
+/// tower-http's CORS layer, which answers allowed preflights and adds the CORS headers.
 #[derive(Clone)]
-struct Cors {
-    inner: s3s::service::S3Service,
+struct ForeignPreflight<S> {
+    inner: S,
     origins: std::sync::Arc<[String]>,
+}
+
+impl<S, B> tower::Service<http::Request<B>> for ForeignPreflight<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<s3s::Body>> + Send,
+    S::Future: Send + 'static,
+{
+    type Response = http::Response<s3s::Body>;
+    type Error = S::Error;
+    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        let allowed = req
+            .headers()
+            .get(http::header::ORIGIN)
+            .and_then(|o| o.to_str().ok())
+            .is_some_and(|o| self.origins.iter().any(|allowed| allowed == o));
+        if req.method() == http::Method::OPTIONS && !allowed {
+            let refused = s3_error(
+                http::StatusCode::FORBIDDEN,
+                "AccessForbidden",
+                "CORSResponse: this CORS request is not allowed",
+            );
+            return Box::pin(async move { Ok(refused) });
+        }
+        Box::pin(self.inner.call(req))
+    }
+}
+
+/// The embedded store's front: form uploads are budgeted, downloads are served the way S3
+/// serves presigned GETs (the signed `response-content-type` and
+/// `response-content-disposition` replace the stored headers, which the store below
+/// ignores), and every response says `nosniff` and sandboxes anything a browser might render.
+#[derive(Clone)]
+struct Front {
+    inner: s3s::service::S3Service,
     buffer: std::sync::Arc<tokio::sync::Semaphore>,
     buffer_kib: usize,
     idle: std::time::Duration,
 }
 
-impl hyper::service::Service<http::Request<hyper::body::Incoming>> for Cors {
+impl tower::Service<http::Request<hyper::body::Incoming>> for Front {
     type Response = http::Response<s3s::Body>;
     type Error = s3s::HttpError;
     type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Self::Response, Self::Error>> + Send>>;
 
-    fn call(&self, req: http::Request<hyper::body::Incoming>) -> Self::Future {
-        let origin = req
-            .headers()
-            .get(http::header::ORIGIN)
-            .and_then(|o| o.to_str().ok())
-            .filter(|o| self.origins.iter().any(|allowed| allowed == o))
-            .map(str::to_owned);
-        let allow = |response: &mut http::Response<s3s::Body>, origin: &str| {
-            let headers = response.headers_mut();
-            if let Ok(value) = http::HeaderValue::from_str(origin) {
-                headers.insert(http::header::ACCESS_CONTROL_ALLOW_ORIGIN, value);
-            }
-            headers.insert(http::header::VARY, http::HeaderValue::from_static("origin"));
-        };
-        if req.method() == http::Method::OPTIONS {
-            let mut response = http::Response::new(s3s::Body::empty());
-            if let Some(origin) = origin.as_deref() {
-                allow(&mut response, origin);
-                let headers = response.headers_mut();
-                headers.insert(
-                    http::header::ACCESS_CONTROL_ALLOW_METHODS,
-                    http::HeaderValue::from_static("GET, HEAD, POST"),
-                );
-                headers.insert(
-                    http::header::ACCESS_CONTROL_ALLOW_HEADERS,
-                    http::HeaderValue::from_static("content-type"),
-                );
-                headers.insert(
-                    http::header::ACCESS_CONTROL_MAX_AGE,
-                    http::HeaderValue::from_static("600"),
-                );
-            } else {
-                *response.status_mut() = http::StatusCode::FORBIDDEN;
-            }
-            return Box::pin(async move { Ok(response) });
-        }
+    fn poll_ready(&mut self, _cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: http::Request<hyper::body::Incoming>) -> Self::Future {
         let overrides = response_overrides(&req);
         let mut inner = self.inner.clone();
         let form_bytes = form_upload_length(&req);
@@ -214,9 +237,6 @@ impl hyper::service::Service<http::Request<hyper::body::Incoming>> for Cors {
                 }
             };
             let mut response = tower::Service::call(&mut inner, req).await?;
-            if let Some(origin) = origin.as_deref() {
-                allow(&mut response, origin);
-            }
             if response.status().is_success() {
                 for (name, value) in overrides {
                     response.headers_mut().insert(name, value);
