@@ -216,7 +216,12 @@ impl AppState {
         });
         supervise(
             "media",
-            crate::calls::sfu::run(state.config.clone(), state.calls.reports(), media_inbox),
+            crate::calls::sfu::run(
+                state.config.clone(),
+                state.realtime.io.clone(),
+                state.calls.reports(),
+                media_inbox,
+            ),
         );
         let backends = Backends {
             db: embedded_db,

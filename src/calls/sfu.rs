@@ -1,7 +1,8 @@
 //! The media task: owns the SFU (`huddle-sfu`), its one UDP socket and its timer, and is
 //! reached through a command channel. Signaling (`rtc:*`, `participant:mute`) arrives here
 //! from the socket handlers after the call hub confirmed the caller is in the call; what the
-//! SFU reports goes back to the call's participants over their sockets.
+//! SFU reports goes back to the call's participants through Socket.IO, addressed by socket
+//! id (never through a socket handle held here, so an adapter can route it to any node).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -15,7 +16,8 @@ use huddle_signaling::{Layer, TrackKind, TrackSource};
 use mongodb::bson::oid::ObjectId;
 use rtc::peer_connection::transport::RTCIceCandidateInit;
 use serde::Serialize;
-use socketioxide::extract::SocketRef;
+use socketioxide::SocketIo;
+use socketioxide::socket::Sid;
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 
@@ -32,7 +34,8 @@ enum Command {
     Offer {
         call: ObjectId,
         user: ObjectId,
-        socket: SocketRef,
+        /// The socket the offer came on: the participant's events go to it.
+        socket: Sid,
         sdp: String,
         sources: Vec<(String, TrackSource)>,
         reply: oneshot::Sender<Result<NegotiationReply, SfuError>>,
@@ -173,7 +176,7 @@ impl MediaServer {
         &self,
         call: ObjectId,
         user: ObjectId,
-        socket: SocketRef,
+        socket: Sid,
         sdp: String,
         sources: Vec<(String, TrackSource)>,
     ) -> AppResult<NegotiationReply> {
@@ -273,11 +276,15 @@ fn sfu_error(e: SfuError) -> AppError {
 
 struct Participant {
     user: ObjectId,
-    socket: SocketRef,
+    /// The socket that offered last, by id: emits go through Socket.IO's rooms, never through
+    /// a handle held here.
+    socket: Sid,
     muted: HashMap<TrackSource, bool>,
 }
 
-struct CallRoom {
+/// One call's participants as the media task knows them (the SFU's `Room` is its own
+/// bookkeeping of the same people; Socket.IO's rooms are where events go).
+struct CallPeers {
     call: ObjectId,
     participants: HashMap<ParticipantId, Participant>,
 }
@@ -303,16 +310,35 @@ fn narrow(n: u128) -> ObjectId {
     ObjectId::from_bytes(bytes)
 }
 
+/// Emits waiting to go out, each to one socket by its id. Handling a command or a datagram
+/// fills it; the task's loop sends it before it waits again.
+#[derive(Default)]
+struct Outbox(std::cell::RefCell<Vec<(Sid, &'static str, serde_json::Value)>>);
+
+impl Outbox {
+    fn push<E: SocketEvent + Serialize>(&self, to: Sid, event: &E) {
+        match serde_json::to_value(event) {
+            Ok(value) => self.0.borrow_mut().push((to, E::EVENT, value)),
+            Err(e) => tracing::error!(event = E::EVENT, error = %e, "media event not serializable"),
+        }
+    }
+
+    fn take(&self) -> Vec<(Sid, &'static str, serde_json::Value)> {
+        std::mem::take(&mut *self.0.borrow_mut())
+    }
+}
+
 struct Media {
     sfu: Sfu,
+    outbox: Outbox,
     /// What a fresh `Sfu` is built from, when a fault leaves the old one unusable.
     sfu_config: SfuConfig,
     reports: MediaReports,
-    rooms: HashMap<RoomId, CallRoom>,
+    rooms: HashMap<RoomId, CallPeers>,
 }
 
 /// Runs the media task until the server stops.
-pub async fn run(config: std::sync::Arc<Config>, reports: MediaReports, inbox: MediaInbox) {
+pub async fn run(config: std::sync::Arc<Config>, io: SocketIo, reports: MediaReports, inbox: MediaInbox) {
     let MediaInbox {
         mut rx,
         socket,
@@ -339,6 +365,7 @@ pub async fn run(config: std::sync::Arc<Config>, reports: MediaReports, inbox: M
     tracing::info!(component = "calls", bound = %local_addr, advertised = %public_addr, "calls: SFU media on one UDP port");
     let mut media = Media {
         sfu,
+        outbox: Outbox::default(),
         sfu_config,
         reports,
         rooms: HashMap::new(),
@@ -388,6 +415,12 @@ pub async fn run(config: std::sync::Arc<Config>, reports: MediaReports, inbox: M
             }
         }
         media.guarded(None, Media::flush_events);
+        for (to, event, data) in media.outbox.take() {
+            if let Err(e) = io.to(to).emit(event, &data).await {
+                metrics::counter!("huddle_socket_emit_failures_total").increment(1);
+                tracing::debug!(event, error = %e, "media emit");
+            }
+        }
     }
 }
 
@@ -427,14 +460,14 @@ impl Media {
 
     /// Drops a room whose handling failed and tells the hub; false when that fails as well.
     fn end_failed_room(&mut self, room: RoomId) -> bool {
-        let Some(call_room) = self.rooms.remove(&room) else {
+        let Some(call_peers) = self.rooms.remove(&room) else {
             return false;
         };
-        self.reports.send(MediaReport::RoomFailed { call: call_room.call });
+        self.reports.send(MediaReport::RoomFailed { call: call_peers.call });
         let now = Instant::now();
         let sfu = &mut self.sfu;
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            for participant in call_room.participants.keys() {
+            for participant in call_peers.participants.keys() {
                 let _ = sfu.leave(
                     now,
                     PeerKey {
@@ -449,8 +482,8 @@ impl Media {
 
     /// A fresh SFU: every call on the old one ends.
     fn restart(&mut self) {
-        for call_room in std::mem::take(&mut self.rooms).into_values() {
-            self.reports.send(MediaReport::RoomFailed { call: call_room.call });
+        for call_peers in std::mem::take(&mut self.rooms).into_values() {
+            self.reports.send(MediaReport::RoomFailed { call: call_peers.call });
         }
         match Sfu::new(self.sfu_config.clone()) {
             Ok(sfu) => self.sfu = sfu,
@@ -585,7 +618,7 @@ impl Media {
         now: Instant,
         call: ObjectId,
         user: ObjectId,
-        socket: SocketRef,
+        socket: Sid,
         sdp: String,
         sources: &[(String, TrackSource)],
     ) -> Result<NegotiationReply, SfuError> {
@@ -606,25 +639,25 @@ impl Media {
         self.sfu.handle_offer(now, key, sdp, sources)
     }
 
-    fn join(&mut self, now: Instant, call: ObjectId, user: ObjectId, socket: SocketRef) -> Result<PeerKey, SfuError> {
+    fn join(&mut self, now: Instant, call: ObjectId, user: ObjectId, socket: Sid) -> Result<PeerKey, SfuError> {
         let key = PeerKey {
             room: room_of(call),
             participant: participant_of(user),
         };
         let room = key.room;
-        let call_room = self.rooms.entry(room).or_insert_with(|| CallRoom {
+        let call_peers = self.rooms.entry(room).or_insert_with(|| CallPeers {
             call,
             participants: HashMap::new(),
         });
         if let Err(e) = self.sfu.join(now, key) {
-            if call_room.participants.is_empty() {
+            if call_peers.participants.is_empty() {
                 self.rooms.remove(&room);
             }
             return Err(e);
         }
         // Tell the newcomer who is muted; the tracks already there come from the SFU, one
         // `track:published` per track it now receives.
-        for p in call_room.participants.values() {
+        for p in call_peers.participants.values() {
             for (source, muted) in &p.muted {
                 let event = ParticipantMuted {
                     call_id: call.to_hex(),
@@ -632,10 +665,10 @@ impl Media {
                     source: *source,
                     muted: *muted,
                 };
-                emit(&socket, &event);
+                self.outbox.push(socket, &event);
             }
         }
-        call_room.participants.insert(
+        call_peers.participants.insert(
             key.participant,
             Participant {
                 user,
@@ -671,7 +704,7 @@ impl Media {
         let Some(room) = self.rooms.get(&room) else { return };
         for (id, p) in &room.participants {
             if Some(*id) != except {
-                emit(&p.socket, data);
+                self.outbox.push(p.socket, data);
             }
         }
     }
@@ -693,7 +726,7 @@ impl Media {
                         offer_id,
                         sdp,
                     };
-                    emit(&p.socket, &offer);
+                    self.outbox.push(p.socket, &offer);
                 }
                 SfuEvent::Connected { peer } => {
                     if let Some((call, user)) = self.user_of(peer) {
@@ -727,7 +760,7 @@ impl Media {
                         kind: wire_kind(kind),
                         source,
                     };
-                    emit(&subscriber.socket, &event);
+                    self.outbox.push(subscriber.socket, &event);
                 }
                 SfuEvent::TrackUnpublished {
                     room,
@@ -787,13 +820,6 @@ fn wire_kind(kind: huddle_sfu::TrackKind) -> TrackKind {
     match kind {
         huddle_sfu::TrackKind::Audio => TrackKind::Audio,
         huddle_sfu::TrackKind::Video | huddle_sfu::TrackKind::Screen => TrackKind::Video,
-    }
-}
-
-fn emit<E: SocketEvent + Serialize>(socket: &SocketRef, data: &E) {
-    if let Err(e) = socket.emit(E::EVENT, data) {
-        metrics::counter!("huddle_socket_emit_failures_total").increment(1);
-        tracing::debug!(event = E::EVENT, error = %e, "media emit");
     }
 }
 

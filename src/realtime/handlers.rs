@@ -96,6 +96,9 @@ async fn handshake(
             })?;
             socket.extensions.insert(user);
             socket.extensions.insert(InFlight::default());
+            // Each socket is in a room of its own id, as in socket.io: what is meant for one
+            // socket (the media task's `rtc:offer`, `track:*`) is addressed to that room.
+            socket.join(socket.id.to_string());
             socket.join(user_room(user.id));
             socket.join(session_room(user.session));
             socket.join(chats.into_iter().map(chat_room).collect::<Vec<_>>());
@@ -255,7 +258,7 @@ fn media_routes(routes: &mut Routes) {
         |state, user, socket, req: SdpOffer| async move {
             let call = joined_call(&state, user.id, &req, &req.call_id).await?;
             let sources = req.sources.into_iter().map(|s| (s.track_id, s.source)).collect();
-            let reply = state.sfu.offer(call, user.id, socket, req.sdp, sources).await?;
+            let reply = state.sfu.offer(call, user.id, socket.id, req.sdp, sources).await?;
             Ok(NegotiationAck {
                 sdp: reply.answer,
                 offer: reply.offer.map(offer_ref),
