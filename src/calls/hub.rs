@@ -189,20 +189,10 @@ enum Write {
     Save(Box<Call>),
     /// The call ended: its record goes into its chat, then `call:ended` to the chat.
     Ended(Box<Call>),
-    /// Answers `count` once every write before it is done (a stopping server).
-    Flush {
-        count: usize,
-        reply: oneshot::Sender<usize>,
-    },
-    /// Answers a request that ended a call, once the writes it caused are done.
-    Answer {
-        result: AppResult<Call>,
-        reply: oneshot::Sender<AppResult<Call>>,
-    },
-    /// Answers a removal once the writes it caused are done.
-    Removed {
-        reply: oneshot::Sender<()>,
-    },
+    /// Runs once every write before it is done: the answer to a request whose writes must
+    /// be in the database when its caller hears back (a call that ended, a removal, a
+    /// stopping server).
+    After(Box<dyn FnOnce() + Send>),
 }
 
 struct Hub {
@@ -281,7 +271,9 @@ impl Hub {
                 if result.is_ok() && !self.calls.contains_key(&call) {
                     // The call ended: answer once its document and record are written, so
                     // whoever ended it finds the record in the chat's history.
-                    self.write(Write::Answer { result, reply });
+                    self.write(Write::After(Box::new(move || {
+                        let _ = reply.send(result);
+                    })));
                 } else {
                     let _ = reply.send(result);
                 }
@@ -296,7 +288,9 @@ impl Hub {
             }
             Command::Remove { chat, user, reply } => {
                 self.remove(chat, user).await;
-                self.write(Write::Removed { reply });
+                self.write(Write::After(Box::new(move || {
+                    let _ = reply.send(());
+                })));
             }
             Command::EndAll { reply } => {
                 self.closing = true;
@@ -309,10 +303,10 @@ impl Hub {
                     }
                     self.drain(*id).await;
                 }
-                self.write(Write::Flush {
-                    count: ids.len(),
-                    reply,
-                });
+                let count = ids.len();
+                self.write(Write::After(Box::new(move || {
+                    let _ = reply.send(count);
+                })));
             }
             Command::JoinedChatsOf { user, reply } => {
                 let hex = user.to_hex();
@@ -569,15 +563,7 @@ async fn write_calls(state: AppState, mut writes: mpsc::UnboundedReceiver<Write>
                     .to_chat(call.chat_id, events::CALL_ENDED, &CallView::from(&*call))
                     .await;
             }
-            Write::Flush { count, reply } => {
-                let _ = reply.send(count);
-            }
-            Write::Answer { result, reply } => {
-                let _ = reply.send(result);
-            }
-            Write::Removed { reply } => {
-                let _ = reply.send(());
-            }
+            Write::After(answer) => answer(),
         }
     }
 }

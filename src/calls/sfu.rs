@@ -275,7 +275,6 @@ fn sfu_error(e: SfuError) -> AppError {
 }
 
 struct Participant {
-    user: ObjectId,
     /// The socket that offered last, by id: emits go through Socket.IO's rooms, never through
     /// a handle held here.
     socket: Sid,
@@ -285,7 +284,6 @@ struct Participant {
 /// One call's participants as the media task knows them (the SFU's `Room` is its own
 /// bookkeeping of the same people; Socket.IO's rooms are where events go).
 struct CallPeers {
-    call: ObjectId,
     participants: HashMap<ParticipantId, Participant>,
 }
 
@@ -417,8 +415,7 @@ pub async fn run(config: std::sync::Arc<Config>, io: SocketIo, reports: MediaRep
         media.guarded(None, Media::flush_events);
         for (to, event, data) in media.outbox.take() {
             if let Err(e) = io.to(to).emit(event, &data).await {
-                metrics::counter!("huddle_socket_emit_failures_total").increment(1);
-                tracing::debug!(event, error = %e, "media emit");
+                crate::realtime::emit_failed(event, &e);
             }
         }
     }
@@ -463,7 +460,7 @@ impl Media {
         let Some(call_peers) = self.rooms.remove(&room) else {
             return false;
         };
-        self.reports.send(MediaReport::RoomFailed { call: call_peers.call });
+        self.reports.send(MediaReport::RoomFailed { call: narrow(room.0) });
         let now = Instant::now();
         let sfu = &mut self.sfu;
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -482,8 +479,8 @@ impl Media {
 
     /// A fresh SFU: every call on the old one ends.
     fn restart(&mut self) {
-        for call_peers in std::mem::take(&mut self.rooms).into_values() {
-            self.reports.send(MediaReport::RoomFailed { call: call_peers.call });
+        for room in std::mem::take(&mut self.rooms).into_keys() {
+            self.reports.send(MediaReport::RoomFailed { call: narrow(room.0) });
         }
         match Sfu::new(self.sfu_config.clone()) {
             Ok(sfu) => self.sfu = sfu,
@@ -646,7 +643,6 @@ impl Media {
         };
         let room = key.room;
         let call_peers = self.rooms.entry(room).or_insert_with(|| CallPeers {
-            call,
             participants: HashMap::new(),
         });
         if let Err(e) = self.sfu.join(now, key) {
@@ -657,11 +653,11 @@ impl Media {
         }
         // Tell the newcomer who is muted; the tracks already there come from the SFU, one
         // `track:published` per track it now receives.
-        for p in call_peers.participants.values() {
+        for (id, p) in &call_peers.participants {
             for (source, muted) in &p.muted {
                 let event = ParticipantMuted {
                     call_id: call.to_hex(),
-                    user_id: p.user.to_hex(),
+                    user_id: narrow(id.0).to_hex(),
                     source: *source,
                     muted: *muted,
                 };
@@ -671,7 +667,6 @@ impl Media {
         call_peers.participants.insert(
             key.participant,
             Participant {
-                user,
                 socket,
                 muted: HashMap::new(),
             },
@@ -796,9 +791,10 @@ impl Media {
                     self.reports.send(MediaReport::PeerFailed { call, user });
                 }
                 SfuEvent::Speaker { room, participant } => {
-                    let Some(call) = self.rooms.get(&room).map(|r| r.call) else {
+                    if !self.rooms.contains_key(&room) {
                         continue;
-                    };
+                    }
+                    let call = narrow(room.0);
                     let user = participant.and_then(|p| self.user_of(PeerKey { room, participant: p }).map(|(_, u)| u));
                     let event = ActiveSpeaker {
                         call_id: call.to_hex(),

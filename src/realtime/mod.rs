@@ -91,8 +91,7 @@ impl Realtime {
     /// Emits to a room; failures (a full buffer, a closed socket) are logged, never fatal.
     async fn emit<T: Serialize + ?Sized>(&self, room: String, event: &'static str, data: &T) {
         if let Err(e) = self.io.to(room).emit(event, data).await {
-            metrics::counter!("huddle_socket_emit_failures_total").increment(1);
-            tracing::debug!(event, error = %e, "emit did not reach every socket");
+            emit_failed(event, &e);
         }
     }
 
@@ -123,8 +122,7 @@ impl Realtime {
             .emit(E::EVENT, payload)
             .await
         {
-            metrics::counter!("huddle_socket_emit_failures_total").increment(1);
-            tracing::debug!(event = E::EVENT, error = %e, "emit did not reach every socket");
+            emit_failed(E::EVENT, &e);
         }
     }
 
@@ -201,6 +199,13 @@ impl Realtime {
             .unwrap_or_else(|p| p.into_inner())
             .contains_key(&user)
     }
+}
+
+/// Counts and logs an emit that did not reach every socket (a full buffer, a closed socket):
+/// never fatal.
+pub fn emit_failed(event: &str, error: &dyn std::fmt::Display) {
+    metrics::counter!("huddle_socket_emit_failures_total").increment(1);
+    tracing::debug!(event, error = %error, "emit did not reach every socket");
 }
 
 /// Gives a Socket.IO request a head of its own (URI and headers copied out of the
