@@ -1,43 +1,132 @@
-//! Fan-out benchmark: audio publishers x subscribers through one SFU on loopback UDP, beside
-//! the machine's raw UDP send/receive ceiling measured in the same run.
+//! Fan-out benchmark: rooms of audio publishers x subscribers on loopback UDP, each room on
+//! one of N media workers (a thread with its own SFU and socket, as in the server), beside
+//! the machine's raw UDP ceiling measured in the same run.
 //!
-//! `cargo bench -p huddle-sfu --bench fanout` (defaults: 10 publishers, 100 subscribers, 5 s).
-//! Override with `FANOUT_PUBLISHERS`, `FANOUT_SUBSCRIBERS`, `FANOUT_SECONDS`.
+//! `cargo bench -p huddle-sfu --bench fanout`. Settings (environment):
+//! - `FANOUT_WORKERS` (1), `FANOUT_ROOMS` (1): room `r` is on worker `r % workers`;
+//! - `FANOUT_PUBLISHERS` (10), `FANOUT_SUBSCRIBERS` (100): per room;
+//! - `FANOUT_SECONDS` (5); `FANOUT_JSON` (the workspace's `target/fanout.json`): where the figures go.
 //!
-//! Prints: packets the SFU forwarded per CPU-second of its own thread, loss (what subscribers
-//! should have received against what they did), the SFU's added forwarding latency (from a
-//! datagram's arrival to the last copy leaving, p50/p99) and the end-to-end one-way latency
-//! publisher -> subscriber (p50/p99), then the raw UDP ceiling: datagrams one thread sends and
-//! another receives per second on loopback.
+//! A worker's loop is the server's: read what the socket holds (`recvmmsg`, a batch), hand
+//! each datagram to the SFU, run due timers, send everything due (`sendmmsg`), wait.
+//!
+//! Prints and saves: per-worker CPU (from `/proc/self/task`), packets forwarded per
+//! CPU-second and CPU per packet, loss, added forwarding latency (a datagram's arrival to
+//! the send of its copies) p50/p99/p999, end-to-end latency, the SFU's heap per participant
+//! (bytes allocated by SFU calls and still held after set-up) and the process's RSS, and
+//! the raw ceilings: one thread sending 100-byte datagrams to another, `send_to`/`recv_from`
+//! and `sendmmsg`/`recvmmsg`.
 // A real-time load program: it drives the SFU from real sockets and the real clock.
 #![allow(clippy::disallowed_methods)]
 
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicIsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use huddle_sfu::client::{ClientConfig, ClientPeer, MediaKind};
-use huddle_sfu::{ParticipantId, PeerKey, RoomConfig, RoomId, Sfu, SfuConfig};
+use huddle_sfu::udp::{RecvBatch, SendBatch, wait_readable};
+use huddle_sfu::{ParticipantId, PeerKey, RoomConfig, RoomId, Sfu, SfuConfig, SfuEvent};
 
-const ROOM: RoomId = RoomId(1);
 /// One Opus frame every 20 ms.
 const FRAME: Duration = Duration::from_millis(20);
 const PAYLOAD_BYTES: usize = 100;
 /// Marks a measured packet (setup primers carry a different first byte).
 const MEASURED: u8 = 0xAB;
 
+// ---- the SFU's heap: bytes allocated while a thread runs SFU code, less those it frees ----
+
+struct Counting;
+
+static SFU_HEAP: AtomicIsize = AtomicIsize::new(0);
+
+thread_local! {
+    static IN_SFU: Cell<bool> = const { Cell::new(false) };
+}
+
+fn tally(delta: isize) {
+    if IN_SFU.try_with(Cell::get).unwrap_or(false) {
+        SFU_HEAP.fetch_add(delta, Ordering::Relaxed);
+    }
+}
+
+// SAFETY: every call is passed to the system allocator unchanged; only a counter moves.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        tally(layout.size() as isize);
+        // SAFETY: the caller's contract is forwarded as is.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        tally(-(layout.size() as isize));
+        // SAFETY: as above.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        tally(layout.size() as isize);
+        // SAFETY: as above.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        tally(new_size as isize - layout.size() as isize);
+        // SAFETY: as above.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+/// Runs `f` as SFU code: what it allocates and frees counts as the SFU's.
+fn in_sfu<T>(f: impl FnOnce() -> T) -> T {
+    IN_SFU.with(|c| c.set(true));
+    let out = f();
+    IN_SFU.with(|c| c.set(false));
+    out
+}
+
 fn env_or(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
-fn thread_cpu() -> Duration {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: clock_gettime writes one timespec into the pointer it is given.
-    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+/// Kilobytes of resident memory of this process.
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        })
+        .unwrap_or(0)
+}
+
+/// CPU time (user + system) of each thread of this process by name, from `/proc/self/task`.
+fn threads_cpu() -> HashMap<String, Duration> {
+    let tick = 100.0; // USER_HZ on Linux
+    let mut out = HashMap::new();
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return out;
+    };
+    for task in tasks.flatten() {
+        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
+            continue;
+        };
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let name = stat[open + 1..close].to_string();
+        let fields: Vec<&str> = stat[close + 2..].split_whitespace().collect();
+        let ticks: f64 = fields.get(11).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0)
+            + fields.get(12).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+        *out.entry(name).or_default() += Duration::from_secs_f64(ticks / tick);
+    }
+    out
 }
 
 struct Client {
@@ -76,57 +165,131 @@ impl Client {
         }
         read
     }
+
+    fn measured(&self) -> usize {
+        self.peer
+            .remote_tracks()
+            .values()
+            .flat_map(|t| t.payloads.iter())
+            .filter(|p| p.first() == Some(&MEASURED))
+            .count()
+    }
 }
 
-struct SfuSide {
+/// A media worker: its own SFU on its own socket.
+struct Worker {
     sfu: Sfu,
     udp: UdpSocket,
+    send: SendBatch,
 }
 
-impl SfuSide {
-    fn step(&mut self, buf: &mut [u8]) -> usize {
-        let mut read = 0;
-        while let Ok((n, from)) = self.udp.recv_from(buf) {
-            let _ = self.sfu.handle_datagram(Instant::now(), from, &buf[..n]);
-            read += 1;
-            self.flush();
+impl Worker {
+    fn new(max_participants: usize) -> Self {
+        let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+        udp.set_nonblocking(true).unwrap();
+        let mut config = SfuConfig::new(udp.local_addr().unwrap());
+        config.room = RoomConfig {
+            max_participants,
+            max_tracks_per_participant: 1,
+        };
+        Self {
+            sfu: Sfu::new(config).unwrap(),
+            udp,
+            send: SendBatch::default(),
+        }
+    }
+
+    /// One turn of the loop: a batch read; each datagram handled and what it caused sent
+    /// at once (a fan-out in one `sendmmsg` where it fits), its added latency (arrival to
+    /// the send of its last copy, from the batch's read) given to `added`; then due timers run and their output
+    /// sent. SFU events are left for the caller. Returns the datagrams read.
+    /// (`recv`'s buffers are the thread's: they cannot move between threads.)
+    fn turn(&mut self, recv: &mut RecvBatch, mut added: impl FnMut(Duration)) -> usize {
+        let read = recv.recv(&self.udp).unwrap_or(0);
+        // Read together: a datagram's latency includes its wait behind those before it.
+        let arrived = Instant::now();
+        for (from, _, datagram) in recv.iter() {
+            let _ = self.sfu.handle_datagram(Instant::now(), from, datagram);
+            self.send_due();
+            added(arrived.elapsed());
         }
         let now = Instant::now();
         if self.sfu.poll_timeout().is_some_and(|at| at <= now) {
             self.sfu.handle_timeout(now);
         }
-        self.flush();
+        self.send_due();
         read
     }
 
-    fn flush(&mut self) {
+    fn send_due(&mut self) {
         while let Some(t) = self.sfu.poll_transmit() {
-            let _ = self.udp.send_to(&t.payload, t.to);
+            self.send.push(t.to, None, t.payload);
+        }
+        let _ = self.send.flush(&self.udp);
+    }
+
+    /// Waits for a datagram, the next timer, or 1 ms, whichever comes first.
+    fn wait(&mut self) {
+        let now = Instant::now();
+        let until = self
+            .sfu
+            .poll_timeout()
+            .map_or(Duration::from_millis(1), |at| at.saturating_duration_since(now))
+            .min(Duration::from_millis(1));
+        if self.send.is_empty() {
+            let _ = wait_readable(&self.udp, until);
         }
     }
 }
 
-fn negotiate(sfu: &mut SfuSide, client: &mut Client, key: PeerKey) {
-    let now = Instant::now();
-    sfu.sfu.join(now, key).unwrap();
-    let offer = client.peer.create_offer(now).unwrap();
-    let reply = sfu.sfu.handle_offer(now, key, offer, &[]).unwrap();
-    client.peer.apply_answer(now, reply.answer.unwrap()).unwrap();
-    follow(sfu, client, key, reply.offer);
+fn key(room: usize, participant: usize) -> PeerKey {
+    PeerKey {
+        room: RoomId(room as u128 + 1),
+        participant: ParticipantId(participant as u128),
+    }
 }
 
-fn follow(sfu: &mut SfuSide, client: &mut Client, key: PeerKey, mut offer: Option<(u64, String)>) {
+/// The SFU's answer or offer, handed to the client as its own copy; the SFU's string is
+/// dropped as SFU code (it was allocated as SFU code).
+fn handed_over(sdp: String) -> String {
+    let copy = sdp.clone();
+    in_sfu(|| drop(sdp));
+    copy
+}
+
+fn negotiate(worker: &mut Worker, client: &mut Client, key: PeerKey) {
+    let now = Instant::now();
+    in_sfu(|| worker.sfu.join(now, key)).unwrap();
+    let offer = client.peer.create_offer(now).unwrap();
+    let reply = in_sfu(|| worker.sfu.handle_offer(now, key, offer, &[])).unwrap();
+    let answer = handed_over(reply.answer.clone().unwrap());
+    let offer = reply.offer.clone().map(|(id, sdp)| (id, handed_over(sdp)));
+    in_sfu(|| drop(reply));
+    client.peer.apply_answer(now, answer).unwrap();
+    follow(worker, client, key, offer);
+}
+
+fn follow(worker: &mut Worker, client: &mut Client, key: PeerKey, mut offer: Option<(u64, String)>) {
     while let Some((id, sdp)) = offer.take() {
         if let Some(answer) = client.peer.apply_offer(Instant::now(), sdp).unwrap() {
-            offer = sfu.sfu.handle_answer(Instant::now(), key, id, answer).unwrap().offer;
+            let reply = in_sfu(|| worker.sfu.handle_answer(Instant::now(), key, id, answer)).unwrap();
+            offer = reply.offer.clone().map(|(id, sdp)| (id, handed_over(sdp)));
+            in_sfu(|| drop(reply));
         }
     }
 }
 
-fn key(participant: u64) -> PeerKey {
-    PeerKey {
-        room: ROOM,
-        participant: ParticipantId(participant.into()),
+/// Answers the SFU's offers to subscribers of `room`.
+fn answer_offers(worker: &mut Worker, subs: &mut [Client], keys: &[PeerKey]) {
+    while let Some(event) = in_sfu(|| worker.sfu.poll_event()) {
+        if let SfuEvent::Offer { peer, offer_id, sdp } = event {
+            let sdp = handed_over(sdp);
+            if let Some(i) = keys.iter().position(|k| *k == peer) {
+                follow(worker, &mut subs[i], peer, Some((offer_id, sdp)));
+            }
+        } else {
+            in_sfu(|| drop(event));
+        }
     }
 }
 
@@ -137,200 +300,221 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
+struct Room {
+    worker: usize,
+    pubs: Vec<Client>,
+    subs: Vec<Client>,
+    sub_keys: Vec<PeerKey>,
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; nothing else is expected.
+    let workers_n = env_or("FANOUT_WORKERS", 1).max(1);
+    let rooms_n = env_or("FANOUT_ROOMS", 1).max(1);
     let publishers = env_or("FANOUT_PUBLISHERS", 10);
     let subscribers = env_or("FANOUT_SUBSCRIBERS", 100);
     let seconds = env_or("FANOUT_SECONDS", 5) as u64;
-    println!("fan-out: {publishers} audio publishers x {subscribers} subscribers, {seconds} s, loopback UDP");
-
-    let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
-    udp.set_nonblocking(true).unwrap();
-    let mut config = SfuConfig::new(udp.local_addr().unwrap());
+    let json_path = std::env::var("FANOUT_JSON")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../target/fanout.json").into());
+    println!(
+        "fan-out: {rooms_n} room(s) of {publishers} audio publishers x {subscribers} subscribers on \
+         {workers_n} worker(s), {seconds} s, loopback UDP"
+    );
     assert!(
         publishers + subscribers <= huddle_sfu::MAX_PARTICIPANTS,
         "one room holds at most {} participants",
         huddle_sfu::MAX_PARTICIPANTS
     );
-    config.room = RoomConfig {
-        max_participants: publishers + subscribers,
-        max_tracks_per_participant: 1,
-    };
-    let mut sfu = SfuSide {
-        sfu: Sfu::new(config).unwrap(),
-        udp,
-    };
 
-    // ---- set-up: everyone joins and connects; publishers prime their tracks ----
-    let mut pubs: Vec<Client> = Vec::new();
-    for p in 0..publishers {
-        let mut client = Client::new(format!("pub{p}"));
-        negotiate(&mut sfu, &mut client, key(p as u64));
-        pubs.push(client);
-    }
-    let sub_keys: Vec<PeerKey> = (0..subscribers).map(|s| key(1000 + s as u64)).collect();
-    let mut subs: Vec<Client> = Vec::new();
+    let rss_before = rss_kib();
+    let heap_before = SFU_HEAP.load(Ordering::Relaxed);
+    let mut workers: Vec<Worker> = (0..workers_n)
+        .map(|_| in_sfu(|| Worker::new(publishers + subscribers)))
+        .collect();
+    let mut rooms: Vec<Room> = Vec::new();
     let mut buf = vec![0u8; 2048];
-    // Join in batches, each connected before the next, as people trickle into a real call
-    // (a burst of a hundred handshakes at once would overflow the loopback socket buffers).
-    for batch in sub_keys.chunks(10) {
-        let first = subs.len();
-        for k in batch {
-            let mut client = Client::new(format!("sub{}", subs.len()));
-            negotiate(&mut sfu, &mut client, *k);
-            subs.push(client);
+    let mut recv = RecvBatch::default();
+    for r in 0..rooms_n {
+        let w = r % workers_n;
+        let mut room = Room {
+            worker: w,
+            pubs: Vec::new(),
+            subs: Vec::new(),
+            sub_keys: (0..subscribers).map(|s| key(r, 1000 + s)).collect(),
+        };
+        for p in 0..publishers {
+            let mut client = Client::new(format!("r{r}p{p}"));
+            negotiate(&mut workers[w], &mut client, key(r, p));
+            room.pubs.push(client);
         }
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !subs[first..].iter().all(|c| c.peer.is_connected()) {
-            assert!(Instant::now() < deadline, "subscribers {first}.. did not connect");
-            sfu.step(&mut buf);
-            for c in pubs.iter_mut().chain(subs.iter_mut()) {
+        // Join in batches, each connected before the next, as people trickle into a real
+        // call (a hundred handshakes at once would overflow the loopback socket buffers).
+        for b in 0..subscribers.div_ceil(10) {
+            let first = room.subs.len();
+            for k in &room.sub_keys[b * 10..((b + 1) * 10).min(subscribers)] {
+                let mut client = Client::new(format!("r{r}s{}", room.subs.len()));
+                negotiate(&mut workers[w], &mut client, *k);
+                room.subs.push(client);
+            }
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while !room.subs[first..].iter().all(|c| c.peer.is_connected()) {
+                assert!(
+                    Instant::now() < deadline,
+                    "room {r}: subscribers {first}.. did not connect"
+                );
+                in_sfu(|| workers[w].turn(&mut recv, |_| {}));
+                for c in room.pubs.iter_mut().chain(room.subs.iter_mut()) {
+                    c.step(&mut buf);
+                }
+                answer_offers(&mut workers[w], &mut room.subs, &room.sub_keys);
+                thread::sleep(Duration::from_micros(200));
+            }
+        }
+        rooms.push(room);
+    }
+    // Everyone connected: publishers prime their tracks until every subscriber has them all.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut last_primer = Instant::now() - FRAME;
+    loop {
+        for w in &mut workers {
+            in_sfu(|| w.turn(&mut recv, |_| {}));
+        }
+        for room in &mut rooms {
+            for c in room.pubs.iter_mut().chain(room.subs.iter_mut()) {
                 c.step(&mut buf);
             }
-            while let Some(event) = sfu.sfu.poll_event() {
-                if let huddle_sfu::SfuEvent::Offer { peer, offer_id, sdp } = event
-                    && let Some(i) = sub_keys.iter().position(|k| *k == peer)
-                {
-                    follow(&mut sfu, &mut subs[i], peer, Some((offer_id, sdp)));
-                }
-            }
-            thread::sleep(Duration::from_micros(200));
+            answer_offers(&mut workers[room.worker], &mut room.subs, &room.sub_keys);
         }
-    }
-    let deadline = Instant::now() + Duration::from_secs(25);
-    let mut last_primer = Instant::now() - FRAME;
-    let setup_start = Instant::now();
-    let mut last_connected = 0;
-    loop {
-        sfu.step(&mut buf);
-        for c in &mut pubs {
-            c.step(&mut buf);
-        }
-        for c in &mut subs {
-            c.step(&mut buf);
-        }
-        while let Some(event) = sfu.sfu.poll_event() {
-            if let huddle_sfu::SfuEvent::Offer { peer, offer_id, sdp } = event
-                && let Some(i) = sub_keys.iter().position(|k| *k == peer)
-            {
-                follow(&mut sfu, &mut subs[i], peer, Some((offer_id, sdp)));
-            }
-        }
-        // Media only once everyone is connected, so the handshakes are not drowned.
-        let connected = pubs.iter().chain(&subs).all(|c| c.peer.is_connected());
-        if connected && last_primer.elapsed() >= FRAME {
+        if last_primer.elapsed() >= FRAME {
             last_primer = Instant::now();
-            for c in pubs.iter_mut().filter(|c| c.peer.is_connected()) {
+            for c in rooms.iter_mut().flat_map(|r| r.pubs.iter_mut()) {
                 c.peer
                     .send(Instant::now(), MediaKind::Audio, Bytes::from_static(b"primer"))
                     .unwrap();
             }
         }
-        let ready = connected && subs.iter().all(|c| c.peer.remote_tracks().len() == publishers);
-        let now_connected = pubs.iter().chain(&subs).filter(|c| c.peer.is_connected()).count();
-        if std::env::var("FANOUT_DEBUG").is_ok() && now_connected != last_connected {
-            eprintln!(
-                "{:?}: {now_connected} connected, {} failed",
-                setup_start.elapsed(),
-                pubs.iter().chain(&subs).filter(|c| c.peer.has_failed()).count()
-            );
-            last_connected = now_connected;
-        }
+        let ready = rooms
+            .iter()
+            .all(|r| r.subs.iter().all(|c| c.peer.remote_tracks().len() == publishers));
         if ready {
             break;
         }
         assert!(
             Instant::now() < deadline,
-            "set-up did not complete: {} of {} publishers and {} of {} subscribers connected; tracks per subscriber {:?}",
-            pubs.iter().filter(|c| c.peer.is_connected()).count(),
-            publishers,
-            subs.iter().filter(|c| c.peer.is_connected()).count(),
-            subscribers,
-            subs.iter().map(|c| c.peer.remote_tracks().len()).collect::<Vec<_>>()
+            "set-up did not complete: not every subscriber has every track"
         );
         thread::sleep(Duration::from_micros(200));
     }
+    // Drain the primers' leftovers before measuring.
+    for _ in 0..50 {
+        for w in &mut workers {
+            in_sfu(|| w.turn(&mut recv, |_| {}));
+            in_sfu(|| while w.sfu.poll_event().is_some() {});
+        }
+        for c in rooms
+            .iter_mut()
+            .flat_map(|r| r.pubs.iter_mut().chain(r.subs.iter_mut()))
+        {
+            c.step(&mut buf);
+        }
+        thread::sleep(Duration::from_millis(1));
+    }
+    let participants = rooms_n * (publishers + subscribers);
+    let sfu_heap = (SFU_HEAP.load(Ordering::Relaxed) - heap_before).max(0) as u64;
+    let rss_setup = rss_kib();
     println!(
-        "set-up: {} peers connected, every subscriber receives {publishers} tracks",
-        publishers + subscribers
+        "set-up: {participants} peers connected; every subscriber receives {publishers} tracks\n  \
+         SFU heap: {} KiB in all, {:.1} KiB per participant; process RSS {} -> {} MiB (SFU and all \
+         clients)",
+        sfu_heap / 1024,
+        sfu_heap as f64 / 1024.0 / participants as f64,
+        rss_before / 1024,
+        rss_setup / 1024,
     );
 
     // ---- measurement ----
     let epoch = Instant::now();
     let stop_sending = Arc::new(AtomicBool::new(false));
     let stop_all = Arc::new(AtomicBool::new(false));
-    let sfu_thread = {
-        let stop = stop_all.clone();
-        thread::spawn(move || {
-            let mut buf = vec![0u8; 2048];
-            let mut added = Vec::with_capacity(1 << 20);
-            let cpu0 = thread_cpu();
-            let forwarded0 = sfu.sfu.stats().forwarded_packets;
-            while !stop.load(Ordering::Relaxed) {
-                // Take what is waiting (a batch), then run the due timers (the pacer releases
-                // copies there) and send; each datagram's added latency runs from its arrival
-                // to the end of its batch's sending.
-                let mut arrivals = Vec::new();
-                while let Ok((n, from)) = sfu.udp.recv_from(&mut buf) {
-                    let arrived = Instant::now();
-                    let _ = sfu.sfu.handle_datagram(arrived, from, &buf[..n]);
-                    arrivals.push(arrived);
-                    if arrivals.len() >= 16 {
-                        break;
+    let worker_threads: Vec<_> = workers
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut worker)| {
+            let stop = stop_all.clone();
+            thread::Builder::new()
+                .name(format!("sfu-w{i}"))
+                .spawn(move || {
+                    let mut recv = RecvBatch::default();
+                    let mut added = Vec::with_capacity(1 << 20);
+                    let forwarded0 = worker.sfu.stats().forwarded_packets;
+                    while !stop.load(Ordering::Relaxed) {
+                        if worker.turn(&mut recv, |d| added.push(d)) == 0 {
+                            worker.wait();
+                        }
+                        while worker.sfu.poll_event().is_some() {}
                     }
-                }
-                let now = Instant::now();
-                if sfu.sfu.poll_timeout().is_some_and(|at| at <= now) {
-                    sfu.sfu.handle_timeout(now);
-                }
-                sfu.flush();
-                let done = Instant::now();
-                added.extend(arrivals.iter().map(|a| done - *a));
-                let any = !arrivals.is_empty();
-                while sfu.sfu.poll_event().is_some() {}
-                if !any {
-                    thread::sleep(Duration::from_micros(50));
-                }
-            }
-            let cpu = thread_cpu() - cpu0;
-            (sfu.sfu.stats().forwarded_packets - forwarded0, cpu, added)
+                    (worker.sfu.stats().forwarded_packets - forwarded0, added)
+                })
+                .unwrap()
         })
-    };
+        .collect();
+    let (mut all_pubs, mut all_subs): (Vec<Vec<Client>>, Vec<Vec<Client>>) =
+        rooms.into_iter().map(|r| (r.pubs, r.subs)).unzip();
+    let cpu0 = threads_cpu();
     let pub_thread = {
         let stop = stop_sending.clone();
         let stop_all = stop_all.clone();
+        let mut pubs: Vec<Client> = all_pubs.drain(..).flatten().collect();
         thread::spawn(move || {
             let mut buf = vec![0u8; 2048];
             let mut sent = 0u64;
-            let mut next = Instant::now();
+            // Each publisher on its own phase of the frame, as independent clients are.
+            let start = Instant::now();
+            let count = pubs.len().max(1) as u32;
+            let mut next: Vec<Instant> = (0..count).map(|i| start + FRAME * i / count).collect();
             while !stop_all.load(Ordering::Relaxed) {
-                if !stop.load(Ordering::Relaxed) && Instant::now() >= next {
-                    next += FRAME;
-                    for c in &mut pubs {
-                        let mut payload = vec![MEASURED];
+                let now = Instant::now();
+                if !stop.load(Ordering::Relaxed) {
+                    for (c, next) in pubs.iter_mut().zip(&mut next) {
+                        if now < *next {
+                            continue;
+                        }
+                        *next += FRAME;
+                        let mut payload = BytesMut::with_capacity(PAYLOAD_BYTES);
+                        payload.extend_from_slice(&[MEASURED]);
                         payload.extend_from_slice(&(epoch.elapsed().as_nanos() as u64).to_be_bytes());
                         payload.resize(PAYLOAD_BYTES, 0);
-                        c.peer
-                            .send(Instant::now(), MediaKind::Audio, Bytes::from(payload))
-                            .unwrap();
+                        c.peer.send(Instant::now(), MediaKind::Audio, payload.freeze()).unwrap();
                         sent += 1;
+                        c.step(&mut buf);
                     }
                 }
                 for c in &mut pubs {
                     c.step(&mut buf);
                 }
-                thread::sleep(Duration::from_micros(500));
+                thread::sleep(Duration::from_micros(200));
             }
             sent
         })
     };
     let sub_thread = {
         let stop = stop_all.clone();
+        let mut subs: Vec<Client> = all_subs.drain(..).flatten().collect();
         thread::spawn(move || {
             let mut buf = vec![0u8; 2048];
             let mut latencies = Vec::with_capacity(1 << 20);
+            let before: usize = subs.iter().map(Client::measured).sum();
             // Payloads already looked at, per subscriber and track.
-            let mut seen: Vec<std::collections::HashMap<String, usize>> = vec![Default::default(); subs.len()];
+            let mut seen: Vec<HashMap<String, usize>> = subs
+                .iter()
+                .map(|c| {
+                    c.peer
+                        .remote_tracks()
+                        .iter()
+                        .map(|(id, t)| (id.clone(), t.payloads.len()))
+                        .collect()
+                })
+                .collect();
             while !stop.load(Ordering::Relaxed) {
                 let mut read = 0;
                 for (i, c) in subs.iter_mut().enumerate() {
@@ -351,70 +535,109 @@ fn main() {
                     thread::sleep(Duration::from_micros(200));
                 }
             }
-            let received: usize = subs
-                .iter()
-                .map(|c| {
-                    c.peer
-                        .remote_tracks()
-                        .values()
-                        .flat_map(|t| t.payloads.iter())
-                        .filter(|p| p.first() == Some(&MEASURED))
-                        .count()
-                })
-                .sum();
+            let received: usize = subs.iter().map(Client::measured).sum::<usize>() - before;
             (received as u64, latencies)
         })
     };
     thread::sleep(Duration::from_secs(seconds));
     stop_sending.store(true, Ordering::Relaxed);
     thread::sleep(Duration::from_millis(500));
+    let cpu1 = threads_cpu();
     stop_all.store(true, Ordering::Relaxed);
-    let (forwarded, cpu, mut added) = sfu_thread.join().unwrap();
+    let mut forwarded = 0;
+    let mut added = Vec::new();
+    let mut per_worker = Vec::new();
+    for (i, t) in worker_threads.into_iter().enumerate() {
+        let (f, a) = t.join().unwrap();
+        let name = format!("sfu-w{i}");
+        let cpu = cpu1.get(&name).copied().unwrap_or_default() - cpu0.get(&name).copied().unwrap_or_default();
+        per_worker.push((f, cpu));
+        forwarded += f;
+        added.extend(a);
+    }
     let sent = pub_thread.join().unwrap();
     let (received, mut e2e) = sub_thread.join().unwrap();
     added.sort();
     e2e.sort();
     let expected = sent * subscribers as u64;
-    let loss = 1.0 - received as f64 / expected.max(1) as f64;
+    let lost = expected.saturating_sub(received);
+    let cpu: Duration = per_worker.iter().map(|(_, c)| *c).sum();
+    let per_cpu_s = forwarded as f64 / cpu.as_secs_f64().max(1e-9);
+    for (i, (f, c)) in per_worker.iter().enumerate() {
+        println!(
+            "worker {i}: {f} packets forwarded on {:.2} CPU-s ({:.0}% of a core)",
+            c.as_secs_f64(),
+            100.0 * c.as_secs_f64() / (seconds as f64 + 0.5)
+        );
+    }
     println!(
-        "SFU thread: {forwarded} packets forwarded on {:.2} CPU-s",
+        "all workers: {forwarded} packets forwarded on {:.2} CPU-s",
         cpu.as_secs_f64()
     );
     println!(
-        "  forwarded packets per CPU-second: {:.0}",
-        forwarded as f64 / cpu.as_secs_f64().max(1e-9)
+        "  forwarded packets per CPU-second: {per_cpu_s:.0} ({:.2} us of CPU per forwarded packet)",
+        1e6 / per_cpu_s.max(1e-9)
     );
     println!(
         "  loss: {:.3}% ({received} of {expected} subscriber packets)",
-        loss.max(0.0) * 100.0
+        100.0 * lost as f64 / expected.max(1) as f64
     );
     println!(
-        "  added forwarding latency (arrival -> last copy sent): p50 {:?}  p99 {:?}",
+        "  added forwarding latency (arrival -> copies sent): p50 {:?}  p99 {:?}  p999 {:?}",
         percentile(&added, 0.50),
-        percentile(&added, 0.99)
+        percentile(&added, 0.99),
+        percentile(&added, 0.999)
     );
     println!(
-        "  end-to-end one-way latency publisher -> subscriber: p50 {:?}  p99 {:?}",
+        "  end-to-end one-way latency publisher -> subscriber (through the clients' loops): p50 {:?}  p99 {:?}",
         percentile(&e2e, 0.50),
         percentile(&e2e, 0.99)
     );
 
-    // ---- the machine's raw UDP ceiling, same run ----
-    let (sent, received, elapsed) = raw_udp(Duration::from_secs(2));
+    // ---- the machine's raw UDP ceilings, same run ----
+    let plain = raw_udp(Duration::from_secs(2), false);
+    let batched = raw_udp(Duration::from_secs(2), true);
     println!(
-        "raw loopback UDP ({PAYLOAD_BYTES}-byte datagrams, one sender thread, one receiver thread): \
-         {:.0} sent/s, {:.0} received/s",
-        sent as f64 / elapsed.as_secs_f64(),
-        received as f64 / elapsed.as_secs_f64()
+        "raw loopback UDP, {PAYLOAD_BYTES}-byte datagrams, one sender thread to one receiver thread:\n  \
+         send_to/recv_from: {:.0} received/s\n  sendmmsg/recvmmsg: {:.0} received/s",
+        plain, batched
     );
-    println!(
-        "  SFU forwarding rate as a share of the raw receive ceiling: {:.1}%",
-        100.0 * (forwarded as f64 / seconds as f64) / (received as f64 / elapsed.as_secs_f64()).max(1.0)
+    let ceiling = plain.max(batched);
+    let per_core_share = 100.0 * per_cpu_s / ceiling.max(1.0);
+    println!("  forwarding per CPU-second as a share of the ceiling: {per_core_share:.1}%");
+
+    let workers_json: Vec<String> = per_worker
+        .iter()
+        .map(|(f, c)| format!("{{\"forwarded\":{f},\"cpu_seconds\":{:.4}}}", c.as_secs_f64()))
+        .collect();
+    let us = |d: Duration| d.as_secs_f64() * 1e6;
+    let json = format!(
+        "{{\"workers\":{workers_n},\"rooms\":{rooms_n},\"publishers\":{publishers},\"subscribers\":{subscribers},\
+         \"seconds\":{seconds},\"per_worker\":[{}],\"forwarded\":{forwarded},\"cpu_seconds\":{:.4},\
+         \"packets_per_cpu_second\":{per_cpu_s:.0},\"cpu_us_per_packet\":{:.3},\"expected\":{expected},\
+         \"received\":{received},\"lost\":{lost},\"added_latency_us\":{{\"p50\":{:.1},\"p99\":{:.1},\"p999\":{:.1}}},\
+         \"end_to_end_us\":{{\"p50\":{:.1},\"p99\":{:.1}}},\"sfu_heap_bytes_per_participant\":{},\
+         \"rss_kib\":{{\"before\":{rss_before},\"after_setup\":{rss_setup}}},\
+         \"ceiling_per_second\":{{\"send_to\":{plain:.0},\"sendmmsg\":{batched:.0}}},\"share_of_ceiling_percent\":{per_core_share:.1}}}\n",
+        workers_json.join(","),
+        cpu.as_secs_f64(),
+        1e6 / per_cpu_s.max(1e-9),
+        us(percentile(&added, 0.50)),
+        us(percentile(&added, 0.99)),
+        us(percentile(&added, 0.999)),
+        us(percentile(&e2e, 0.50)),
+        us(percentile(&e2e, 0.99)),
+        sfu_heap / participants as u64,
     );
+    match std::fs::write(&json_path, json) {
+        Ok(()) => println!("figures saved to {json_path}"),
+        Err(e) => println!("cannot save {json_path}: {e}"),
+    }
 }
 
-/// One thread sends `PAYLOAD_BYTES` datagrams as fast as it can for `span`, another receives.
-fn raw_udp(span: Duration) -> (u64, u64, Duration) {
+/// One thread sends `PAYLOAD_BYTES` datagrams as fast as it can for `span`, another receives;
+/// datagrams received per second. Batched: 64 per `sendmmsg`, up to 64 per `recvmmsg`.
+fn raw_udp(span: Duration, batched: bool) -> f64 {
     let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
     rx.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
     let to: SocketAddr = rx.local_addr().unwrap();
@@ -423,27 +646,49 @@ fn raw_udp(span: Duration) -> (u64, u64, Duration) {
         let stop = stop.clone();
         thread::spawn(move || {
             let mut buf = [0u8; 2048];
+            let mut batch = RecvBatch::default();
             let mut n = 0u64;
             loop {
-                match rx.recv_from(&mut buf) {
-                    Ok(_) => n += 1,
+                let got = if batched {
+                    match batch.recv(&rx) {
+                        Ok(k) => Ok(k as u64),
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                            wait_readable(&rx, Duration::from_millis(200)).map(|_| 0)
+                        }
+                        Err(e) => Err(e),
+                    }
+                } else {
+                    rx.recv_from(&mut buf).map(|_| 1)
+                };
+                match got {
+                    Ok(k) => n += k,
                     Err(_) if stop.load(Ordering::Relaxed) => return n,
                     Err(_) => {}
+                }
+                if stop.load(Ordering::Relaxed) && batched && !wait_readable(&rx, Duration::ZERO).unwrap_or(false) {
+                    return n;
                 }
             }
         })
     };
     let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
     let payload = [7u8; PAYLOAD_BYTES];
+    let mut send = SendBatch::default();
     let start = Instant::now();
-    let mut sent = 0u64;
     while start.elapsed() < span {
-        if tx.send_to(&payload, to).is_ok() {
-            sent += 1;
+        if batched {
+            for _ in 0..64 {
+                send.push(to, None, BytesMut::from(&payload[..]));
+            }
+            while !send.is_empty() {
+                let _ = send.flush(&tx);
+            }
+        } else {
+            let _ = tx.send_to(&payload, to);
         }
     }
     let elapsed = start.elapsed();
     stop.store(true, Ordering::Relaxed);
     let received = receiver.join().unwrap();
-    (sent, received, elapsed)
+    received as f64 / elapsed.as_secs_f64()
 }

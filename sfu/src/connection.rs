@@ -1,5 +1,5 @@
 //! Building a participant's `rtc` peer connection as the SFU needs it: the codecs and header
-//! extensions it accepts, send-side congestion control with its pacer, NACK and RTCP reports,
+//! extensions it accepts, send-side congestion control with the SFU's pacer, NACK and RTCP reports,
 //! the feedback the SFU acts on itself, ICE-lite with the consent timeouts, and the one host
 //! candidate it advertises.
 
@@ -9,17 +9,18 @@ use std::time::Instant;
 use bytes::BytesMut;
 use rand::Rng;
 use rand::distr::Alphanumeric;
-use rtc::interceptor::Registry;
+use rtc::interceptor::{CongestionControlBuilder, Registry, Slot, TwccReceiverBuilder, TwccSenderBuilder};
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
 use rtc::peer_connection::configuration::interceptor_registry::{
-    CongestionFeedback, configure_congestion_control, configure_nack, configure_rtcp_reports,
-    configure_simulcast_extension_headers,
+    configure_nack, configure_rtcp_reports, configure_simulcast_extension_headers,
 };
 use rtc::peer_connection::configuration::media_engine::MediaEngine;
 use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
 use rtc::peer_connection::transport::{CandidateConfig, CandidateHostConfig, RTCIceCandidate};
 use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
-use rtc::rtp_transceiver::rtp_sender::{RTCRtpHeaderExtensionCapability, RtpCodecKind};
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCPFeedback, RTCRtpHeaderExtensionCapability, RtpCodecKind, TYPE_RTCP_FB_TRANSPORT_CC,
+};
 
 use crate::bwe::SharedEstimate;
 use crate::{SfuConfig, SfuError};
@@ -49,18 +50,33 @@ pub(crate) fn new(
             .register_header_extension(RTCRtpHeaderExtensionCapability { uri: uri.to_owned() }, kind, None)
             .map_err(setup_error)?;
     }
-    // Send-side estimation (GCC over TWCC) and the pacer it drives: forwarded media leaves at
-    // the rate the estimate allows, released by `handle_timeout`.
+    // Send-side estimation (GCC over TWCC) and the pacer it drives. The pacer is the SFU's
+    // own (`crate::pacer`): forwarded media leaves at once unless the estimate says the
+    // downlink is congested; only then is video held and released by `handle_timeout`.
+    for kind in [RtpCodecKind::Audio, RtpCodecKind::Video] {
+        media.register_feedback(
+            RTCPFeedback {
+                typ: TYPE_RTCP_FB_TRANSPORT_CC.to_owned(),
+                parameter: String::new(),
+            },
+            kind,
+        );
+        media
+            .register_header_extension(
+                RTCRtpHeaderExtensionCapability {
+                    uri: rtc::sdp::extmap::TRANSPORT_CC_URI.to_owned(),
+                },
+                kind,
+                None,
+            )
+            .map_err(setup_error)?;
+    }
     let (gcc, estimate) = crate::bwe::ReportingGcc::new();
-    let registry = configure_congestion_control(
-        crate::feedback::deliver_feedback(Registry::new()),
-        gcc,
-        CongestionFeedback::Twcc,
-        &mut media,
-    )
-    .map_err(setup_error)?;
-    // The defaults less their TWCC receiver, which congestion control registered already
-    // (a second one only warns, for every peer).
+    let registry = crate::feedback::deliver_feedback(Registry::new())
+        .with(Slot::CongestionControl, CongestionControlBuilder::new(gcc).build())
+        .with(Slot::Pacer, crate::pacer::ForwardPacer::new())
+        .with(Slot::TwccSender, TwccSenderBuilder::new().build())
+        .with(Slot::TwccReceiver, TwccReceiverBuilder::new().build());
     let registry = configure_rtcp_reports(configure_nack(registry, &mut media));
     configure_simulcast_extension_headers(&mut media).map_err(setup_error)?;
     let settings = SettingEngineBuilder::new()

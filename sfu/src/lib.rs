@@ -23,12 +23,15 @@ pub mod feedback;
 pub mod layer;
 pub mod link;
 pub mod munger;
+mod pacer;
 mod peer;
 mod publication;
 pub mod room;
 pub mod sfu;
 pub mod speaker;
 mod timers;
+#[cfg(feature = "udp")]
+pub mod udp;
 
 /// The [`sfu`] module under its former name, for callers of `huddle_sfu::engine::…`.
 pub use sfu as engine;
