@@ -129,8 +129,13 @@ pub struct Config {
     pub turn_urls: Vec<String>,
     pub stun_urls: Vec<String>,
     pub turn_ttl_secs: u64,
-    /// The SFU's one UDP port for every call's media (ICE, DTLS, SRTP muxed).
+    /// The first media worker's UDP port (ICE, DTLS, SRTP muxed); worker `i` binds this
+    /// port + `i`, so the workers take a range of `media_workers` ports from here. Port 0:
+    /// each worker takes a free port.
     pub media_udp_addr: SocketAddr,
+    /// Media workers: threads, each with its own SFU and UDP port; a call is placed on the
+    /// least loaded when it starts and stays there. Default: one per core.
+    pub media_workers: usize,
     /// The IP participants are told to send media to, when the server is behind 1:1 NAT or
     /// bound to `0.0.0.0` (then `127.0.0.1` is advertised unless this is set).
     pub media_public_ip: Option<std::net::IpAddr>,
@@ -218,6 +223,7 @@ impl Default for Config {
             stun_urls: Vec::new(),
             turn_ttl_secs: 600,
             media_udp_addr: SocketAddr::from(([0, 0, 0, 0], 50_000)),
+            media_workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
             media_public_ip: None,
             call_max_participants: 16,
             call_max_tracks_per_participant: 4,
@@ -277,6 +283,9 @@ fn non_empty(raw: &str) -> Option<String> {
     let raw = raw.trim();
     (!raw.is_empty()).then(|| raw.to_string())
 }
+
+/// Media workers allowed at most (a port and a thread each).
+pub const MAX_MEDIA_WORKERS: usize = 256;
 
 /// Environment names and how each one sets its field. The README's table mirrors this list.
 const ENV: &[(&str, Setter)] = &[
@@ -412,6 +421,7 @@ const ENV: &[(&str, Setter)] = &[
     }),
     ("HUDDLE_TURN_TTL", |c, v| set(&mut c.turn_ttl_secs, parse(v))),
     ("HUDDLE_MEDIA_UDP_ADDR", |c, v| set(&mut c.media_udp_addr, parse(v))),
+    ("HUDDLE_MEDIA_WORKERS", |c, v| set(&mut c.media_workers, parse(v))),
     ("HUDDLE_MEDIA_PUBLIC_IP", |c, v| {
         set(&mut c.media_public_ip, non_empty(v).map(|v| parse(&v)).transpose())
     }),
@@ -659,6 +669,23 @@ impl Config {
                 ));
             }
         }
+        if !(1..=MAX_MEDIA_WORKERS).contains(&self.media_workers) {
+            return Err(err(
+                "HUDDLE_MEDIA_WORKERS",
+                format!("must be between 1 and {MAX_MEDIA_WORKERS}"),
+            ));
+        }
+        let first_port = usize::from(self.media_udp_addr.port());
+        if first_port != 0 && first_port + self.media_workers - 1 > usize::from(u16::MAX) {
+            return Err(err(
+                "HUDDLE_MEDIA_WORKERS",
+                format!(
+                    "{} workers need ports {first_port}..{}, past 65535 (lower HUDDLE_MEDIA_UDP_ADDR's port)",
+                    self.media_workers,
+                    first_port + self.media_workers - 1
+                ),
+            ));
+        }
         if !(2..=huddle_sfu::MAX_PARTICIPANTS).contains(&self.call_max_participants) {
             return Err(err(
                 "HUDDLE_CALL_MAX_PARTICIPANTS",
@@ -694,6 +721,15 @@ impl Config {
             return Err(err("OPENAI_BASE_URL", "must be an http:// or https:// URL"));
         }
         Ok(())
+    }
+
+    /// The UDP address media worker `index` binds: the configured port + `index` (0 stays 0).
+    pub fn media_worker_addr(&self, index: usize) -> SocketAddr {
+        let mut addr = self.media_udp_addr;
+        if addr.port() != 0 {
+            addr.set_port(addr.port() + index as u16);
+        }
+        addr
     }
 
     /// The media address advertised to participants in the SFU's ICE candidate.

@@ -214,14 +214,12 @@ impl AppState {
         supervise("notifications_resume", async move {
             crate::service::notifications::resume_pending(&resumed).await
         });
-        supervise(
-            "media",
-            crate::calls::sfu::run(
-                state.config.clone(),
-                state.realtime.io.clone(),
-                state.calls.reports(),
-                media_inbox,
-            ),
+        crate::calls::sfu::start(
+            state.config.clone(),
+            state.realtime.io.clone(),
+            state.calls.reports(),
+            &state.sfu,
+            media_inbox,
         );
         let backends = Backends {
             db: embedded_db,

@@ -746,3 +746,80 @@ async fn a_fault_in_one_calls_media_ends_that_call_and_the_other_call_keeps_its_
     );
     server.stop().await;
 }
+
+#[tokio::test]
+async fn calls_land_on_different_workers_and_a_failed_worker_ends_only_its_call_and_comes_back() {
+    let server = TestServer::start_with(|c| c.media_workers = 2).await;
+    let names = ["ada", "bob", "cyd", "dan", "eve", "fay"];
+    let mut people = Vec::new();
+    for name in names {
+        people.push(server.signed_up(name).await);
+    }
+    let (_, first_chat) = group_with(&people[0], "First", &[&people[1]]).await;
+    let (_, second_chat) = group_with(&people[2], "Second", &[&people[3]]).await;
+    let (first, mut first_peers) = connected_call(&server, &[&people[0], &people[1]], &first_chat).await;
+    let (second, mut second_peers) = connected_call(&server, &[&people[2], &people[3]], &second_chat).await;
+    let sfu = &server.state.sfu;
+    let (first_worker, second_worker) = (
+        sfu.worker_of(first.parse().unwrap())
+            .expect("the first call has a worker"),
+        sfu.worker_of(second.parse().unwrap())
+            .expect("the second call has a worker"),
+    );
+    assert_ne!(first_worker, second_worker, "two calls on two idle workers share one");
+    let addrs = sfu.local_addrs();
+    assert_ne!(addrs[0].port(), addrs[1].port(), "each worker has its own port");
+
+    // Both calls carry media, each through its own worker.
+    let mut frame = 0;
+    let both_ways = |ps: &[Peer]| {
+        let (a, b) = (ps[0].user_id.clone(), ps[1].user_id.clone());
+        !ps[0].received_from(&b, "video").is_empty() && !ps[1].received_from(&a, "video").is_empty()
+    };
+    pump_with_media(&mut first_peers, &mut frame, both_ways).await;
+    pump_with_media(&mut second_peers, &mut frame, both_ways).await;
+    let stats = sfu.worker_stats().await.unwrap();
+    assert!(
+        stats.iter().all(|s| s.rooms == 1 && s.forwarded_packets > 0),
+        "each worker carries one call: {stats:?}"
+    );
+
+    // The first call's worker fails outright: its call ends, the other goes on.
+    sfu.crash_worker(first_worker).await;
+    for peer in &mut first_peers {
+        let ended = peer.sio.next("call:ended").await;
+        assert_eq!(
+            (ended["_id"].as_str(), ended["endReason"].as_str()),
+            (Some(first.as_str()), Some("terminated")),
+            "{ended}"
+        );
+    }
+    let received = |ps: &[Peer]| {
+        let (a, b) = (ps[0].user_id.clone(), ps[1].user_id.clone());
+        ps[0].received_from(&b, "audio").len() + ps[1].received_from(&a, "audio").len()
+    };
+    let before = received(&second_peers);
+    let until = Instant::now() + Duration::from_millis(1500);
+    pump_with_media(&mut second_peers, &mut frame, |_| Instant::now() >= until).await;
+    assert!(
+        received(&second_peers) > before + 20,
+        "the other worker's call lost its media: {before} then {}",
+        received(&second_peers)
+    );
+
+    // The failed worker is back: the next call lands on it (the least loaded) and carries media.
+    let (_, third_chat) = group_with(&people[4], "Third", &[&people[5]]).await;
+    let (third, mut third_peers) = connected_call(&server, &[&people[4], &people[5]], &third_chat).await;
+    assert_eq!(sfu.worker_of(third.parse().unwrap()), Some(first_worker));
+    pump_with_media(&mut third_peers, &mut frame, both_ways).await;
+    let metrics = server.client().get("/metrics", None).await.body;
+    assert!(
+        metrics
+            .as_str()
+            .unwrap_or_default()
+            .lines()
+            .any(|l| l.starts_with("huddle_media_failures_total{scope=\"worker\"}")),
+        "the worker's failure is in /metrics"
+    );
+    server.stop().await;
+}

@@ -146,7 +146,10 @@ impl SendBatch {
     pub fn flush(&mut self, socket: &impl AsFd) -> io::Result<usize> {
         let fd = socket.as_fd().as_raw_fd();
         let mut sent = 0;
+        // With room for the one control message (the source address) each may carry, and
+        // without: the kernel refuses room left empty.
         let mut headers_v4: Option<MultiHeaders<SockaddrIn>> = None;
+        let mut headers_v4_sourced: Option<MultiHeaders<SockaddrIn>> = None;
         let mut headers_v6: Option<MultiHeaders<SockaddrIn6>> = None;
         while self.done < self.queued.len() {
             let rest = &self.queued[self.done..];
@@ -175,7 +178,13 @@ impl SendBatch {
                         SocketAddr::V6(_) => None,
                     })
                     .collect();
-                let headers = headers_v4.get_or_insert_with(|| MultiHeaders::preallocate(BATCH, None));
+                let headers = if source.is_some() {
+                    headers_v4_sourced.get_or_insert_with(|| {
+                        MultiHeaders::preallocate(BATCH, Some(nix::cmsg_space!(nix::libc::in_pktinfo)))
+                    })
+                } else {
+                    headers_v4.get_or_insert_with(|| MultiHeaders::preallocate(BATCH, None))
+                };
                 sendmmsg(fd, headers, slices.iter(), addrs, &cmsgs, MsgFlags::MSG_DONTWAIT).map(|r| r.count())
             } else {
                 let addrs: Vec<Option<SockaddrIn6>> = group
@@ -230,5 +239,93 @@ pub fn wait_readable(socket: &impl AsFd, timeout: std::time::Duration) -> io::Re
         Ok(n) => Ok(n > 0),
         Err(nix::errno::Errno::EINTR) => Ok(false),
         Err(e) => Err(e.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn client() -> UdpSocket {
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        socket.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        socket
+    }
+
+    #[test]
+    fn a_batch_in_and_a_fan_out_back_each_reply_from_the_address_its_client_sent_to() {
+        let server = UdpSocket::bind("0.0.0.0:0").unwrap();
+        assert!(
+            enable_pktinfo(&server),
+            "a wildcard IPv4 bind reads each datagram's destination"
+        );
+        let port = server.local_addr().unwrap().port();
+        let clients: Vec<UdpSocket> = (0..3).map(|_| client()).collect();
+        // 127.0.0.2 is loopback too: a client that sent there accepts replies only from there.
+        let targets = [
+            Ipv4Addr::new(127, 0, 0, 1),
+            Ipv4Addr::new(127, 0, 0, 2),
+            Ipv4Addr::new(127, 0, 0, 1),
+        ];
+        for (i, (c, ip)) in clients.iter().zip(targets).enumerate() {
+            c.send_to(&[i as u8; 10], (ip, port)).unwrap();
+        }
+        let mut batch = RecvBatch::new(8);
+        let mut got = Vec::new();
+        for _ in 0..200 {
+            match batch.recv(&server) {
+                Ok(_) => got.extend(batch.iter().map(|(from, to, data)| (from, to, data.to_vec()))),
+                Err(e) => assert_eq!(e.kind(), io::ErrorKind::WouldBlock),
+            }
+            if got.len() == 3 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(got.len(), 3, "three datagrams read: {got:?}");
+        let mut send = SendBatch::default();
+        for (from, to, data) in &got {
+            let i = data[0] as usize;
+            assert_eq!(*from, clients[i].local_addr().unwrap());
+            assert_eq!(*to, Some(targets[i]), "the destination of client {i}'s datagram");
+            send.push(*from, *to, BytesMut::from(&b"reply"[..]));
+        }
+        assert_eq!(send.flush(&server).unwrap(), 3);
+        assert!(send.is_empty());
+        for (c, ip) in clients.iter().zip(targets) {
+            let mut buf = [0u8; 64];
+            let (n, from) = c.recv_from(&mut buf).unwrap();
+            assert_eq!(&buf[..n], b"reply");
+            assert_eq!(
+                from,
+                SocketAddr::from((ip, port)),
+                "the reply left from the address sent to"
+            );
+        }
+    }
+
+    #[test]
+    fn a_fan_out_larger_than_a_batch_goes_out_whole_and_in_order() {
+        let server = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let receiver = client();
+        let mut send = SendBatch::default();
+        for i in 0..(BATCH * 2 + 5) as u32 {
+            send.push(
+                receiver.local_addr().unwrap(),
+                None,
+                BytesMut::from(&i.to_be_bytes()[..]),
+            );
+        }
+        let mut sent = 0;
+        while !send.is_empty() {
+            sent += send.flush(&server).unwrap_or(0);
+        }
+        assert_eq!(sent, BATCH * 2 + 5);
+        for i in 0..(BATCH * 2 + 5) as u32 {
+            let mut buf = [0u8; 8];
+            let n = receiver.recv(&mut buf).unwrap();
+            assert_eq!(&buf[..n], &i.to_be_bytes());
+        }
     }
 }

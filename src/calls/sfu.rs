@@ -1,12 +1,23 @@
-//! The media task: owns the SFU (`huddle-sfu`), its one UDP socket and its timer, and is
-//! reached through a command channel. Signaling (`rtc:*`, `participant:mute`) arrives here
-//! from the socket handlers after the call hub confirmed the caller is in the call; what the
-//! SFU reports goes back to the call's participants through Socket.IO, addressed by socket
-//! id (never through a socket handle held here, so an adapter can route it to any node).
+//! The media workers: each is a thread of its own with its own SFU (`huddle-sfu`), UDP port
+//! and timer, reached through a command channel. A call is placed on the least loaded worker
+//! when its first participant offers, and stays there; [`MediaServer`] routes each command to
+//! the worker that owns the call. Signaling (`rtc:*`, `participant:mute`) arrives from the
+//! socket handlers after the call hub confirmed the caller is in the call; what the SFU
+//! reports goes back to the call's participants through Socket.IO, addressed by socket id
+//! (never through a socket handle held here, so an adapter can route it to any node).
+//!
+//! A worker reads what its socket holds in batches (`recvmmsg`), sends each packet's fan-out
+//! in as few `sendmmsg` calls as fit, and bounds the datagrams it handles per wake-up so its
+//! timers and commands keep their turn. A bug met in one call's media ends that call; a
+//! worker that fails outright ends its own calls, restarts, and the others never notice.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
+
+use futures::FutureExt;
+use huddle_sfu::udp::{RecvBatch, SendBatch};
 
 use huddle_sfu::{NegotiationReply, ParticipantId, PeerKey, RoomConfig, RoomId, Sfu, SfuConfig, SfuError, SfuEvent};
 use huddle_signaling::protocol::{
@@ -18,6 +29,7 @@ use rtc::peer_connection::transport::RTCIceCandidateInit;
 use serde::Serialize;
 use socketioxide::SocketIo;
 use socketioxide::socket::Sid;
+use tokio::io::Interest;
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 
@@ -25,10 +37,11 @@ use crate::calls::hub::{MediaReport, MediaReports};
 use crate::config::Config;
 use crate::error::{AppError, AppResult};
 
-/// Commands waiting for the media task before senders feel back-pressure.
+/// Commands waiting for a media worker before senders feel back-pressure.
 const QUEUE: usize = 4096;
-/// Largest datagram read from the socket (MTU-sized packets and then some).
-const MAX_DATAGRAM: usize = 2048;
+/// Batches of datagrams a worker reads per wake-up before it turns to its timers and
+/// commands again: one busy room cannot starve the worker's other rooms.
+const BATCHES_PER_WAKE: usize = 4;
 
 enum Command {
     Offer {
@@ -83,6 +96,9 @@ enum Command {
     Fault {
         call: ObjectId,
     },
+    /// Tests only: the worker itself panics, outside any one call's handling.
+    #[cfg(feature = "test-hooks")]
+    Crash,
 }
 
 impl Command {
@@ -98,6 +114,8 @@ impl Command {
             | Self::End { call } => Some(*call),
             #[cfg(feature = "test-hooks")]
             Self::Fault { call } => Some(*call),
+            #[cfg(feature = "test-hooks")]
+            Self::Crash => None,
             Self::Stats { .. } => None,
         }
     }
@@ -114,62 +132,140 @@ pub struct MediaStats {
     pub keyframe_requests: u64,
 }
 
-/// The handle the rest of the server talks to the media task through.
+/// The handle the rest of the server talks to the media workers through.
 #[derive(Clone, Debug)]
 pub struct MediaServer {
+    pool: Arc<Pool>,
+}
+
+#[derive(Debug)]
+struct Pool {
+    workers: Vec<WorkerHandle>,
+    /// Which worker owns each call with media.
+    placed: Mutex<HashMap<ObjectId, usize>>,
+}
+
+#[derive(Debug)]
+struct WorkerHandle {
     tx: mpsc::Sender<Command>,
     local_addr: SocketAddr,
 }
 
-/// The media task's end, consumed by [`run`].
+impl Pool {
+    fn placed(&self) -> std::sync::MutexGuard<'_, HashMap<ObjectId, usize>> {
+        self.placed.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The calls placed on `worker`, which no longer holds them.
+    fn unplace_worker(&self, worker: usize) -> Vec<ObjectId> {
+        let mut placed = self.placed();
+        let calls: Vec<ObjectId> = placed.iter().filter(|(_, w)| **w == worker).map(|(c, _)| *c).collect();
+        for call in &calls {
+            placed.remove(call);
+        }
+        calls
+    }
+}
+
+/// The workers' ends, consumed by [`start`].
 pub struct MediaInbox {
+    workers: Vec<WorkerInbox>,
+}
+
+struct WorkerInbox {
+    index: usize,
     rx: mpsc::Receiver<Command>,
-    socket: super::udp::MediaSocket,
+    socket: std::net::UdpSocket,
+    /// Replies must name their source address (an IPv4 wildcard bind).
+    pktinfo: bool,
     public_addr: SocketAddr,
 }
 
 impl std::fmt::Debug for MediaInbox {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("MediaInbox")
+        write!(f, "MediaInbox({} workers)", self.workers.len())
     }
 }
 
 impl MediaServer {
-    /// Binds the media port; the task starts with [`run`].
+    /// Binds every worker's port (`HUDDLE_MEDIA_UDP_ADDR`'s port, then the next ones); the
+    /// workers start with [`start`].
     pub async fn bind(config: &Config) -> anyhow::Result<(Self, MediaInbox)> {
-        let socket = UdpSocket::bind(config.media_udp_addr)
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot bind the media port {}: {e}", config.media_udp_addr))?;
-        let local_addr = socket.local_addr()?;
-        let public_addr = config.media_public_addr(local_addr);
-        let (tx, rx) = mpsc::channel(QUEUE);
-        Ok((
-            Self { tx, local_addr },
-            MediaInbox {
+        let mut workers = Vec::new();
+        let mut inboxes = Vec::new();
+        for index in 0..config.media_workers.max(1) {
+            let addr = config.media_worker_addr(index);
+            let socket = std::net::UdpSocket::bind(addr)
+                .map_err(|e| anyhow::anyhow!("cannot bind media worker {index}'s port {addr}: {e}"))?;
+            socket.set_nonblocking(true)?;
+            let local_addr = socket.local_addr()?;
+            let pktinfo = huddle_sfu::udp::enable_pktinfo(&socket);
+            let (tx, rx) = mpsc::channel(QUEUE);
+            workers.push(WorkerHandle { tx, local_addr });
+            inboxes.push(WorkerInbox {
+                index,
                 rx,
-                socket: super::udp::MediaSocket::new(socket),
-                public_addr,
-            },
-        ))
+                socket,
+                pktinfo,
+                public_addr: config.media_public_addr(local_addr),
+            });
+        }
+        let pool = Arc::new(Pool {
+            workers,
+            placed: Mutex::new(HashMap::new()),
+        });
+        Ok((Self { pool }, MediaInbox { workers: inboxes }))
     }
 
+    /// The first worker's bound address.
     pub fn local_addr(&self) -> SocketAddr {
-        self.local_addr
+        self.pool.workers[0].local_addr
     }
 
-    async fn send(&self, command: Command) -> AppResult<()> {
-        self.tx
+    /// Every worker's bound address, by worker.
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.pool.workers.iter().map(|w| w.local_addr).collect()
+    }
+
+    /// The worker that owns `call`'s media, if it has any.
+    pub fn worker_of(&self, call: ObjectId) -> Option<usize> {
+        self.pool.placed().get(&call).copied()
+    }
+
+    /// The worker of `call`, placing it on the least loaded (fewest calls) when new.
+    fn place(&self, call: ObjectId) -> usize {
+        let mut placed = self.pool.placed();
+        if let Some(worker) = placed.get(&call) {
+            return *worker;
+        }
+        let mut load = vec![0usize; self.pool.workers.len()];
+        for worker in placed.values() {
+            load[*worker] += 1;
+        }
+        let worker = (0..load.len()).min_by_key(|w| (load[*w], *w)).unwrap_or(0);
+        placed.insert(call, worker);
+        worker
+    }
+
+    async fn send(&self, worker: usize, command: Command) -> AppResult<()> {
+        self.pool.workers[worker]
+            .tx
             .send(command)
             .await
-            .map_err(|_| AppError::Internal(anyhow::anyhow!("media task stopped")))
+            .map_err(|_| AppError::Internal(anyhow::anyhow!("media worker {worker} stopped")))
     }
 
-    async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> AppResult<T> {
+    async fn ask<T>(&self, worker: usize, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> AppResult<T> {
         let (reply, answer) = oneshot::channel();
-        self.send(make(reply)).await?;
+        self.send(worker, make(reply)).await?;
         answer
             .await
-            .map_err(|_| AppError::Internal(anyhow::anyhow!("media task dropped a request")))
+            .map_err(|_| AppError::Internal(anyhow::anyhow!("media worker {worker} dropped a request")))
+    }
+
+    /// The worker of a call that has media; a call without reads like one the caller is not in.
+    fn owner(&self, call: ObjectId) -> AppResult<usize> {
+        self.worker_of(call).ok_or(AppError::NotFound)
     }
 
     pub async fn offer(
@@ -180,7 +276,8 @@ impl MediaServer {
         sdp: String,
         sources: Vec<(String, TrackSource)>,
     ) -> AppResult<NegotiationReply> {
-        self.ask(|reply| Command::Offer {
+        let worker = self.place(call);
+        self.ask(worker, |reply| Command::Offer {
             call,
             user,
             socket,
@@ -199,7 +296,8 @@ impl MediaServer {
         offer_id: u64,
         sdp: String,
     ) -> AppResult<NegotiationReply> {
-        self.ask(|reply| Command::Answer {
+        let worker = self.owner(call)?;
+        self.ask(worker, |reply| Command::Answer {
             call,
             user,
             offer_id,
@@ -211,7 +309,8 @@ impl MediaServer {
     }
 
     pub async fn candidate(&self, call: ObjectId, user: ObjectId, candidate: RTCIceCandidateInit) -> AppResult<()> {
-        self.ask(|reply| Command::Candidate {
+        let worker = self.owner(call)?;
+        self.ask(worker, |reply| Command::Candidate {
             call,
             user,
             candidate,
@@ -222,7 +321,8 @@ impl MediaServer {
     }
 
     pub async fn layer(&self, call: ObjectId, user: ObjectId, track: String, layer: Layer) -> AppResult<()> {
-        self.ask(|reply| Command::Layer {
+        let worker = self.owner(call)?;
+        self.ask(worker, |reply| Command::Layer {
             call,
             user,
             track,
@@ -234,31 +334,70 @@ impl MediaServer {
     }
 
     pub async fn mute(&self, call: ObjectId, user: ObjectId, source: TrackSource, muted: bool) -> AppResult<()> {
-        self.send(Command::Mute {
-            call,
-            user,
-            source,
-            muted,
-        })
+        // Nobody in the call has media yet: nobody to tell.
+        let Some(worker) = self.worker_of(call) else {
+            return Ok(());
+        };
+        self.send(
+            worker,
+            Command::Mute {
+                call,
+                user,
+                source,
+                muted,
+            },
+        )
         .await
     }
 
     pub async fn remove(&self, call: ObjectId, user: ObjectId) {
-        let _ = self.send(Command::Remove { call, user }).await;
+        if let Some(worker) = self.worker_of(call) {
+            let _ = self.send(worker, Command::Remove { call, user }).await;
+        }
     }
 
+    /// The call is over: its media ends and its worker is free of it.
     pub async fn end(&self, call: ObjectId) {
-        let _ = self.send(Command::End { call }).await;
+        let worker = self.pool.placed().remove(&call);
+        if let Some(worker) = worker {
+            let _ = self.send(worker, Command::End { call }).await;
+        }
     }
 
+    /// Counters summed over every worker.
     pub async fn stats(&self) -> AppResult<MediaStats> {
-        self.ask(|reply| Command::Stats { reply }).await
+        let mut total = MediaStats::default();
+        for stats in self.worker_stats().await? {
+            total.rooms += stats.rooms;
+            total.peers += stats.peers;
+            total.forwarded_packets += stats.forwarded_packets;
+            total.dropped_datagrams += stats.dropped_datagrams;
+            total.keyframe_requests += stats.keyframe_requests;
+        }
+        Ok(total)
+    }
+
+    /// Each worker's counters, by worker.
+    pub async fn worker_stats(&self) -> AppResult<Vec<MediaStats>> {
+        let mut all = Vec::new();
+        for worker in 0..self.pool.workers.len() {
+            all.push(self.ask(worker, |reply| Command::Stats { reply }).await?);
+        }
+        Ok(all)
     }
 
     /// Tests only: makes the handling of `call`'s media panic.
     #[cfg(feature = "test-hooks")]
     pub async fn inject_fault(&self, call: ObjectId) {
-        let _ = self.send(Command::Fault { call }).await;
+        if let Some(worker) = self.worker_of(call) {
+            let _ = self.send(worker, Command::Fault { call }).await;
+        }
+    }
+
+    /// Tests only: makes media worker `worker` itself panic.
+    #[cfg(feature = "test-hooks")]
+    pub async fn crash_worker(&self, worker: usize) {
+        let _ = self.send(worker, Command::Crash).await;
     }
 }
 
@@ -333,18 +472,91 @@ struct Media {
     sfu_config: SfuConfig,
     reports: MediaReports,
     rooms: HashMap<RoomId, CallPeers>,
+    /// Datagrams due out that the socket did not take yet.
+    send: SendBatch,
+    /// Each client's address -> the local address it sends to, which replies leave from.
+    reply_from: HashMap<SocketAddr, Ipv4Addr>,
 }
 
-/// Runs the media task until the server stops.
-pub async fn run(config: std::sync::Arc<Config>, io: SocketIo, reports: MediaReports, inbox: MediaInbox) {
-    let MediaInbox {
+/// Starts every media worker on a thread of its own (`huddle-media-<n>`), each with a
+/// single-threaded runtime; they run until the server stops.
+pub fn start(config: Arc<Config>, io: SocketIo, reports: MediaReports, server: &MediaServer, inbox: MediaInbox) {
+    for worker in inbox.workers {
+        let (config, io, reports) = (config.clone(), io.clone(), reports.clone());
+        // Weak: the workers must not keep their own command channels open.
+        let pool = Arc::downgrade(&server.pool);
+        let index = worker.index;
+        let spawned = std::thread::Builder::new()
+            .name(format!("huddle-media-{index}"))
+            .spawn(
+                move || match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                    Ok(runtime) => runtime.block_on(supervise(config, io, reports, pool, worker)),
+                    Err(e) => tracing::error!(worker = index, error = %e, "a media worker cannot start"),
+                },
+            );
+        if let Err(e) = spawned {
+            tracing::error!(worker = index, error = %e, "a media worker cannot start");
+        }
+    }
+}
+
+/// Runs one worker, restarting it with a fresh SFU when it fails outright: its calls end
+/// (the hub is told), and it is counted (`huddle_media_failures_total{scope="worker"}`).
+async fn supervise(config: Arc<Config>, io: SocketIo, reports: MediaReports, pool: Weak<Pool>, inbox: WorkerInbox) {
+    let WorkerInbox {
+        index,
         mut rx,
         socket,
+        pktinfo,
         public_addr,
     } = inbox;
-    let local_addr = socket.local_addr().unwrap_or(public_addr);
+    let socket = match UdpSocket::from_std(socket) {
+        Ok(socket) => socket,
+        Err(e) => {
+            tracing::error!(worker = index, error = %e, "a media worker cannot use its socket");
+            return;
+        }
+    };
+    let port = Port {
+        socket,
+        pktinfo,
+        public_addr,
+    };
+    loop {
+        let served = std::panic::AssertUnwindSafe(serve(&config, &io, &reports, index, &mut rx, &port))
+            .catch_unwind()
+            .await;
+        if served.is_ok() {
+            return; // the server stopped
+        }
+        metrics::counter!("huddle_media_failures_total", "scope" => "worker").increment(1);
+        tracing::error!(worker = index, "a media worker failed; its calls end and it restarts");
+        let Some(pool) = pool.upgrade() else { return };
+        for call in pool.unplace_worker(index) {
+            reports.send(MediaReport::RoomFailed { call });
+        }
+    }
+}
+
+/// A worker's UDP port, kept across its restarts.
+struct Port {
+    socket: UdpSocket,
+    pktinfo: bool,
+    public_addr: SocketAddr,
+}
+
+/// A worker's loop, until its command channel closes.
+async fn serve(
+    config: &Config,
+    io: &SocketIo,
+    reports: &MediaReports,
+    index: usize,
+    rx: &mut mpsc::Receiver<Command>,
+    port: &Port,
+) {
+    let local_addr = port.socket.local_addr().unwrap_or(port.public_addr);
     let mut sfu_config = SfuConfig::new(local_addr);
-    sfu_config.public_addr = public_addr;
+    sfu_config.public_addr = port.public_addr;
     sfu_config.room = RoomConfig {
         max_participants: config.call_max_participants,
         max_tracks_per_participant: config.call_max_tracks_per_participant,
@@ -356,62 +568,62 @@ pub async fn run(config: std::sync::Arc<Config>, io: SocketIo, reports: MediaRep
     let sfu = match Sfu::new(sfu_config.clone()) {
         Ok(sfu) => sfu,
         Err(e) => {
-            tracing::error!(error = %e, "the SFU cannot start; calls will have no media");
+            tracing::error!(worker = index, error = %e, "the SFU cannot start; calls on this worker will have no media");
             return;
         }
     };
-    tracing::info!(component = "calls", bound = %local_addr, advertised = %public_addr, "calls: SFU media on one UDP port");
+    tracing::info!(
+        component = "calls",
+        worker = index,
+        bound = %local_addr,
+        advertised = %port.public_addr,
+        "calls: media worker up"
+    );
+    // The socket's read buffers, reused from one read to the next.
+    let mut recv = RecvBatch::default();
     let mut media = Media {
         sfu,
         outbox: Outbox::default(),
         sfu_config,
-        reports,
+        reports: reports.clone(),
         rooms: HashMap::new(),
+        send: SendBatch::default(),
+        reply_from: HashMap::new(),
     };
-    let mut buf = vec![0u8; MAX_DATAGRAM];
-    // Each client's address -> the local address it sends to, which replies leave from.
-    let mut reply_from: HashMap<SocketAddr, std::net::Ipv4Addr> = HashMap::new();
     loop {
         let deadline = media
             .sfu
             .poll_timeout()
             .unwrap_or_else(|| Instant::now() + Duration::from_secs(1));
         tokio::select! {
+            biased;
             command = rx.recv() => match command {
                 Some(command) => {
+                    #[cfg(feature = "test-hooks")]
+                    if matches!(command, Command::Crash) {
+                        panic!("media worker {index} crashed (injected)");
+                    }
                     let call = command.call();
                     media.guarded(call, |media| media.handle(command));
                 }
                 None => break,
             },
-            received = socket.recv(&mut buf) => match received {
-                Ok((len, from, to)) => {
-                    if let Some(to) = to
-                        && reply_from.get(&from) != Some(&to)
-                    {
-                        if reply_from.len() > 65_536 {
-                            reply_from.clear();
-                        }
-                        reply_from.insert(from, to);
-                    }
-                    // Refused datagrams are counted by the SFU; nothing to tell anyone.
-                    let datagram = &buf[..len];
-                    media.guarded(None, |media| {
-                        let _ = media.sfu.handle_datagram(Instant::now(), from, datagram);
-                    });
-                }
-                Err(e) => tracing::debug!(error = %e, "media socket read"),
+            ready = port.socket.readable() => match ready {
+                Ok(()) => media.receive(port, &mut recv),
+                Err(e) => tracing::debug!(error = %e, "media socket"),
             },
-            () = tokio::time::sleep_until(deadline.into()) => {
-                media.guarded(None, |media| media.sfu.handle_timeout(Instant::now()));
-            }
+            ready = port.socket.writable(), if !media.send.is_empty() => {
+                if let Err(e) = ready {
+                    tracing::debug!(error = %e, "media socket");
+                }
+            },
+            () = tokio::time::sleep_until(deadline.into()) => {}
         }
-        while let Some(transmit) = media.guarded(None, |media| media.sfu.poll_transmit()).flatten() {
-            let source = reply_from.get(&transmit.to).copied();
-            if let Err(e) = socket.send(&transmit.payload, transmit.to, source).await {
-                tracing::debug!(error = %e, to = %transmit.to, "media socket write");
-            }
+        // Due timers run whatever woke the loop: a busy socket cannot hold them back.
+        if media.sfu.poll_timeout().is_some_and(|at| at <= Instant::now()) {
+            media.guarded(None, |media| media.sfu.handle_timeout(Instant::now()));
         }
+        media.send_due(port);
         media.guarded(None, Media::flush_events);
         for (to, event, data) in media.outbox.take() {
             if let Err(e) = io.to(to).emit(event, &data).await {
@@ -422,6 +634,61 @@ pub async fn run(config: std::sync::Arc<Config>, io: SocketIo, reports: MediaRep
 }
 
 impl Media {
+    /// Reads what the socket holds, a batch at a time and at most [`BATCHES_PER_WAKE`]
+    /// batches, handing each datagram to the SFU and sending what it caused (a packet's
+    /// fan-out) before the next.
+    fn receive(&mut self, port: &Port, recv: &mut RecvBatch) {
+        for _ in 0..BATCHES_PER_WAKE {
+            let read = port.socket.try_io(Interest::READABLE, || recv.recv(&port.socket));
+            match read {
+                Ok(0) => return,
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+                Err(e) => {
+                    tracing::debug!(error = %e, "media socket read");
+                    return;
+                }
+            }
+            for (from, to, datagram) in recv.iter() {
+                if let Some(to) = to
+                    && self.reply_from.get(&from) != Some(&to)
+                {
+                    if self.reply_from.len() > 65_536 {
+                        self.reply_from.clear();
+                    }
+                    self.reply_from.insert(from, to);
+                }
+                // Refused datagrams are counted by the SFU; nothing to tell anyone.
+                self.guarded(None, |media| {
+                    let _ = media.sfu.handle_datagram(Instant::now(), from, datagram);
+                });
+                self.send_due(port);
+            }
+        }
+    }
+
+    /// Sends what the SFU has due, as few system calls as the kernel allows; what the socket
+    /// does not take now waits for it to be writable.
+    fn send_due(&mut self, port: &Port) {
+        while let Some(transmit) = self.guarded(None, |media| media.sfu.poll_transmit()).flatten() {
+            let source = if port.pktinfo {
+                self.reply_from.get(&transmit.to).copied()
+            } else {
+                None
+            };
+            self.send.push(transmit.to, source, transmit.payload);
+        }
+        if self.send.is_empty() {
+            return;
+        }
+        let send = &mut self.send;
+        match port.socket.try_io(Interest::WRITABLE, || send.flush(&port.socket)) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) => tracing::debug!(error = %e, "media socket write"),
+        }
+    }
+
     /// Runs `work`, catching a panic in it: a bug met while handling one call's media ends
     /// that call alone (the room it was about, or the room the SFU was working on), and the
     /// others keep their media. When the failure cannot be pinned to one room, or ending that
@@ -597,6 +864,9 @@ impl Media {
             }
             #[cfg(feature = "test-hooks")]
             Command::Fault { call } => panic!("fault injected into call {call}'s media"),
+            // The worker's loop fails on it before a command is handled.
+            #[cfg(feature = "test-hooks")]
+            Command::Crash => {}
             Command::Stats { reply } => {
                 let stats = self.sfu.stats();
                 let _ = reply.send(MediaStats {
