@@ -34,5 +34,7 @@ WORKDIR /var/lib/huddle
 ENV HUDDLE_HTTP_ADDR=0.0.0.0:3000 \
     HUDDLE_DATA_DIR=/var/lib/huddle \
     HUDDLE_WEB_DIR=/usr/share/huddle/web
-EXPOSE 3000 50000/udp
+# Media: one UDP port per worker from 50000 (HUDDLE_MEDIA_WORKERS, four here).
+ENV HUDDLE_MEDIA_WORKERS=4
+EXPOSE 3000 50000-50003/udp
 ENTRYPOINT ["/usr/local/bin/huddle"]
