@@ -3,6 +3,7 @@
 //! [`app`] builds the router for a state; [`serve`] runs it on a listener until a shutdown
 //! signal. Tests start it on `127.0.0.1:0`.
 
+pub mod allocator;
 pub mod assistant;
 pub mod auth;
 pub mod calls;

@@ -6,6 +6,7 @@ use huddle::{AppState, Config};
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    huddle::allocator::tune();
     let config = match Config::load() {
         Ok(config) => config,
         Err(e) => {

@@ -72,6 +72,10 @@ pub(crate) struct Peer {
     pub deadline: Option<Instant>,
     /// In the SFU's list of connections to drain.
     queued: bool,
+    /// Something since the last drain may have given the connection events or media to read
+    /// (a datagram, a timeout, a call to it). Media forwarded to it gives it only datagrams
+    /// to send, and a drain then asks it for nothing else.
+    input: bool,
     /// In the SFU's list of peers that may owe their client an offer.
     offer_queued: bool,
 }
@@ -95,6 +99,7 @@ impl Peer {
             estimate,
             deadline: Some(now),
             queued: false,
+            input: true,
             offer_queued: false,
         })
     }
@@ -124,6 +129,12 @@ impl Peer {
 
     /// Puts this peer on the list of connections to drain, once.
     pub fn touch(&mut self, dirty: &mut Vec<PeerKey>) {
+        self.input = true;
+        self.touch_sent(dirty);
+    }
+
+    /// [`touch`](Self::touch) for a peer that was only given media to send.
+    pub fn touch_sent(&mut self, dirty: &mut Vec<PeerKey>) {
         if !self.queued {
             self.queued = true;
             dirty.push(self.key);
@@ -177,8 +188,10 @@ impl Peer {
         transmits: &mut std::collections::VecDeque<Transmit>,
     ) -> Option<Instant> {
         self.queued = false;
-        events.extend(std::iter::from_fn(|| self.pc.poll_event()));
-        messages.extend(std::iter::from_fn(|| self.pc.poll_read()));
+        if std::mem::take(&mut self.input) {
+            events.extend(std::iter::from_fn(|| self.pc.poll_event()));
+            messages.extend(std::iter::from_fn(|| self.pc.poll_read()));
+        }
         self.poll_writes(transmits);
         self.pc.poll_timeout()
     }

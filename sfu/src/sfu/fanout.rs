@@ -53,7 +53,7 @@ impl Sfu {
             let Some(delivery) = peer.forward(now, track, &incoming) else {
                 continue;
             };
-            peer.touch(&mut self.dirty);
+            peer.touch_sent(&mut self.dirty);
             self.stats.layer_switches += u64::from(delivery.switched);
             self.stats.forwarded_packets += u64::from(delivery.sent);
             if let Some(after_answer) = delivery.first_keyframe {
