@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use huddle_sfu::client::{ClientConfig, ClientPeer, MediaKind};
-use huddle_sfu::udp::{RecvBatch, SendBatch, wait_readable};
+use huddle_sfu::udp::{RecvBatch, SendBatch, deepen_buffers, wait_readable};
 use huddle_sfu::{ParticipantId, PeerKey, RoomConfig, RoomId, Sfu, SfuConfig, SfuEvent};
 
 /// One Opus frame every 20 ms.
@@ -140,6 +140,9 @@ impl Client {
     fn new(name: String) -> Self {
         let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
         udp.set_nonblocking(true).unwrap();
+        // The clients share the machine with the SFU and read in turns: a deep buffer keeps a
+        // client that waits for its turn from losing what the SFU sent it meanwhile.
+        deepen_buffers(&udp);
         let mut config = ClientConfig::new(udp.local_addr().unwrap(), name);
         config.video = false;
         Self {
@@ -187,6 +190,8 @@ impl Worker {
     fn new(max_participants: usize) -> Self {
         let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
         udp.set_nonblocking(true).unwrap();
+        // As the server's workers do.
+        deepen_buffers(&udp);
         let mut config = SfuConfig::new(udp.local_addr().unwrap());
         config.room = RoomConfig {
             max_participants,

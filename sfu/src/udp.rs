@@ -32,6 +32,25 @@ pub fn enable_pktinfo(socket: &UdpSocket) -> bool {
     wildcard_v4 && setsockopt(socket, sockopt::Ipv4PacketInfo, &true).is_ok()
 }
 
+/// Socket buffers a media port asks for, each way: a few hundred milliseconds of a busy
+/// port, so a worker that is late for its socket (a long fan-out, a descheduled thread)
+/// finds the datagrams still there.
+pub const SOCKET_BUFFER_BYTES: usize = 4 << 20;
+
+/// Asks for [`SOCKET_BUFFER_BYTES`] of receive and send buffer, past the system's
+/// `net.core.rmem_max`/`wmem_max` where the process may (`CAP_NET_ADMIN`), else up to them.
+/// Returns the receive buffer granted.
+pub fn deepen_buffers(socket: &UdpSocket) -> usize {
+    let size = SOCKET_BUFFER_BYTES;
+    if setsockopt(socket, sockopt::RcvBufForce, &size).is_err() {
+        let _ = setsockopt(socket, sockopt::RcvBuf, &size);
+    }
+    if setsockopt(socket, sockopt::SndBufForce, &size).is_err() {
+        let _ = setsockopt(socket, sockopt::SndBuf, &size);
+    }
+    nix::sys::socket::getsockopt(socket, sockopt::RcvBuf).unwrap_or(0)
+}
+
 /// One datagram read: its sender, the local address it was sent to (when known) and its
 /// length in its buffer.
 #[derive(Debug, Clone, Copy)]
@@ -303,6 +322,27 @@ mod tests {
                 "the reply left from the address sent to"
             );
         }
+    }
+
+    #[test]
+    fn a_deep_buffer_keeps_a_burst_that_arrives_while_the_worker_is_busy() {
+        // 3,000 datagrams land before anyone reads: a default buffer (212 KiB) drops most.
+        let burst = 3000;
+        let receiver = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let granted = deepen_buffers(&receiver);
+        assert!(granted >= SOCKET_BUFFER_BYTES, "receive buffer {granted} bytes");
+        let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
+        for i in 0..burst as u32 {
+            sender
+                .send_to(&i.to_be_bytes().repeat(25), receiver.local_addr().unwrap())
+                .unwrap();
+        }
+        let mut batch = RecvBatch::default();
+        let mut read = 0;
+        while let Ok(n) = batch.recv(&receiver) {
+            read += n;
+        }
+        assert_eq!(read, burst, "datagrams kept of the burst");
     }
 
     #[test]

@@ -198,6 +198,8 @@ impl MediaServer {
             let socket = std::net::UdpSocket::bind(addr)
                 .map_err(|e| anyhow::anyhow!("cannot bind media worker {index}'s port {addr}: {e}"))?;
             socket.set_nonblocking(true)?;
+            let buffer = huddle_sfu::udp::deepen_buffers(&socket);
+            tracing::debug!(worker = index, receive_buffer = buffer, "media socket buffers");
             let local_addr = socket.local_addr()?;
             let pktinfo = huddle_sfu::udp::enable_pktinfo(&socket);
             let (tx, rx) = mpsc::channel(QUEUE);
