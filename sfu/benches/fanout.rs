@@ -5,7 +5,8 @@
 //! `cargo bench -p huddle-sfu --bench fanout`. Settings (environment):
 //! - `FANOUT_WORKERS` (1), `FANOUT_ROOMS` (1): room `r` is on worker `r % workers`;
 //! - `FANOUT_PUBLISHERS` (10), `FANOUT_SUBSCRIBERS` (100): per room;
-//! - `FANOUT_SECONDS` (5); `FANOUT_JSON` (the workspace's `target/fanout.json`): where the figures go.
+//! - `FANOUT_SECONDS` (5); `FANOUT_SEED` (1: the publishers' phases in the frame);
+//! - `FANOUT_JSON` (the workspace's `target/fanout.json`): where the figures go.
 //!
 //! A worker's loop is the server's: read what the socket holds (`recvmmsg`, a batch), hand
 //! each datagram to the SFU, run due timers, send everything due (`sendmmsg`), wait.
@@ -204,10 +205,11 @@ impl Worker {
         }
     }
 
-    /// One turn of the loop: a batch read; each datagram handled and what it caused sent
-    /// at once (a fan-out in one `sendmmsg` where it fits), its added latency (arrival to
-    /// the send of its last copy, from the batch's read) given to `added`; then due timers run and their output
-    /// sent. SFU events are left for the caller. Returns the datagrams read.
+    /// One turn of the loop: a batch read; each datagram handed to the SFU and what it
+    /// caused sent at once (a fan-out in as few `sendmmsg` calls as fit), its added latency
+    /// (the batch's read to the send of its last copy) given to `added`; then due timers run
+    /// and their output sent.
+    /// SFU events are left for the caller. Returns the datagrams read.
     /// (`recv`'s buffers are the thread's: they cannot move between threads.)
     fn turn(&mut self, recv: &mut RecvBatch, mut added: impl FnMut(Duration)) -> usize {
         let read = recv.recv(&self.udp).unwrap_or(0);
@@ -319,6 +321,7 @@ fn main() {
     let publishers = env_or("FANOUT_PUBLISHERS", 10);
     let subscribers = env_or("FANOUT_SUBSCRIBERS", 100);
     let seconds = env_or("FANOUT_SECONDS", 5) as u64;
+    let seed = env_or("FANOUT_SEED", 1) as u64;
     let json_path = std::env::var("FANOUT_JSON")
         .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../target/fanout.json").into());
     println!(
@@ -473,10 +476,14 @@ fn main() {
         thread::spawn(move || {
             let mut buf = vec![0u8; 2048];
             let mut sent = 0u64;
-            // Each publisher on its own phase of the frame, as independent clients are.
+            // Each publisher on a phase of its own in the frame, drawn at random (seeded:
+            // the same every run): independent clients keep no step with one another.
             let start = Instant::now();
-            let count = pubs.len().max(1) as u32;
-            let mut next: Vec<Instant> = (0..count).map(|i| start + FRAME * i / count).collect();
+            let mut phases = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(seed);
+            let mut next: Vec<Instant> = pubs
+                .iter()
+                .map(|_| start + FRAME.mul_f64(rand::Rng::random::<f64>(&mut phases)))
+                .collect();
             while !stop_all.load(Ordering::Relaxed) {
                 let now = Instant::now();
                 if !stop.load(Ordering::Relaxed) {
