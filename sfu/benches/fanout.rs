@@ -286,7 +286,8 @@ fn follow(worker: &mut Worker, client: &mut Client, key: PeerKey, mut offer: Opt
     }
 }
 
-/// Answers the SFU's offers to subscribers of `room`.
+/// Answers the SFU's offers to subscribers of the room joining (the only one with offers
+/// due while it joins).
 fn answer_offers(worker: &mut Worker, subs: &mut [Client], keys: &[PeerKey]) {
     while let Some(event) = in_sfu(|| worker.sfu.poll_event()) {
         if let SfuEvent::Offer { peer, offer_id, sdp } = event {
@@ -391,7 +392,20 @@ fn main() {
             for c in room.pubs.iter_mut().chain(room.subs.iter_mut()) {
                 c.step(&mut buf);
             }
-            answer_offers(&mut workers[room.worker], &mut room.subs, &room.sub_keys);
+        }
+        // A worker's events are for every room on it: each offer goes to its own room.
+        for worker in &mut workers {
+            while let Some(event) = in_sfu(|| worker.sfu.poll_event()) {
+                let SfuEvent::Offer { peer, offer_id, sdp } = event else {
+                    in_sfu(|| drop(event));
+                    continue;
+                };
+                let sdp = handed_over(sdp);
+                let room = &mut rooms[(peer.room.0 - 1) as usize];
+                if let Some(i) = room.sub_keys.iter().position(|k| *k == peer) {
+                    follow(worker, &mut room.subs[i], peer, Some((offer_id, sdp)));
+                }
+            }
         }
         if last_primer.elapsed() >= FRAME {
             last_primer = Instant::now();
