@@ -6,6 +6,7 @@
 //! - `FANOUT_WORKERS` (1), `FANOUT_ROOMS` (1): room `r` is on worker `r % workers`;
 //! - `FANOUT_PUBLISHERS` (10), `FANOUT_SUBSCRIBERS` (100): per room;
 //! - `FANOUT_SECONDS` (5); `FANOUT_SEED` (1: the publishers' phases in the frame);
+//! - `FANOUT_SRTP` (`aes-gcm`; `aes-cm`: clients that take only AES-CM with HMAC-SHA1);
 //! - `FANOUT_JSON` (the workspace's `target/fanout.json`): where the figures go.
 //!
 //! A worker's loop is the server's: read what the socket holds (`recvmmsg`, a batch), hand
@@ -146,6 +147,7 @@ impl Client {
         deepen_buffers(&udp);
         let mut config = ClientConfig::new(udp.local_addr().unwrap(), name);
         config.video = false;
+        config.aes_cm_srtp_only = std::env::var("FANOUT_SRTP").is_ok_and(|v| v == "aes-cm");
         Self {
             peer: ClientPeer::new(Instant::now(), config).unwrap(),
             udp,

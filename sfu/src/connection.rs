@@ -9,6 +9,7 @@ use std::time::Instant;
 use bytes::BytesMut;
 use rand::Rng;
 use rand::distr::Alphanumeric;
+use rtc::dtls::extension::extension_use_srtp::SrtpProtectionProfile;
 use rtc::interceptor::{CongestionControlBuilder, Registry, Slot, TwccReceiverBuilder, TwccSenderBuilder};
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
 use rtc::peer_connection::configuration::interceptor_registry::{
@@ -87,6 +88,13 @@ pub(crate) fn new(
             Some(config.ice_keepalive_interval),
         )
         .with_lite(true)
+        // AES-GCM first: one AEAD pass per packet, where AES-CM needs a cipher pass and an
+        // HMAC-SHA1 (browsers offer both); AES-CM stays for peers without it.
+        .with_srtp_protection_profiles(vec![
+            SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm,
+            SrtpProtectionProfile::Srtp_Aead_Aes_256_Gcm,
+            SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_80,
+        ])
         .build();
     let pc = RTCPeerConnectionBuilder::new()
         .with_configuration(RTCConfigurationBuilder::new().build())

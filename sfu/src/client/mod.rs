@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use log::debug;
+use rtc::dtls::extension::extension_use_srtp::SrtpProtectionProfile;
 use rtc::interceptor::Registry;
 use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
 use rtc::peer_connection::configuration::media_engine::{
@@ -60,6 +61,8 @@ pub struct ClientConfig {
     pub screen: bool,
     /// The one video codec this client offers.
     pub video_codec: VideoCodecChoice,
+    /// Take only `SRTP_AES128_CM_HMAC_SHA1_80` for SRTP, as a peer without AES-GCM would.
+    pub aes_cm_srtp_only: bool,
 }
 
 /// Video codecs a client can be limited to, as browsers may be.
@@ -100,6 +103,7 @@ impl ClientConfig {
             simulcast: false,
             screen: false,
             video_codec: VideoCodecChoice::Vp8,
+            aes_cm_srtp_only: false,
         }
     }
 }
@@ -192,14 +196,17 @@ impl ClientPeer {
         }
         // Checks paced every 50 ms, as browsers pace them (RFC 8445 default Ta), for as long
         // (1.4 s a candidate) as the default 200 ms pacing tries.
-        let settings = SettingEngineBuilder::new()
+        let mut settings = SettingEngineBuilder::new()
             .with_ice_timeouts(
                 Some(Duration::from_secs(5)),
                 Some(Duration::from_secs(10)),
                 Some(Duration::from_secs(1)),
             )
-            .with_ice_connection_attempts(Some(Duration::from_millis(50)), Some(28))
-            .build();
+            .with_ice_connection_attempts(Some(Duration::from_millis(50)), Some(28));
+        if config.aes_cm_srtp_only {
+            settings = settings.with_srtp_protection_profiles(vec![SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_80]);
+        }
+        let settings = settings.build();
         let mut pc = RTCPeerConnectionBuilder::new()
             .with_configuration(rtc_config.build())
             .with_setting_engine(settings)
