@@ -14,18 +14,6 @@ fn env_or(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
-/// Resident memory of process `pid`, KiB.
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
-        })
-        .unwrap_or(0)
-}
-
 fn mib(kib: u64) -> f64 {
     kib as f64 / 1024.0
 }
@@ -66,7 +54,7 @@ async fn main() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let idle = rss_kib(pid);
+    let idle = huddle::allocator::resident_kib(pid);
     println!("huddle (embedded default, pid {pid}): idle RSS {:.1} MiB", mib(idle));
 
     let started = Instant::now();
@@ -95,10 +83,10 @@ async fn main() {
                 _ => refused += 1,
             }
         }
-        peak = peak.max(rss_kib(pid));
+        peak = peak.max(huddle::allocator::resident_kib(pid));
     }
     let burst = started.elapsed();
-    let after = rss_kib(pid);
+    let after = huddle::allocator::resident_kib(pid);
     println!(
         "{done} sign-ups accepted ({refused} refused) in {:.1} s, {parallel} at a time",
         burst.as_secs_f64()
@@ -111,7 +99,7 @@ async fn main() {
     let mut settled = Vec::new();
     for wait in [5u64, 15] {
         tokio::time::sleep(Duration::from_secs(wait - settled.len() as u64 * 5)).await;
-        let rss = rss_kib(pid);
+        let rss = huddle::allocator::resident_kib(pid);
         println!("  RSS {wait} s after the burst: {:.1} MiB", mib(rss));
         settled.push((wait, rss));
     }

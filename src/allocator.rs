@@ -22,3 +22,17 @@ pub fn tune() {
         }
     }
 }
+
+/// Resident memory of process `pid` (`VmRSS` in `/proc/<pid>/status`), KiB; 0 where unknown.
+/// For the memory benchmark and tests.
+pub fn resident_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}

@@ -690,6 +690,44 @@ async fn bound_to_every_address_the_sfu_answers_from_the_one_each_client_sent_to
     .await;
 }
 
+/// Media packets each of a two-person call's peers has received from the other.
+fn pair_received(ps: &[Peer]) -> usize {
+    let (a, b) = (&ps[0].user_id, &ps[1].user_id);
+    ["audio", "video"]
+        .iter()
+        .map(|kind| ps[0].received_from(b, kind).len() + ps[1].received_from(a, kind).len())
+        .sum()
+}
+
+/// Both peers of a two-person call receive video from each other.
+fn pair_sees_video(ps: &[Peer]) -> bool {
+    !ps[0].received_from(&ps[1].user_id, "video").is_empty() && !ps[1].received_from(&ps[0].user_id, "video").is_empty()
+}
+
+/// Every peer is told `call` ended, terminated (its media failed).
+async fn told_terminated(peers: &mut [Peer], call: &str) {
+    for peer in peers {
+        let ended = peer.sio.next("call:ended").await;
+        assert_eq!(
+            (ended["_id"].as_str(), ended["endReason"].as_str()),
+            (Some(call), Some("terminated")),
+            "{ended}"
+        );
+    }
+}
+
+/// A two-person call's media goes on flowing both ways for another 1.5 s.
+async fn pair_keeps_its_media(peers: &mut [Peer], frame: &mut usize) {
+    let before = pair_received(peers);
+    let until = Instant::now() + Duration::from_millis(1500);
+    pump_with_media(peers, frame, |_| Instant::now() >= until).await;
+    let after = pair_received(peers);
+    assert!(
+        after > before + 20,
+        "the other call lost its media: {before} then {after}"
+    );
+}
+
 #[tokio::test]
 async fn a_fault_in_one_calls_media_ends_that_call_and_the_other_call_keeps_its_media() {
     let server = TestServer::start().await;
@@ -701,43 +739,19 @@ async fn a_fault_in_one_calls_media_ends_that_call_and_the_other_call_keeps_its_
     let (_, second_chat) = group_with(&cyd, "Second", &[&dan]).await;
     let (first, mut first_peers) = connected_call(&server, &[&ada, &bob], &first_chat).await;
     let (_, mut second_peers) = connected_call(&server, &[&cyd, &dan], &second_chat).await;
-    let (cyd_id, dan_id) = (cyd.user_id.clone(), dan.user_id.clone());
     let mut frame = 0;
     pump_with_media(&mut first_peers, &mut frame, |ps| {
         ps.iter().all(|p| p.published.len() == 2)
     })
     .await;
-    pump_with_media(&mut second_peers, &mut frame, |ps| {
-        !ps[0].received_from(&dan_id, "video").is_empty() && !ps[1].received_from(&cyd_id, "video").is_empty()
-    })
-    .await;
-    let received = |ps: &[Peer]| {
-        ps[0].received_from(&dan_id, "audio").len()
-            + ps[0].received_from(&dan_id, "video").len()
-            + ps[1].received_from(&cyd_id, "audio").len()
-            + ps[1].received_from(&cyd_id, "video").len()
-    };
+    pump_with_media(&mut second_peers, &mut frame, pair_sees_video).await;
 
     // Handling the first call's media panics, as a bug in it would.
     server.state.sfu.inject_fault(first.parse().unwrap()).await;
-    for peer in &mut first_peers {
-        let ended = peer.sio.next("call:ended").await;
-        assert_eq!(
-            (ended["_id"].as_str(), ended["endReason"].as_str()),
-            (Some(first.as_str()), Some("terminated")),
-            "{ended}"
-        );
-    }
+    told_terminated(&mut first_peers, &first).await;
 
     // The second call goes on: its media still flows both ways.
-    let before = received(&second_peers);
-    let until = Instant::now() + Duration::from_millis(1500);
-    pump_with_media(&mut second_peers, &mut frame, |_| Instant::now() >= until).await;
-    assert!(
-        received(&second_peers) > before + 20,
-        "the other call lost its media: {before} then {}",
-        received(&second_peers)
-    );
+    pair_keeps_its_media(&mut second_peers, &mut frame).await;
     let stats = server.state.sfu.stats().await.unwrap();
     assert_eq!(
         (stats.rooms, stats.peers),
@@ -772,12 +786,8 @@ async fn calls_land_on_different_workers_and_a_failed_worker_ends_only_its_call_
 
     // Both calls carry media, each through its own worker.
     let mut frame = 0;
-    let both_ways = |ps: &[Peer]| {
-        let (a, b) = (ps[0].user_id.clone(), ps[1].user_id.clone());
-        !ps[0].received_from(&b, "video").is_empty() && !ps[1].received_from(&a, "video").is_empty()
-    };
-    pump_with_media(&mut first_peers, &mut frame, both_ways).await;
-    pump_with_media(&mut second_peers, &mut frame, both_ways).await;
+    pump_with_media(&mut first_peers, &mut frame, pair_sees_video).await;
+    pump_with_media(&mut second_peers, &mut frame, pair_sees_video).await;
     let stats = sfu.worker_stats().await.unwrap();
     assert!(
         stats.iter().all(|s| s.rooms == 1 && s.forwarded_packets > 0),
@@ -786,32 +796,14 @@ async fn calls_land_on_different_workers_and_a_failed_worker_ends_only_its_call_
 
     // The first call's worker fails outright: its call ends, the other goes on.
     sfu.crash_worker(first_worker).await;
-    for peer in &mut first_peers {
-        let ended = peer.sio.next("call:ended").await;
-        assert_eq!(
-            (ended["_id"].as_str(), ended["endReason"].as_str()),
-            (Some(first.as_str()), Some("terminated")),
-            "{ended}"
-        );
-    }
-    let received = |ps: &[Peer]| {
-        let (a, b) = (ps[0].user_id.clone(), ps[1].user_id.clone());
-        ps[0].received_from(&b, "audio").len() + ps[1].received_from(&a, "audio").len()
-    };
-    let before = received(&second_peers);
-    let until = Instant::now() + Duration::from_millis(1500);
-    pump_with_media(&mut second_peers, &mut frame, |_| Instant::now() >= until).await;
-    assert!(
-        received(&second_peers) > before + 20,
-        "the other worker's call lost its media: {before} then {}",
-        received(&second_peers)
-    );
+    told_terminated(&mut first_peers, &first).await;
+    pair_keeps_its_media(&mut second_peers, &mut frame).await;
 
     // The failed worker is back: the next call lands on it (the least loaded) and carries media.
     let (_, third_chat) = group_with(&people[4], "Third", &[&people[5]]).await;
     let (third, mut third_peers) = connected_call(&server, &[&people[4], &people[5]], &third_chat).await;
     assert_eq!(sfu.worker_of(third.parse().unwrap()), Some(first_worker));
-    pump_with_media(&mut third_peers, &mut frame, both_ways).await;
+    pump_with_media(&mut third_peers, &mut frame, pair_sees_video).await;
     let metrics = server.client().get("/metrics", None).await.body;
     assert!(
         metrics

@@ -533,21 +533,41 @@ async fn accounts_and_sessions_survive_a_restart_on_the_embedded_default() {
     second.stop().await;
 }
 
-#[tokio::test]
-async fn the_binary_logs_json_without_secrets_and_stops_on_sigterm() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = test_config(dir.path()).await;
-    let port = huddle::embedded::free_loopback_port().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_huddle"))
+/// The `huddle` binary set to serve on `port` from `dir`, on the tests' database, with a
+/// clean environment; the caller adds what it needs and spawns it.
+async fn huddle_binary(dir: &std::path::Path, port: u16) -> Command {
+    let config = test_config(dir).await;
+    let mut command = Command::new(env!("CARGO_BIN_EXE_huddle"));
+    command
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("HOME", std::env::var("HOME").unwrap_or_default())
         .env("HUDDLE_HTTP_ADDR", format!("127.0.0.1:{port}"))
-        .env("HUDDLE_DATA_DIR", dir.path())
+        .env("HUDDLE_DATA_DIR", dir)
         .env("MONGODB_URI", config.mongodb_uri.as_ref().unwrap().expose())
         .env("HUDDLE_MONGODB_DB", &config.mongodb_db)
         .env("HUDDLE_COOKIE_SECURE", "false")
-        .env("HUDDLE_MEDIA_UDP_ADDR", "127.0.0.1:0")
+        .env("HUDDLE_MEDIA_UDP_ADDR", "127.0.0.1:0");
+    command
+}
+
+/// Waits (30 s at most) until the server answers `path` with 200.
+async fn answers(c: &common::Client, path: &str) {
+    for _ in 0..600 {
+        if c.http.get(c.url(path)).send().await.is_ok_and(|r| r.status() == 200) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the server never answered {path} with 200");
+}
+
+#[tokio::test]
+async fn the_binary_logs_json_without_secrets_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = huddle::embedded::free_loopback_port().unwrap();
+    let mut child = huddle_binary(dir.path(), port)
+        .await
         .env("HUDDLE_LOG_FORMAT", "json")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -556,22 +576,8 @@ async fn the_binary_logs_json_without_secrets_and_stops_on_sigterm() {
     let stdout = child.stdout.take().unwrap();
     let lines = std::thread::spawn(move || BufReader::new(stdout).lines().map_while(Result::ok).collect::<Vec<_>>());
 
-    let base = format!("http://127.0.0.1:{port}");
-    let c = common::Client::new(base);
-    let mut up = false;
-    for _ in 0..300 {
-        if c.http
-            .get(c.url("/health"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status() == 200)
-        {
-            up = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(up, "server never answered /health");
+    let c = common::Client::new(format!("http://127.0.0.1:{port}"));
+    answers(&c, "/health").await;
     assert_eq!(c.get("/ready", None).await.status, 200);
 
     let email = "logs@example.com";
@@ -734,35 +740,14 @@ async fn the_web_client_and_the_postman_collection_are_served() {
     server.stop().await;
 }
 
-/// Resident memory of process `pid`, KiB.
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
-        })
-        .unwrap_or(0)
-}
-
 #[tokio::test]
 async fn a_burst_of_sign_ups_gives_its_hashing_memory_back() {
     // Each sign-up hashes a password with argon2id (19 MiB); a hundred of them must not leave
     // their blocks in the allocator's arenas (it left an idle server at 660 MiB).
     let dir = tempfile::tempdir().unwrap();
-    let config = test_config(dir.path()).await;
     let port = huddle::embedded::free_loopback_port().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_huddle"))
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HOME", std::env::var("HOME").unwrap_or_default())
-        .env("HUDDLE_HTTP_ADDR", format!("127.0.0.1:{port}"))
-        .env("HUDDLE_DATA_DIR", dir.path())
-        .env("MONGODB_URI", config.mongodb_uri.as_ref().unwrap().expose())
-        .env("HUDDLE_MONGODB_DB", &config.mongodb_db)
-        .env("HUDDLE_COOKIE_SECURE", "false")
-        .env("HUDDLE_MEDIA_UDP_ADDR", "127.0.0.1:0")
+    let mut child = huddle_binary(dir.path(), port)
+        .await
         .env("HUDDLE_RATE_LIMIT_PER_IP", "100000")
         .env("HUDDLE_LOG", "warn")
         .stdout(Stdio::null())
@@ -770,21 +755,8 @@ async fn a_burst_of_sign_ups_gives_its_hashing_memory_back() {
         .spawn()
         .expect("huddle starts");
     let c = common::Client::new(format!("http://127.0.0.1:{port}"));
-    let mut up = false;
-    for _ in 0..600 {
-        if c.http
-            .get(c.url("/ready"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status() == 200)
-        {
-            up = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(up, "server never became ready");
-    let before = rss_kib(child.id());
+    answers(&c, "/ready").await;
+    let before = huddle::allocator::resident_kib(child.id());
     for batch in (0..100).collect::<Vec<_>>().chunks(16) {
         let sign_ups = batch.iter().map(|i| {
             let body = register_body(&format!("burst{i}"), &format!("burst{i}@example.com"));
@@ -795,7 +767,7 @@ async fn a_burst_of_sign_ups_gives_its_hashing_memory_back() {
             assert_eq!(status, 202);
         }
     }
-    let after = rss_kib(child.id());
+    let after = huddle::allocator::resident_kib(child.id());
     let _ = child.kill();
     let _ = child.wait();
     eprintln!("RSS before the burst {} MiB, after {} MiB", before / 1024, after / 1024);
