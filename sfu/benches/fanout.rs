@@ -311,7 +311,6 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 }
 
 struct Room {
-    worker: usize,
     pubs: Vec<Client>,
     subs: Vec<Client>,
     sub_keys: Vec<PeerKey>,
@@ -348,7 +347,6 @@ fn main() {
     for r in 0..rooms_n {
         let w = r % workers_n;
         let mut room = Room {
-            worker: w,
             pubs: Vec::new(),
             subs: Vec::new(),
             sub_keys: (0..subscribers).map(|s| key(r, 1000 + s)).collect(),
