@@ -829,6 +829,41 @@ mod tests {
     }
 
     #[test]
+    fn media_workers_take_a_range_of_ports_that_must_fit() {
+        let c = load(
+            None,
+            &[
+                ("HUDDLE_MEDIA_UDP_ADDR", "0.0.0.0:50000"),
+                ("HUDDLE_MEDIA_WORKERS", "4"),
+            ],
+        )
+        .unwrap();
+        let ports: Vec<u16> = (0..c.media_workers).map(|i| c.media_worker_addr(i).port()).collect();
+        assert_eq!(ports, [50_000, 50_001, 50_002, 50_003]);
+        // Port 0: every worker takes a free port of its own.
+        let c = load(
+            None,
+            &[("HUDDLE_MEDIA_UDP_ADDR", "127.0.0.1:0"), ("HUDDLE_MEDIA_WORKERS", "3")],
+        )
+        .unwrap();
+        assert!((0..3).all(|i| c.media_worker_addr(i).port() == 0));
+        for workers in ["0", "257", "many"] {
+            let e = load(None, &[("HUDDLE_MEDIA_WORKERS", workers)]).unwrap_err();
+            assert_eq!(e.setting, "HUDDLE_MEDIA_WORKERS", "{workers}: {e}");
+        }
+        let e = load(
+            None,
+            &[
+                ("HUDDLE_MEDIA_UDP_ADDR", "0.0.0.0:65535"),
+                ("HUDDLE_MEDIA_WORKERS", "2"),
+            ],
+        )
+        .unwrap_err();
+        assert_eq!(e.setting, "HUDDLE_MEDIA_WORKERS");
+        assert!(e.message.contains("65535"), "{e}");
+    }
+
+    #[test]
     fn secrets_do_not_print() {
         let c = load(
             None,
