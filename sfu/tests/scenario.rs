@@ -1005,6 +1005,67 @@ fn a_lossy_downlink_gets_a_lower_simulcast_layer() {
     assert!(last_layer(&net, 2) < b'2', "the lossy downlink was stepped down");
 }
 
+/// Bytes an SRTP packet carries past its RTP header and a payload of `payload_len`: the
+/// authentication tag (AES-GCM: 16, AES-CM with HMAC-SHA1-80: 10).
+fn srtp_overhead(packet: &[u8], payload_len: usize) -> usize {
+    let mut header = 12 + 4 * usize::from(packet[0] & 0x0f);
+    if packet[0] & 0x10 != 0 {
+        header += 4 + 4 * usize::from(u16::from_be_bytes([packet[header + 2], packet[header + 3]]));
+    }
+    packet.len() - header - payload_len
+}
+
+#[test]
+fn forwarded_media_leaves_with_the_datagram_that_brought_it_before_any_timer_runs() {
+    let mut net = three_party_call();
+    net.send_media(3);
+    let count = |net: &Net, kind: &str| [2, 3].map(|p| net.received(p, 1, kind).len());
+    let (audio, video) = (count(&net, "audio"), count(&net, "video"));
+    // Client 1 sends one packet of each kind; the SFU's clock does not move, and no timer of
+    // the SFU runs: the copies go out with the handling of the datagrams themselves.
+    let now = net.now;
+    let client = net.clients.get_mut(&1).unwrap();
+    client.send(now, MediaKind::Audio, audio_payload(1, 100)).unwrap();
+    client.send(now, MediaKind::Video, video_payload(1, 100)).unwrap();
+    if client.poll_timeout().is_some_and(|at| at <= now) {
+        client.handle_timeout(now);
+    }
+    net.pump();
+    assert_eq!(count(&net, "audio"), audio.map(|n| n + 1), "audio waited for a timer");
+    assert_eq!(count(&net, "video"), video.map(|n| n + 1), "uncongested video waited for a timer");
+}
+
+#[test]
+fn srtp_is_aes_gcm_where_the_peer_offers_it_and_aes_cm_where_it_does_not() {
+    let mut net = Net::new();
+    net.join(1);
+    net.join(2);
+    net.join_with(3, |c| c.aes_cm_srtp_only = true);
+    net.run_until("everyone connected", Net::all_connected);
+    net.prime();
+    net.run(60, Duration::from_millis(10));
+    net.send_media(2);
+    net.rtp_to.clear();
+    let payload = audio_payload(1, 7);
+    let now = net.now;
+    let client = net.clients.get_mut(&1).unwrap();
+    client.send(now, MediaKind::Audio, payload.clone()).unwrap();
+    net.run(2, Duration::from_millis(10));
+    let overhead = |to: u64| {
+        let copies: Vec<usize> = net
+            .rtp_to
+            .iter()
+            .filter(|(p, packet)| *p == to && packet.len() > payload.len() + 12)
+            .map(|(_, packet)| srtp_overhead(packet, payload.len()))
+            .collect();
+        assert_eq!(copies.len(), 1, "one copy of the audio packet to {to}: {copies:?}");
+        copies[0]
+    };
+    assert_eq!(overhead(2), 16, "a peer offering AES-GCM gets AES-GCM's 16-byte tag");
+    assert_eq!(overhead(3), 10, "a peer with AES-CM only gets HMAC-SHA1-80's 10-byte tag");
+    assert_eq!(net.received(3, 1, "audio").last(), Some(&payload));
+}
+
 #[test]
 fn a_replayed_srtp_packet_is_not_forwarded_again() {
     let mut net = three_party_call();
