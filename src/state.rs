@@ -185,7 +185,7 @@ impl AppState {
             );
         }
         let (hub, inbox) = CallHub::channel();
-        let (sfu, media_inbox) = MediaServer::bind(&config).await?;
+        let (sfu, media_inbox) = MediaServer::bind(&config)?;
         let state = Self {
             store,
             blobs: media,

@@ -288,17 +288,18 @@ fn follow(worker: &mut Worker, client: &mut Client, key: PeerKey, mut offer: Opt
     }
 }
 
-/// Answers the SFU's offers to subscribers of the room joining (the only one with offers
-/// due while it joins).
-fn answer_offers(worker: &mut Worker, subs: &mut [Client], keys: &[PeerKey]) {
+/// Answers the SFU's offers: a worker's events are for every room on it, and each offer goes
+/// to its own room's subscriber.
+fn answer_offers(worker: &mut Worker, rooms: &mut [Room]) {
     while let Some(event) = in_sfu(|| worker.sfu.poll_event()) {
-        if let SfuEvent::Offer { peer, offer_id, sdp } = event {
-            let sdp = handed_over(sdp);
-            if let Some(i) = keys.iter().position(|k| *k == peer) {
-                follow(worker, &mut subs[i], peer, Some((offer_id, sdp)));
-            }
-        } else {
+        let SfuEvent::Offer { peer, offer_id, sdp } = event else {
             in_sfu(|| drop(event));
+            continue;
+        };
+        let sdp = handed_over(sdp);
+        let room = &mut rooms[(peer.room.0 - 1) as usize];
+        if let Some(i) = room.sub_keys.iter().position(|k| *k == peer) {
+            follow(worker, &mut room.subs[i], peer, Some((offer_id, sdp)));
         }
     }
 }
@@ -346,40 +347,40 @@ fn main() {
     let mut recv = RecvBatch::default();
     for r in 0..rooms_n {
         let w = r % workers_n;
-        let mut room = Room {
+        rooms.push(Room {
             pubs: Vec::new(),
             subs: Vec::new(),
             sub_keys: (0..subscribers).map(|s| key(r, 1000 + s)).collect(),
-        };
+        });
         for p in 0..publishers {
             let mut client = Client::new(format!("r{r}p{p}"));
             negotiate(&mut workers[w], &mut client, key(r, p));
-            room.pubs.push(client);
+            rooms[r].pubs.push(client);
         }
         // Join in batches, each connected before the next, as people trickle into a real
         // call (a hundred handshakes at once would overflow the loopback socket buffers).
         for b in 0..subscribers.div_ceil(10) {
-            let first = room.subs.len();
-            for k in &room.sub_keys[b * 10..((b + 1) * 10).min(subscribers)] {
-                let mut client = Client::new(format!("r{r}s{}", room.subs.len()));
-                negotiate(&mut workers[w], &mut client, *k);
-                room.subs.push(client);
+            let first = b * 10;
+            for k in first..((b + 1) * 10).min(subscribers) {
+                let mut client = Client::new(format!("r{r}s{k}"));
+                negotiate(&mut workers[w], &mut client, rooms[r].sub_keys[k]);
+                rooms[r].subs.push(client);
             }
             let deadline = Instant::now() + Duration::from_secs(20);
-            while !room.subs[first..].iter().all(|c| c.peer.is_connected()) {
+            while !rooms[r].subs[first..].iter().all(|c| c.peer.is_connected()) {
                 assert!(
                     Instant::now() < deadline,
                     "room {r}: subscribers {first}.. did not connect"
                 );
                 in_sfu(|| workers[w].turn(&mut recv, |_| {}));
+                let room = &mut rooms[r];
                 for c in room.pubs.iter_mut().chain(room.subs.iter_mut()) {
                     c.step(&mut buf);
                 }
-                answer_offers(&mut workers[w], &mut room.subs, &room.sub_keys);
+                answer_offers(&mut workers[w], &mut rooms);
                 thread::sleep(Duration::from_micros(200));
             }
         }
-        rooms.push(room);
     }
     // Everyone connected: publishers prime their tracks until every subscriber has them all.
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -393,19 +394,8 @@ fn main() {
                 c.step(&mut buf);
             }
         }
-        // A worker's events are for every room on it: each offer goes to its own room.
         for worker in &mut workers {
-            while let Some(event) = in_sfu(|| worker.sfu.poll_event()) {
-                let SfuEvent::Offer { peer, offer_id, sdp } = event else {
-                    in_sfu(|| drop(event));
-                    continue;
-                };
-                let sdp = handed_over(sdp);
-                let room = &mut rooms[(peer.room.0 - 1) as usize];
-                if let Some(i) = room.sub_keys.iter().position(|k| *k == peer) {
-                    follow(worker, &mut room.subs[i], peer, Some((offer_id, sdp)));
-                }
-            }
+            answer_offers(worker, &mut rooms);
         }
         if last_primer.elapsed() >= FRAME {
             last_primer = Instant::now();

@@ -16,8 +16,8 @@ use std::os::fd::{AsFd, AsRawFd};
 
 use bytes::BytesMut;
 use nix::sys::socket::{
-    ControlMessage, ControlMessageOwned, MsgFlags, MultiHeaders, SockaddrIn, SockaddrIn6, SockaddrStorage, recvmmsg,
-    sendmmsg, setsockopt, sockopt,
+    ControlMessage, ControlMessageOwned, MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg, sendmmsg, setsockopt,
+    sockopt,
 };
 
 /// Datagrams one system call reads or sends at most.
@@ -159,7 +159,7 @@ impl SendBatch {
     }
 
     /// Sends what is queued, a batch per system call (consecutive datagrams of one source
-    /// address share a call). Returns how many left; on `WouldBlock` the rest stay queued
+    /// address share a call; a source is only ever given for IPv4 destinations). Returns how many left; on `WouldBlock` the rest stay queued
     /// for the next flush. A datagram the kernel refuses outright (an unreachable address)
     /// is dropped, as UDP would, and the rest go on.
     pub fn flush(&mut self, socket: &impl AsFd) -> io::Result<usize> {
@@ -167,20 +167,15 @@ impl SendBatch {
         let mut sent = 0;
         // With room for the one control message (the source address) each may carry, and
         // without: the kernel refuses room left empty.
-        let mut headers_v4: Option<MultiHeaders<SockaddrIn>> = None;
-        let mut headers_v4_sourced: Option<MultiHeaders<SockaddrIn>> = None;
-        let mut headers_v6: Option<MultiHeaders<SockaddrIn6>> = None;
+        let mut plain: Option<MultiHeaders<SockaddrStorage>> = None;
+        let mut sourced: Option<MultiHeaders<SockaddrStorage>> = None;
         while self.done < self.queued.len() {
             let rest = &self.queued[self.done..];
             let (first_to, source, _) = &rest[0];
-            let v4 = first_to.is_ipv4();
-            let run = rest
-                .iter()
-                .take(BATCH)
-                .take_while(|(to, s, _)| to.is_ipv4() == v4 && s == source)
-                .count();
+            let run = rest.iter().take(BATCH).take_while(|(_, s, _)| s == source).count();
             let group = &rest[..run];
             let slices: Vec<[IoSlice<'_>; 1]> = group.iter().map(|(_, _, p)| [IoSlice::new(p)]).collect();
+            let addrs: Vec<Option<SockaddrStorage>> = group.iter().map(|(to, _, _)| Some((*to).into())).collect();
             let info = source.map(|s| nix::libc::in_pktinfo {
                 ipi_ifindex: 0,
                 ipi_spec_dst: nix::libc::in_addr {
@@ -189,33 +184,13 @@ impl SendBatch {
                 ipi_addr: nix::libc::in_addr { s_addr: 0 },
             });
             let cmsgs: Vec<ControlMessage<'_>> = info.iter().map(ControlMessage::Ipv4PacketInfo).collect();
-            let result = if v4 {
-                let addrs: Vec<Option<SockaddrIn>> = group
-                    .iter()
-                    .map(|(to, _, _)| match to {
-                        SocketAddr::V4(a) => Some(SockaddrIn::from(*a)),
-                        SocketAddr::V6(_) => None,
-                    })
-                    .collect();
-                let headers = if source.is_some() {
-                    headers_v4_sourced.get_or_insert_with(|| {
-                        MultiHeaders::preallocate(BATCH, Some(nix::cmsg_space!(nix::libc::in_pktinfo)))
-                    })
-                } else {
-                    headers_v4.get_or_insert_with(|| MultiHeaders::preallocate(BATCH, None))
-                };
-                sendmmsg(fd, headers, slices.iter(), addrs, &cmsgs, MsgFlags::MSG_DONTWAIT).map(|r| r.count())
-            } else {
-                let addrs: Vec<Option<SockaddrIn6>> = group
-                    .iter()
-                    .map(|(to, _, _)| match to {
-                        SocketAddr::V6(a) => Some(SockaddrIn6::from(*a)),
-                        SocketAddr::V4(_) => None,
-                    })
-                    .collect();
-                let headers = headers_v6.get_or_insert_with(|| MultiHeaders::preallocate(BATCH, None));
-                sendmmsg(fd, headers, slices.iter(), addrs, [], MsgFlags::MSG_DONTWAIT).map(|r| r.count())
+            let headers = match source {
+                Some(_) => sourced.get_or_insert_with(|| {
+                    MultiHeaders::preallocate(BATCH, Some(nix::cmsg_space!(nix::libc::in_pktinfo)))
+                }),
+                None => plain.get_or_insert_with(|| MultiHeaders::preallocate(BATCH, None)),
             };
+            let result = sendmmsg(fd, headers, slices.iter(), addrs, &cmsgs, MsgFlags::MSG_DONTWAIT).map(|r| r.count());
             match result {
                 Ok(0) => break,
                 Ok(n) => {

@@ -1032,7 +1032,11 @@ fn forwarded_media_leaves_with_the_datagram_that_brought_it_before_any_timer_run
     }
     net.pump();
     assert_eq!(count(&net, "audio"), audio.map(|n| n + 1), "audio waited for a timer");
-    assert_eq!(count(&net, "video"), video.map(|n| n + 1), "uncongested video waited for a timer");
+    assert_eq!(
+        count(&net, "video"),
+        video.map(|n| n + 1),
+        "uncongested video waited for a timer"
+    );
 }
 
 #[test]
@@ -1062,7 +1066,11 @@ fn srtp_is_aes_gcm_where_the_peer_offers_it_and_aes_cm_where_it_does_not() {
         copies[0]
     };
     assert_eq!(overhead(2), 16, "a peer offering AES-GCM gets AES-GCM's 16-byte tag");
-    assert_eq!(overhead(3), 10, "a peer with AES-CM only gets HMAC-SHA1-80's 10-byte tag");
+    assert_eq!(
+        overhead(3),
+        10,
+        "a peer with AES-CM only gets HMAC-SHA1-80's 10-byte tag"
+    );
     assert_eq!(net.received(3, 1, "audio").last(), Some(&payload));
 }
 

@@ -190,7 +190,7 @@ impl std::fmt::Debug for MediaInbox {
 impl MediaServer {
     /// Binds every worker's port (`HUDDLE_MEDIA_UDP_ADDR`'s port, then the next ones); the
     /// workers start with [`start`].
-    pub async fn bind(config: &Config) -> anyhow::Result<(Self, MediaInbox)> {
+    pub fn bind(config: &Config) -> anyhow::Result<(Self, MediaInbox)> {
         let mut workers = Vec::new();
         let mut inboxes = Vec::new();
         for index in 0..config.media_workers.max(1) {
