@@ -8,8 +8,12 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use huddle_signaling::Layer;
 use log::trace;
+use rtc::rtcp::sender_report::SenderReport;
 use rtc::rtp::Packet;
+use rtc::rtp::header::Header;
 use rtc::rtp_transceiver::{RTCRtpSenderId, RTCRtpTransceiverId};
+use rtc::shared::marshal::{Marshal, MarshalSize};
+use rtc::shared::time::SystemInstant;
 
 use crate::layer::{Admit, LayerSwitch};
 use crate::munger::Munger;
@@ -56,6 +60,14 @@ pub(crate) struct Incoming<'a> {
     pub mime_type: &'a str,
 }
 
+/// How a packet goes to a down track: see [`DownTrack::admit`].
+struct Admitted {
+    pt: u8,
+    seq: u16,
+    ts: u32,
+    switched: bool,
+}
+
 /// A copy to send on a down track.
 #[derive(Debug)]
 pub(crate) struct Outgoing {
@@ -81,6 +93,22 @@ pub(crate) struct DownTrack {
     /// The highest layer the subscriber asked for.
     pub wanted: Layer,
     layer: LayerSwitch,
+    /// Sent straight to the socket, past the connection's send pipeline (see
+    /// [`DownTrack::direct`]), with this track's RTP clock rate; `None`: through the pipeline.
+    direct: Option<u32>,
+    /// The header of a direct track's copies, once the answer settled its MID.
+    header: Option<Header>,
+    /// What went out directly, for the sender reports the pipeline no longer makes for it.
+    sent: SentCounts,
+}
+
+/// What a directly sent down track put on the wire: the packet and octet counts and the
+/// newest RTP timestamp with when it left, which a sender report maps to wall-clock time.
+#[derive(Debug, Default)]
+struct SentCounts {
+    packets: u32,
+    octets: u32,
+    newest: Option<(u32, Instant)>,
 }
 
 impl DownTrack {
@@ -96,7 +124,54 @@ impl DownTrack {
             munger: Munger::default(),
             wanted: Layer::High,
             layer: LayerSwitch::default(),
+            direct: None,
+            header: None,
+            sent: SentCounts::default(),
         }
+    }
+
+    /// Sends this track's copies straight to the socket: each is protected with the
+    /// connection's SRTP context and leaves with the datagram that brought it, with none of
+    /// the send pipeline's per-packet work (its interceptors keep a NACK history, a
+    /// transport-wide sequence number and sender-report counts). For audio: it is never
+    /// retransmitted or paced, and the downlink estimate follows video; the SFU makes this
+    /// track's sender reports itself ([`DownTrack::sender_report`]). `clock_rate` is its
+    /// codec's RTP clock.
+    pub fn direct(mut self, clock_rate: u32) -> Self {
+        self.direct = Some(clock_rate);
+        self
+    }
+
+    pub fn is_direct(&self) -> bool {
+        self.direct.is_some()
+    }
+
+    /// A copy of `payload_len` payload bytes with RTP timestamp `timestamp` went out directly.
+    pub fn sent_directly(&mut self, now: Instant, timestamp: u32, payload_len: usize) {
+        let sent = &mut self.sent;
+        sent.packets = sent.packets.wrapping_add(1);
+        sent.octets = sent.octets.wrapping_add(u32::try_from(payload_len).unwrap_or(u32::MAX));
+        if sent.newest.is_none_or(|(ts, _)| ts != timestamp) {
+            sent.newest = Some((timestamp, now));
+        }
+    }
+
+    /// The sender report for a directly sent track, once it sent anything: its counts, and
+    /// its RTP clock extrapolated from the newest packet to `now` beside `now` in NTP time.
+    pub fn sender_report(&self, now: Instant, wall_clock: &SystemInstant) -> Option<SenderReport> {
+        let clock_rate = self.direct?;
+        let (timestamp, at) = self.sent.newest?;
+        let elapsed = now.saturating_duration_since(at).as_secs_f64() * f64::from(clock_rate);
+        // The RTP clock wraps: so does its extrapolation.
+        let rtp_time = timestamp.wrapping_add(elapsed as u64 as u32);
+        Some(SenderReport {
+            ssrc: self.ssrc,
+            ntp_time: wall_clock.ntp(now),
+            rtp_time,
+            packet_count: self.sent.packets,
+            octet_count: self.sent.octets,
+            ..Default::default()
+        })
     }
 
     pub fn stage(&self) -> Stage {
@@ -133,6 +208,7 @@ impl DownTrack {
             Stage::Forwarding
         };
         self.mid = mid;
+        self.header = None;
         self.payload_types.clear();
         true
     }
@@ -150,13 +226,10 @@ impl DownTrack {
         self.layer.retarget(ssrc)
     }
 
-    /// The copy of `incoming` this subscriber gets, if any. `payload_type` finds this leg's
-    /// payload type for a codec; its answer is kept.
-    pub fn forward(
-        &mut self,
-        incoming: &Incoming<'_>,
-        payload_type: impl FnOnce(&str) -> Option<u8>,
-    ) -> Option<Outgoing> {
+    /// Whether `incoming` goes to this subscriber, and with what numbering: this leg's
+    /// payload type, sequence number and timestamp, and whether it begins another simulcast
+    /// layer. `payload_type` finds this leg's payload type for a codec; its answer is kept.
+    fn admit(&mut self, incoming: &Incoming<'_>, payload_type: impl FnOnce(&str) -> Option<u8>) -> Option<Admitted> {
         if !self.is_answered() || (self.awaits_keyframe() && !incoming.keyframe) {
             return None;
         }
@@ -183,17 +256,71 @@ impl DownTrack {
         let (seq, ts) = self
             .munger
             .rewrite(header.sequence_number, header.timestamp, incoming.frame_gap);
+        Some(Admitted { pt, seq, ts, switched })
+    }
+
+    /// The copy of `incoming` this subscriber gets, if any, to hand to the connection.
+    /// `payload_type` finds this leg's payload type for a codec.
+    pub fn forward(
+        &mut self,
+        incoming: &Incoming<'_>,
+        payload_type: impl FnOnce(&str) -> Option<u8>,
+    ) -> Option<Outgoing> {
+        let admitted = self.admit(incoming, payload_type)?;
         let mut packet = incoming.packet.clone();
-        packet.header.payload_type = pt;
+        packet.header.payload_type = admitted.pt;
         packet.header.ssrc = self.ssrc;
-        packet.header.sequence_number = seq;
-        packet.header.timestamp = ts;
+        packet.header.sequence_number = admitted.seq;
+        packet.header.timestamp = admitted.ts;
         if let Some((id, value)) = &self.mid
             && let Err(err) = packet.header.set_extension(*id, value.clone())
         {
             trace!("MID extension {id} on a forwarded packet: {err}");
         }
-        Some(Outgoing { packet, switched })
+        Some(Outgoing {
+            packet,
+            switched: admitted.switched,
+        })
+    }
+
+    /// For a direct track: writes the copy of `incoming` this subscriber gets, if any, into
+    /// `buf` as an RTP packet, and returns its header and whether it begins another layer.
+    /// The header (this leg's SSRC and MID) is built once and renumbered for each copy.
+    pub fn forward_direct(
+        &mut self,
+        incoming: &Incoming<'_>,
+        payload_type: impl FnOnce(&str) -> Option<u8>,
+        buf: &mut Vec<u8>,
+    ) -> Option<(&Header, bool)> {
+        let admitted = self.admit(incoming, payload_type)?;
+        let (ssrc, mid) = (self.ssrc, &self.mid);
+        let header = self.header.get_or_insert_with(|| {
+            let mut header = Header {
+                version: 2,
+                ssrc,
+                ..Default::default()
+            };
+            if let Some((id, value)) = mid
+                && let Err(err) = header.set_extension(*id, value.clone())
+            {
+                trace!("MID extension {id} on forwarded packets: {err}");
+            }
+            header
+        });
+        header.payload_type = admitted.pt;
+        header.sequence_number = admitted.seq;
+        header.timestamp = admitted.ts;
+        header.marker = incoming.packet.header.marker;
+        let payload = &incoming.packet.payload;
+        let header_len = header.marshal_size();
+        buf.clear();
+        buf.resize(header_len + payload.len(), 0);
+        if let Err(err) = header.marshal_to(&mut buf[..header_len]) {
+            trace!("a forwarded header: {err}");
+            return None;
+        }
+        buf[header_len..].copy_from_slice(payload);
+        Some((header, admitted.switched))
     }
 
     /// A copy went out. Returns how long after the answer it came when it was the first
@@ -268,6 +395,59 @@ mod tests {
         assert_eq!(track.delivered(later, true), Some(Duration::from_millis(30)));
         assert_eq!(track.delivered(later, true), None, "only the first");
         assert!(track.forward(&incoming(&p, false, false), |_| Some(PT)).is_some());
+    }
+
+    #[test]
+    fn a_direct_copy_is_a_whole_rtp_packet_renumbered_with_the_mid_and_counted_for_sender_reports() {
+        use rtc::shared::marshal::Unmarshal;
+        let t0 = Instant::now();
+        let mut track = DownTrack::new(0, RTCRtpSenderId::default(), 0xabc, false).direct(48_000);
+        assert!(track.is_direct());
+        track.offered(1);
+        assert!(track.answered(t0, 1, Some((4, Bytes::from_static(b"a1")))));
+        let wall = SystemInstant::now(t0);
+        assert!(
+            track.sender_report(t0, &wall).is_none(),
+            "nothing sent, nothing to report"
+        );
+        let mut buf = Vec::new();
+        let packets = [packet(7, 100, 9600), packet(7, 101, 10560)];
+        let mut numbers = Vec::new();
+        for (i, p) in packets.iter().enumerate() {
+            let audio = Incoming {
+                mime_type: "audio/opus",
+                ..incoming(p, false, false)
+            };
+            let (header, switched) = track.forward_direct(&audio, |_| Some(111), &mut buf).unwrap();
+            assert!(!switched);
+            let written = Packet::unmarshal(&mut &buf[..]).unwrap();
+            assert_eq!(&written.header, header, "the bytes are the header returned");
+            assert_eq!((written.header.ssrc, written.header.payload_type), (0xabc, 111));
+            assert_eq!(written.header.get_extension(4), Some(Bytes::from_static(b"a1")));
+            assert_eq!(written.payload, Bytes::from_static(b"frame"));
+            numbers.push((written.header.sequence_number, written.header.timestamp));
+            track.sent_directly(
+                t0 + Duration::from_millis(20 * i as u64),
+                written.header.timestamp,
+                written.payload.len(),
+            );
+        }
+        assert_eq!(numbers[1].0, numbers[0].0.wrapping_add(1));
+        assert_eq!(numbers[1].1, numbers[0].1.wrapping_add(960));
+        // 30 ms after the newest packet: its timestamp plus 30 ms of a 48 kHz clock.
+        let at = t0 + Duration::from_millis(50);
+        let report = track
+            .sender_report(at, &wall)
+            .expect("a report once something went out");
+        assert_eq!((report.ssrc, report.packet_count, report.octet_count), (0xabc, 2, 10));
+        assert_eq!(report.rtp_time, numbers[1].1.wrapping_add(1440));
+        assert_eq!(report.ntp_time, wall.ntp(at));
+        assert!(
+            DownTrack::new(0, RTCRtpSenderId::default(), 1, false)
+                .sender_report(at, &wall)
+                .is_none(),
+            "the pipeline reports a track it sends"
+        );
     }
 
     #[test]

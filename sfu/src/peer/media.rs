@@ -1,6 +1,7 @@
 //! A peer's media: the tracks its client publishes as they open, the down tracks it sends
 //! (each packet forwarded to it goes through here), and the feedback it sends about them.
 
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use huddle_signaling::TrackSource;
@@ -15,10 +16,14 @@ use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodingParameters, RTCRtpEncodingPar
 use rtc::rtp_transceiver::{RTCRtpReceiverId, RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 
 use super::Peer;
+use crate::Transmit;
 use crate::connection::AUDIO_LEVEL_URI;
 use crate::downtrack::{DownTrack, Incoming, stream_id, track_label};
 use crate::publication::{OpenedTrack, Publication};
 use crate::{TrackId, TrackKind};
+
+/// How often a direct down track's sender report goes out (as the reports interceptor's).
+const SENDER_REPORT_INTERVAL: Duration = Duration::from_secs(1);
 
 /// What a subscriber's RTCP about one of its down tracks asks for.
 #[derive(Debug, Default)]
@@ -32,6 +37,8 @@ pub(crate) struct Feedback {
 #[derive(Debug)]
 pub(crate) struct Delivery {
     pub sent: bool,
+    /// It went straight to `transmits`: the connection has nothing new to send.
+    pub direct: bool,
     pub switched: bool,
     /// Set-up time, when it was the first keyframe of the down track.
     pub first_keyframe: Option<Duration>,
@@ -119,7 +126,10 @@ impl Peer {
             warn!("{:?}: transceiver for {track} has no sender", self.key);
             return false;
         };
-        let downtrack = DownTrack::new(transceiver, sender, ssrc, publication.has_keyframes());
+        let mut downtrack = DownTrack::new(transceiver, sender, ssrc, publication.has_keyframes());
+        if publication.kind == TrackKind::Audio {
+            downtrack = downtrack.direct(publication.codec.clock_rate);
+        }
         self.downtracks.insert(track, downtrack);
         self.by_label.insert(label, track);
         self.negotiation.renegotiation_needed();
@@ -156,29 +166,61 @@ impl Peer {
         .then_some(target)
     }
 
-    /// Sends this peer its copy of a packet of `track`, if it gets one.
-    pub fn forward(&mut self, now: Instant, track: TrackId, incoming: &Incoming<'_>) -> Option<Delivery> {
+    /// Sends this peer its copy of a packet of `track`, if it gets one: into the connection,
+    /// or, for a direct down track, protected and addressed into `transmits`.
+    pub fn forward(
+        &mut self,
+        now: Instant,
+        track: TrackId,
+        incoming: &Incoming<'_>,
+        transmits: &mut VecDeque<Transmit>,
+    ) -> Option<Delivery> {
         if !self.is_connected() {
             return None;
         }
         let downtrack = self.downtracks.get_mut(&track)?;
         let sender = downtrack.sender;
         let pc = &mut self.pc;
-        let out = downtrack.forward(incoming, |mime| {
+        let payload_type = |pc: &mut rtc::peer_connection::RTCPeerConnection, mime: &str| {
             let mut sender = pc.rtp_sender(sender)?;
             let codecs = &sender.get_parameters().rtp_parameters.codecs;
             let codec = codecs
                 .iter()
                 .find(|c| c.rtp_codec.mime_type.eq_ignore_ascii_case(mime))?;
             Some(codec.payload_type)
-        })?;
-        let sent = match pc.rtp_sender(sender).map(|mut s| s.write_rtp(now, out.packet)) {
-            Some(Ok(())) => true,
-            Some(Err(err)) => {
-                trace!("{:?}: forward {track}: {err}", self.key);
-                false
-            }
-            None => false,
+        };
+        let direct = downtrack.is_direct();
+        let (sent, switched) = if direct {
+            let scratch = &mut self.scratch;
+            let (header, switched) = downtrack.forward_direct(incoming, |mime| payload_type(pc, mime), scratch)?;
+            let (timestamp, payload_len) = (header.timestamp, incoming.packet.payload.len());
+            let sent = match pc.protect_rtp(header, scratch) {
+                Ok(Some((to, payload))) => {
+                    transmits.push_back(Transmit { to, payload });
+                    downtrack.sent_directly(now, timestamp, payload_len);
+                    if self.next_report.is_none() {
+                        self.next_report = Some(now + SENDER_REPORT_INTERVAL);
+                    }
+                    true
+                }
+                Ok(None) => false,
+                Err(err) => {
+                    trace!("{:?}: forward {track}: {err}", self.key);
+                    false
+                }
+            };
+            (sent, switched)
+        } else {
+            let out = downtrack.forward(incoming, |mime| payload_type(pc, mime))?;
+            let sent = match pc.rtp_sender(sender).map(|mut s| s.write_rtp(now, out.packet)) {
+                Some(Ok(())) => true,
+                Some(Err(err)) => {
+                    trace!("{:?}: forward {track}: {err}", self.key);
+                    false
+                }
+                None => false,
+            };
+            (sent, out.switched)
         };
         let first_keyframe = if sent {
             downtrack.delivered(now, incoming.keyframe)
@@ -187,9 +229,31 @@ impl Peer {
         };
         Some(Delivery {
             sent,
-            switched: out.switched,
+            direct,
+            switched,
             first_keyframe,
         })
+    }
+
+    /// Sends the sender reports of the direct down tracks when they are due (the pipeline's
+    /// reports interceptor makes the others').
+    pub(super) fn send_direct_reports(&mut self, now: Instant) {
+        if self.next_report.is_none_or(|at| now < at) {
+            return;
+        }
+        self.next_report = Some(now + SENDER_REPORT_INTERVAL);
+        for downtrack in self.downtracks.values() {
+            let Some(report) = downtrack.sender_report(now, &self.wall_clock) else {
+                continue;
+            };
+            let written = self
+                .pc
+                .rtp_sender(downtrack.sender)
+                .map(|mut s| s.write_rtcp(now, vec![Box::new(report)]));
+            if let Some(Err(err)) = written {
+                debug!("{:?}: sender report: {err}", self.key);
+            }
+        }
     }
 
     /// RTCP from this peer about a track it receives (`rtc_track_id`, as its connection names

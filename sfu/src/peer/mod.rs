@@ -17,6 +17,7 @@ use rtc::peer_connection::message::TaggedRTCMessage;
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::peer_connection::transport::RTCIceCandidateInit;
 use rtc::sansio::Protocol;
+use rtc::shared::time::SystemInstant;
 
 use crate::bwe::SharedEstimate;
 use crate::connection::{self, is_stable, sdp_error, udp_datagram};
@@ -78,6 +79,12 @@ pub(crate) struct Peer {
     input: bool,
     /// In the SFU's list of peers that may owe their client an offer.
     offer_queued: bool,
+    /// When the direct down tracks' sender reports are next due (`None`: none sent yet).
+    next_report: Option<Instant>,
+    /// Wall-clock time beside the SFU's clock, for those reports' NTP timestamps.
+    wall_clock: SystemInstant,
+    /// Where a direct down track's copy is written before it is protected.
+    scratch: Vec<u8>,
 }
 
 impl Peer {
@@ -101,6 +108,9 @@ impl Peer {
             queued: false,
             input: true,
             offer_queued: false,
+            next_report: None,
+            wall_clock: SystemInstant::now(now),
+            scratch: Vec::new(),
         })
     }
 
@@ -169,6 +179,7 @@ impl Peer {
         if let Err(err) = self.pc.handle_timeout(now) {
             debug!("{:?}: timeout handling: {err}", self.key);
         }
+        self.send_direct_reports(now);
     }
 
     /// Closes the connection; what it still sends (a DTLS close) goes to `transmits`.
@@ -193,7 +204,11 @@ impl Peer {
             messages.extend(std::iter::from_fn(|| self.pc.poll_read()));
         }
         self.poll_writes(transmits);
-        self.pc.poll_timeout()
+        let next = self.pc.poll_timeout();
+        match (next, self.next_report) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     fn poll_writes(&mut self, transmits: &mut std::collections::VecDeque<Transmit>) {

@@ -50,10 +50,12 @@ impl Sfu {
                 participant,
             };
             let peer = self.peers.get_mut(&key).expect(PEER_IN_ROOM);
-            let Some(delivery) = peer.forward(now, track, &incoming) else {
+            let Some(delivery) = peer.forward(now, track, &incoming, &mut self.transmits) else {
                 continue;
             };
-            peer.touch_sent(&mut self.dirty);
+            if !delivery.direct {
+                peer.touch_sent(&mut self.dirty);
+            }
             self.stats.layer_switches += u64::from(delivery.switched);
             self.stats.forwarded_packets += u64::from(delivery.sent);
             if let Some(after_answer) = delivery.first_keyframe {
