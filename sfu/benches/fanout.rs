@@ -8,6 +8,9 @@
 //! - `FANOUT_SECONDS` (5); `FANOUT_SEED` (1: the publishers' phases in the frame);
 //! - `FANOUT_SRTP` (`aes-gcm`; `aes-cm`: clients that take only AES-CM with HMAC-SHA1);
 //! - `FANOUT_JSON` (the workspace's `target/fanout.json`): where the figures go;
+//! - `FANOUT_REPORT_SECONDS` (5): how often each subscriber sends its receiver reports, as
+//!   a browser reports audio (libwebrtc: every 5 s; `rtc`'s 1 s, one packet per stream,
+//!   would make them most of the SFU's input);
 //! - `FANOUT_CLIENT_NICE` (10): the client threads' nice value. They stand for machines of
 //!   their own, and on a small machine they would otherwise take turns with the workers on
 //!   the same cores; 0 lets them compete as equals.
@@ -135,6 +138,11 @@ fn threads_cpu() -> HashMap<String, [Duration; 2]> {
     out
 }
 
+/// The subscribers' receiver report interval (`FANOUT_REPORT_SECONDS`).
+fn report_interval() -> Duration {
+    Duration::from_secs(env_or("FANOUT_REPORT_SECONDS", 5).max(1) as u64)
+}
+
 /// Gives the calling (client) thread nice value `nice`, so that a worker with work to do runs
 /// first, as it would on a machine of its own.
 fn yield_to_workers(nice: i32) {
@@ -162,6 +170,7 @@ impl Client {
         let mut config = ClientConfig::new(udp.local_addr().unwrap(), name);
         config.video = false;
         config.aes_cm_srtp_only = std::env::var("FANOUT_SRTP").is_ok_and(|v| v == "aes-cm");
+        config.report_interval = report_interval();
         Self {
             peer: ClientPeer::new(Instant::now(), config).unwrap(),
             udp,

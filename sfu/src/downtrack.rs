@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use huddle_signaling::Layer;
 use log::trace;
 use rtc::rtcp::sender_report::SenderReport;
@@ -17,6 +17,7 @@ use rtc::shared::time::SystemInstant;
 
 use crate::layer::{Admit, LayerSwitch};
 use crate::munger::Munger;
+use crate::srtp::SendIndex;
 use crate::{ParticipantId, TrackId};
 
 /// The stream id subscribers see for a participant's tracks.
@@ -68,6 +69,47 @@ struct Admitted {
     switched: bool,
 }
 
+/// A direct track's copy, written into its buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct DirectCopy {
+    pub ssrc: u32,
+    pub seq: u16,
+    pub timestamp: u32,
+    /// The buffer's first bytes are the header, then the payload.
+    pub header_len: usize,
+    pub switched: bool,
+}
+
+/// A direct track's RTP header, marshalled once: version 2, its SSRC, its MID extension.
+#[derive(Debug)]
+struct WireHeader {
+    bytes: [u8; WIRE_HEADER_MAX],
+    len: usize,
+}
+
+/// Room for the fixed header and a MID of up to 16 bytes in one-byte extension form.
+const WIRE_HEADER_MAX: usize = 40;
+
+impl WireHeader {
+    /// `None` when the header does not fit (a MID longer than a one-byte extension holds).
+    fn new(ssrc: u32, mid: Option<&(u8, Bytes)>) -> Option<Self> {
+        let mut header = Header {
+            version: 2,
+            ssrc,
+            ..Default::default()
+        };
+        if let Some((id, value)) = mid
+            && let Err(err) = header.set_extension(*id, value.clone())
+        {
+            trace!("MID extension {id} on forwarded packets: {err}");
+        }
+        let len = header.marshal_size();
+        let mut bytes = [0u8; WIRE_HEADER_MAX];
+        header.marshal_to(bytes.get_mut(..len)?).ok()?;
+        Some(Self { bytes, len })
+    }
+}
+
 /// A copy to send on a down track.
 #[derive(Debug)]
 pub(crate) struct Outgoing {
@@ -96,10 +138,15 @@ pub(crate) struct DownTrack {
     /// Sent straight to the socket, past the connection's send pipeline (see
     /// [`DownTrack::direct`]), with this track's RTP clock rate; `None`: through the pipeline.
     direct: Option<u32>,
-    /// The header of a direct track's copies, once the answer settled its MID.
-    header: Option<Header>,
+    /// The header of a direct track's copies as it goes on the wire, built when the answer
+    /// settled its MID; each copy patches in its numbering.
+    wire_header: Option<WireHeader>,
+    /// The last publisher payload type seen and this leg's for it (most tracks have one).
+    last_payload_type: Option<(u8, Option<u8>)>,
     /// What went out directly, for the sender reports the pipeline no longer makes for it.
     sent: SentCounts,
+    /// The SRTP packet index of what the SFU protects itself on this track.
+    pub srtp_index: SendIndex,
 }
 
 /// What a directly sent down track put on the wire: the packet and octet counts and the
@@ -125,8 +172,10 @@ impl DownTrack {
             wanted: Layer::High,
             layer: LayerSwitch::default(),
             direct: None,
-            header: None,
+            wire_header: None,
+            last_payload_type: None,
             sent: SentCounts::default(),
+            srtp_index: SendIndex::default(),
         }
     }
 
@@ -208,8 +257,15 @@ impl DownTrack {
             Stage::Forwarding
         };
         self.mid = mid;
-        self.header = None;
         self.payload_types.clear();
+        self.last_payload_type = None;
+        if self.direct.is_some() {
+            self.wire_header = WireHeader::new(self.ssrc, self.mid.as_ref());
+            if self.wire_header.is_none() {
+                // A MID too long for the kept header: the pipeline sends this track.
+                self.direct = None;
+            }
+        }
         true
     }
 
@@ -234,11 +290,18 @@ impl DownTrack {
             return None;
         }
         let header = &incoming.packet.header;
-        let pt = match self.payload_types.iter().find(|(from, _)| *from == header.payload_type) {
-            Some((_, pt)) => *pt,
-            None => {
-                let pt = payload_type(incoming.mime_type);
-                self.payload_types.push((header.payload_type, pt));
+        let pt = match self.last_payload_type {
+            Some((from, pt)) if from == header.payload_type => pt,
+            _ => {
+                let pt = match self.payload_types.iter().find(|(from, _)| *from == header.payload_type) {
+                    Some((_, pt)) => *pt,
+                    None => {
+                        let pt = payload_type(incoming.mime_type);
+                        self.payload_types.push((header.payload_type, pt));
+                        pt
+                    }
+                };
+                self.last_payload_type = Some((header.payload_type, pt));
                 pt
             }
         }?;
@@ -284,43 +347,32 @@ impl DownTrack {
     }
 
     /// For a direct track: writes the copy of `incoming` this subscriber gets, if any, into
-    /// `buf` as an RTP packet, and returns its header and whether it begins another layer.
-    /// The header (this leg's SSRC and MID) is built once and renumbered for each copy.
+    /// `buf` as an RTP packet (with room for an SRTP tag after it). The header (this leg's
+    /// SSRC and MID) was built at the answer; the copy patches in its numbering.
     pub fn forward_direct(
         &mut self,
         incoming: &Incoming<'_>,
         payload_type: impl FnOnce(&str) -> Option<u8>,
-        buf: &mut Vec<u8>,
-    ) -> Option<(&Header, bool)> {
+        buf: &mut BytesMut,
+    ) -> Option<DirectCopy> {
         let admitted = self.admit(incoming, payload_type)?;
-        let (ssrc, mid) = (self.ssrc, &self.mid);
-        let header = self.header.get_or_insert_with(|| {
-            let mut header = Header {
-                version: 2,
-                ssrc,
-                ..Default::default()
-            };
-            if let Some((id, value)) = mid
-                && let Err(err) = header.set_extension(*id, value.clone())
-            {
-                trace!("MID extension {id} on forwarded packets: {err}");
-            }
-            header
-        });
-        header.payload_type = admitted.pt;
-        header.sequence_number = admitted.seq;
-        header.timestamp = admitted.ts;
-        header.marker = incoming.packet.header.marker;
+        let wire = self.wire_header.as_ref()?;
         let payload = &incoming.packet.payload;
-        let header_len = header.marshal_size();
+        let header = &wire.bytes[..wire.len];
         buf.clear();
-        buf.resize(header_len + payload.len(), 0);
-        if let Err(err) = header.marshal_to(&mut buf[..header_len]) {
-            trace!("a forwarded header: {err}");
-            return None;
-        }
-        buf[header_len..].copy_from_slice(payload);
-        Some((header, admitted.switched))
+        buf.reserve(header.len() + payload.len() + crate::srtp::TAG_LEN);
+        buf.extend_from_slice(header);
+        buf[1] = (u8::from(incoming.packet.header.marker) << 7) | (admitted.pt & 0x7f);
+        buf[2..4].copy_from_slice(&admitted.seq.to_be_bytes());
+        buf[4..8].copy_from_slice(&admitted.ts.to_be_bytes());
+        buf.extend_from_slice(payload);
+        Some(DirectCopy {
+            ssrc: self.ssrc,
+            seq: admitted.seq,
+            timestamp: admitted.ts,
+            header_len: header.len(),
+            switched: admitted.switched,
+        })
     }
 
     /// A copy went out. Returns how long after the answer it came when it was the first
@@ -410,19 +462,30 @@ mod tests {
             track.sender_report(t0, &wall).is_none(),
             "nothing sent, nothing to report"
         );
-        let mut buf = Vec::new();
-        let packets = [packet(7, 100, 9600), packet(7, 101, 10560)];
+        let mut buf = BytesMut::new();
+        let mut packets = [packet(7, 100, 9600), packet(7, 101, 10560)];
+        packets[1].header.marker = true;
         let mut numbers = Vec::new();
         for (i, p) in packets.iter().enumerate() {
             let audio = Incoming {
                 mime_type: "audio/opus",
                 ..incoming(p, false, false)
             };
-            let (header, switched) = track.forward_direct(&audio, |_| Some(111), &mut buf).unwrap();
-            assert!(!switched);
+            let copy = track.forward_direct(&audio, |_| Some(111), &mut buf).unwrap();
+            assert!(!copy.switched);
             let written = Packet::unmarshal(&mut &buf[..]).unwrap();
-            assert_eq!(&written.header, header, "the bytes are the header returned");
+            assert_eq!(
+                (
+                    written.header.ssrc,
+                    written.header.sequence_number,
+                    written.header.timestamp
+                ),
+                (copy.ssrc, copy.seq, copy.timestamp),
+                "the bytes carry the numbering returned"
+            );
+            assert_eq!(buf.len() - copy.header_len, written.payload.len());
             assert_eq!((written.header.ssrc, written.header.payload_type), (0xabc, 111));
+            assert_eq!(written.header.marker, p.header.marker);
             assert_eq!(written.header.get_extension(4), Some(Bytes::from_static(b"a1")));
             assert_eq!(written.payload, Bytes::from_static(b"frame"));
             numbers.push((written.header.sequence_number, written.header.timestamp));

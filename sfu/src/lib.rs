@@ -29,6 +29,7 @@ mod publication;
 pub mod room;
 pub mod sfu;
 pub mod speaker;
+mod srtp;
 mod timers;
 #[cfg(feature = "udp")]
 pub mod udp;

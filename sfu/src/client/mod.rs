@@ -14,8 +14,10 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use log::debug;
 use rtc::dtls::extension::extension_use_srtp::SrtpProtectionProfile;
-use rtc::interceptor::Registry;
-use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
+use rtc::interceptor::{ReceiverReportBuilder, Registry, SenderReportBuilder, Slot};
+use rtc::peer_connection::configuration::interceptor_registry::{
+    configure_nack, configure_simulcast_extension_headers, configure_twcc_receiver_only,
+};
 use rtc::peer_connection::configuration::media_engine::{
     MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_VP8, MIME_TYPE_VP9, MediaEngine,
 };
@@ -63,6 +65,9 @@ pub struct ClientConfig {
     pub video_codec: VideoCodecChoice,
     /// Take only `SRTP_AES128_CM_HMAC_SHA1_80` for SRTP, as a peer without AES-GCM would.
     pub aes_cm_srtp_only: bool,
+    /// How often the client sends its receiver reports: `rtc`'s 1 s by default, one RTCP
+    /// packet per received stream. (Browsers report audio every 5 s, video every second.)
+    pub report_interval: Duration,
 }
 
 /// Video codecs a client can be limited to, as browsers may be.
@@ -104,6 +109,7 @@ impl ClientConfig {
             screen: false,
             video_codec: VideoCodecChoice::Vp8,
             aes_cm_srtp_only: false,
+            report_interval: Duration::from_secs(1),
         }
     }
 }
@@ -183,7 +189,17 @@ impl ClientPeer {
                 None,
             )?;
         }
-        let registry = register_default_interceptors(crate::feedback::deliver_feedback(Registry::new()), &mut media)?;
+        // `rtc`'s default interceptors, with the receiver reports at the configured interval.
+        let registry = configure_nack(crate::feedback::deliver_feedback(Registry::new()), &mut media);
+        configure_simulcast_extension_headers(&mut media)?;
+        let registry = configure_twcc_receiver_only(registry, &mut media)?
+            .with(
+                Slot::ReceiverReport,
+                ReceiverReportBuilder::new()
+                    .with_interval(config.report_interval)
+                    .build(),
+            )
+            .with(Slot::SenderReport, SenderReportBuilder::new().build());
         let mut rtc_config = RTCConfigurationBuilder::new();
         if let Some(relay) = &config.relay {
             rtc_config = rtc_config

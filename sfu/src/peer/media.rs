@@ -2,6 +2,9 @@
 //! (each packet forwarded to it goes through here), and the feedback it sends about them.
 
 use std::collections::VecDeque;
+
+use bytes::BytesMut;
+use rtc::shared::marshal::Unmarshal;
 use std::time::{Duration, Instant};
 
 use huddle_signaling::TrackSource;
@@ -191,10 +194,25 @@ impl Peer {
         };
         let direct = downtrack.is_direct();
         let (sent, switched) = if direct {
-            let scratch = &mut self.scratch;
-            let (header, switched) = downtrack.forward_direct(incoming, |mime| payload_type(pc, mime), scratch)?;
-            let (timestamp, payload_len) = (header.timestamp, incoming.packet.payload.len());
-            let sent = match pc.protect_rtp(header, scratch) {
+            let mut buf = BytesMut::new();
+            let copy = downtrack.forward_direct(incoming, |mime| payload_type(pc, mime), &mut buf)?;
+            let switched = copy.switched;
+            let (timestamp, payload_len) = (copy.timestamp, incoming.packet.payload.len());
+            // Sealed here with the connection's session key where the profile is AES-GCM
+            // (browsers' and the SFU's first); otherwise by the connection's own context.
+            let protected = match (&self.sealer, self.remote_addr) {
+                (Some(sealer), Some(to)) => {
+                    let index = downtrack.srtp_index.next(copy.seq);
+                    sealer
+                        .seal(copy.ssrc, index, copy.header_len, &mut buf)
+                        .map(|()| Some((to, buf)))
+                        .map_err(|e| e.to_string())
+                }
+                _ => rtc::rtp::header::Header::unmarshal(&mut &buf[..])
+                    .and_then(|header| pc.protect_rtp(&header, &buf))
+                    .map_err(|e| e.to_string()),
+            };
+            let sent = match protected {
                 Ok(Some((to, payload))) => {
                     transmits.push_back(Transmit { to, payload });
                     downtrack.sent_directly(now, timestamp, payload_len);
@@ -236,23 +254,25 @@ impl Peer {
     }
 
     /// Sends the sender reports of the direct down tracks when they are due (the pipeline's
-    /// reports interceptor makes the others').
+    /// reports interceptor makes the others'), all of them in one compound RTCP packet.
     pub(super) fn send_direct_reports(&mut self, now: Instant) {
         if self.next_report.is_none_or(|at| now < at) {
             return;
         }
         self.next_report = Some(now + SENDER_REPORT_INTERVAL);
+        let mut on = None;
+        let mut reports: Vec<Box<dyn rtc::rtcp::Packet>> = Vec::new();
         for downtrack in self.downtracks.values() {
-            let Some(report) = downtrack.sender_report(now, &self.wall_clock) else {
-                continue;
-            };
-            let written = self
-                .pc
-                .rtp_sender(downtrack.sender)
-                .map(|mut s| s.write_rtcp(now, vec![Box::new(report)]));
-            if let Some(Err(err)) = written {
-                debug!("{:?}: sender report: {err}", self.key);
+            if let Some(report) = downtrack.sender_report(now, &self.wall_clock) {
+                on.get_or_insert(downtrack.sender);
+                reports.push(Box::new(report));
             }
+        }
+        let Some(sender) = on else {
+            return;
+        };
+        if let Some(Err(err)) = self.pc.rtp_sender(sender).map(|mut s| s.write_rtcp(now, reports)) {
+            debug!("{:?}: sender reports: {err}", self.key);
         }
     }
 

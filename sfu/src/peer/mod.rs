@@ -5,6 +5,8 @@
 mod media;
 
 use std::collections::HashMap;
+
+use rustc_hash::FxHashMap;
 use std::net::SocketAddr;
 use std::time::Instant;
 
@@ -23,6 +25,7 @@ use crate::bwe::SharedEstimate;
 use crate::connection::{self, is_stable, sdp_error, udp_datagram};
 use crate::downtrack::DownTrack;
 use crate::link::LinkEstimate;
+use crate::srtp::SrtpSealer;
 use crate::{PeerKey, SfuConfig, SfuError, TrackId, Transmit};
 
 /// Addresses one participant may use at once (candidate pairs during ICE, a network change).
@@ -62,7 +65,7 @@ pub(crate) struct Peer {
     sources: HashMap<String, TrackSource>,
     /// This connection's track id -> the room track it publishes.
     pub published: HashMap<String, TrackId>,
-    pub downtracks: HashMap<TrackId, DownTrack>,
+    pub downtracks: FxHashMap<TrackId, DownTrack>,
     /// A down track's id as the subscriber's RTCP names it -> the room track.
     by_label: HashMap<String, TrackId>,
     link: LinkEstimate,
@@ -83,8 +86,11 @@ pub(crate) struct Peer {
     next_report: Option<Instant>,
     /// Wall-clock time beside the SFU's clock, for those reports' NTP timestamps.
     wall_clock: SystemInstant,
-    /// Where a direct down track's copy is written before it is protected.
-    scratch: Vec<u8>,
+    /// Seals the direct down tracks' copies, once DTLS is done (with AES-GCM: see
+    /// [`SrtpSealer::new`]).
+    sealer: Option<SrtpSealer>,
+    /// Where the connection sends: ICE's selected pair, as of the last drain.
+    remote_addr: Option<SocketAddr>,
 }
 
 impl Peer {
@@ -100,7 +106,7 @@ impl Peer {
             state: PeerState::New,
             sources: HashMap::new(),
             published: HashMap::new(),
-            downtracks: HashMap::new(),
+            downtracks: FxHashMap::default(),
             by_label: HashMap::new(),
             link: LinkEstimate::default(),
             estimate,
@@ -110,7 +116,8 @@ impl Peer {
             offer_queued: false,
             next_report: None,
             wall_clock: SystemInstant::now(now),
-            scratch: Vec::new(),
+            sealer: None,
+            remote_addr: None,
         })
     }
 
@@ -204,6 +211,8 @@ impl Peer {
             messages.extend(std::iter::from_fn(|| self.pc.poll_read()));
         }
         self.poll_writes(transmits);
+        // A nomination or a new pair comes as input, and every input is followed by a drain.
+        self.remote_addr = self.pc.selected_remote_addr();
         let next = self.pc.poll_timeout();
         match (next, self.next_report) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -220,11 +229,13 @@ impl Peer {
         }
     }
 
-    /// The connection is up. Returns true the first time.
+    /// The connection is up (DTLS done, SRTP keyed). Returns true the first time.
     pub fn connected(&mut self) -> bool {
         let first = matches!(self.state, PeerState::New | PeerState::Connecting);
         if first {
             self.state = PeerState::Connected;
+            self.sealer = self.pc.local_srtp_master().and_then(SrtpSealer::new);
+            self.remote_addr = self.pc.selected_remote_addr();
         }
         first
     }

@@ -14,6 +14,8 @@ mod fanout;
 mod rooms;
 
 use std::collections::{HashMap, HashSet, VecDeque};
+
+use rustc_hash::FxHashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -62,7 +64,7 @@ struct RoomMedia {
 pub struct Sfu {
     config: SfuConfig,
     rooms: HashMap<RoomId, RoomMedia>,
-    peers: HashMap<PeerKey, Peer>,
+    peers: FxHashMap<PeerKey, Peer>,
     by_ufrag: HashMap<String, PeerKey>,
     by_addr: HashMap<SocketAddr, PeerKey>,
     /// Connections that may have output, each listed once (see [`Peer::touch`]).
@@ -90,7 +92,7 @@ impl Sfu {
         Ok(Self {
             config,
             rooms: HashMap::new(),
-            peers: HashMap::new(),
+            peers: FxHashMap::default(),
             by_ufrag: HashMap::new(),
             by_addr: HashMap::new(),
             dirty: Vec::new(),
@@ -424,7 +426,7 @@ impl Sfu {
 
 /// Whether `timer`'s deadline is still `at`: deadlines that moved leave stale entries behind.
 fn is_current(
-    peers: &HashMap<PeerKey, Peer>,
+    peers: &FxHashMap<PeerKey, Peer>,
     rooms: &HashMap<RoomId, RoomMedia>,
     interval: Duration,
     at: Instant,

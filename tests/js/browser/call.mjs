@@ -1,6 +1,7 @@
 // Three users sign up, become friends, meet in a group and hold a video call through the
 // SFU: every window must decode video from both other participants (getStats framesDecoded
-// rising, <video> elements with a size), and when one leaves, the others drop their tile.
+// rising, <video> elements with a size) and receive their audio (packetsReceived rising),
+// and when one leaves, the others drop their tile.
 //
 // HUDDLE_URL=http://127.0.0.1:3100 HUDDLE_OUTBOX=/tmp/webdev/outbox \
 //   HUDDLE_SCREENSHOTS=/tmp/shots node browser/call.mjs
@@ -18,6 +19,43 @@ function sampleVideo(page) {
     });
     return out;
   });
+}
+
+/** Inbound audio reports of the page's call connection: { trackId → packetsReceived }. Chromium
+ * counts a packet only once SRTP has authenticated and decrypted it. */
+function sampleAudio(page) {
+  return page.evaluate(async () => {
+    const pc = window.huddle?.pc;
+    if (!pc) return null;
+    const out = {};
+    (await pc.getStats()).forEach((r) => {
+      if (r.type === "inbound-rtp" && r.kind === "audio") out[r.trackIdentifier || r.id] = r.packetsReceived || 0;
+    });
+    return out;
+  });
+}
+
+/** Waits until `user` receives rising audio from every one of `others` (the SFU seals audio
+ * copies itself: Chromium must take them). */
+async function waitForAudioFrom(user, others, timeoutMs = 20_000) {
+  const deadline = Date.now() + timeoutMs;
+  let last = "";
+  while (Date.now() < deadline) {
+    const a = await sampleAudio(user.page);
+    await sleep(1200);
+    const b = await sampleAudio(user.page);
+    const owners = await trackOwners(user.page);
+    if (a && b) {
+      const rising = Object.keys(b).filter((id) => (a[id] ?? 0) > 0 && b[id] > a[id]);
+      const from = new Set(rising.map((id) => owners[id]).filter(Boolean));
+      last = `rising=${rising.length} from=${[...from]} stats=${JSON.stringify(b)}`;
+      if (others.every((o) => from.has(o.id))) {
+        log(`${user.label} receives audio from ${others.map((o) => o.label).join(" and ")} (${JSON.stringify(b)})`);
+        return;
+      }
+    }
+  }
+  throw new Error(`${user.label} never received audio from all of ${others.map((o) => o.label)}: ${last}\n  ${await statsDump(user.page)}`);
 }
 
 /** A compact dump of the connection's RTP stats, for failure messages. */
@@ -137,6 +175,7 @@ run("call", 150_000, async (cleanups) => {
 
   const everyone = [ann, ben, cal];
   for (const u of everyone) await waitForVideoFrom(u, everyone.filter((o) => o !== u));
+  for (const u of everyone) await waitForAudioFrom(u, everyone.filter((o) => o !== u));
   const accepted = new Map();
   for (const u of everyone) accepted.set(u, await u.page.evaluate(() => window.__acceptedWall));
   for (const u of everyone) {

@@ -3159,8 +3159,52 @@ mod tests {
 }
 
 // Huddle patch: a send path for a caller that forwards media it has already numbered and
-// accounts for itself (an SFU's copies). Nothing else in this crate differs from 0.21.1.
+// accounts for itself (an SFU's copies), and the local SRTP master key for a caller that
+// protects such media itself. Nothing else in this crate differs from 0.21.1 but the
+// handshake keeping that key (`handler/dtls.rs`, marked the same way).
+
+/// The SRTP protection profile DTLS negotiated and the master key and salt this end protects
+/// what it sends with (RFC 5764 section 4.2).
+#[derive(Clone)]
+pub struct SrtpMaster {
+    /// The negotiated profile.
+    pub profile: srtp::protection_profile::ProtectionProfile,
+    /// The local master key.
+    pub key: Vec<u8>,
+    /// The local master salt.
+    pub salt: Vec<u8>,
+}
+
+impl std::fmt::Debug for SrtpMaster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SrtpMaster")
+            .field("profile", &self.profile)
+            .finish_non_exhaustive()
+    }
+}
+
 impl RTCPeerConnection {
+    /// The local SRTP master key, once DTLS is done: for a caller that protects some of what
+    /// it sends itself, on SSRCs this connection never sends on. Its SRTP packet indices are
+    /// then that caller's to keep.
+    pub fn local_srtp_master(&self) -> Option<&SrtpMaster> {
+        self.pipeline_context
+            .dtls_handler_context
+            .local_srtp_master
+            .as_ref()
+    }
+
+    /// The remote address of ICE's selected candidate pair: where what this connection sends
+    /// goes. `None` before one is selected.
+    pub fn selected_remote_addr(&self) -> Option<std::net::SocketAddr> {
+        self.pipeline_context
+            .ice_handler_context
+            .ice_transport
+            .agent
+            .get_selected_candidate_pair()
+            .map(|(_, remote)| remote.addr())
+    }
+
     /// Protects one marshalled RTP packet with this connection's SRTP context and returns
     /// it with the address it goes to (the selected candidate pair's remote end), without
     /// walking the send pipeline: no interceptor sees it (no sender report, NACK history or

@@ -31,6 +31,10 @@ pub(crate) struct DtlsHandlerContext {
     /// Set by [`DtlsHandler::request_close`]: queue a `close_notify`, stamped with this instant,
     /// at the next `poll_write`.
     pub(crate) close_requested: Option<Instant>,
+
+    /// Huddle patch: the local SRTP master key and salt of the last handshake, for
+    /// `RTCPeerConnection::local_srtp_master`.
+    pub(crate) local_srtp_master: Option<crate::peer_connection::SrtpMaster>,
 }
 
 impl DtlsHandlerContext {
@@ -41,6 +45,7 @@ impl DtlsHandlerContext {
             write_outs: VecDeque::new(),
             event_outs: VecDeque::new(),
             close_requested: None,
+            local_srtp_master: None,
         }
     }
 }
@@ -250,13 +255,15 @@ impl<'a>
                             // Save DTLS cipher suite for stats
                             dtls_cipher_for_stats = state.cipher_suite().map(|cs| cs.to_string());
 
-                            let (local_srtp_context, remote_srtp_context) =
+                            let (local_srtp_context, remote_srtp_context, local_master) =
                                 DtlsHandler::update_srtp_contexts(
                                     state,
                                     &self.ctx.dtls_transport.replay_protection,
                                     &self.ctx.dtls_transport.crypto_provider,
                                 )?;
                             srtp_contexts = Some((local_srtp_context, remote_srtp_context));
+                            // Huddle patch: kept for `RTCPeerConnection::local_srtp_master`.
+                            self.ctx.local_srtp_master = Some(local_master);
                         } else {
                             warn!(
                                 "Unable to find connection state for {}",
@@ -457,7 +464,11 @@ impl<'a> DtlsHandler<'a> {
         state: &State,
         replay_protection: &ReplayProtection,
         crypto_provider: &Arc<dyn RTCCryptoProvider>,
-    ) -> Result<(srtp::context::Context, srtp::context::Context)> {
+    ) -> Result<(
+        srtp::context::Context,
+        srtp::context::Context,
+        crate::peer_connection::SrtpMaster,
+    )> {
         let profile = match state.srtp_protection_profile() {
             SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm => ProtectionProfile::AeadAes128Gcm,
             SrtpProtectionProfile::Srtp_Aead_Aes_256_Gcm => ProtectionProfile::AeadAes256Gcm,
@@ -523,7 +534,13 @@ impl<'a> DtlsHandler<'a> {
             crypto_provider.crypto(),
         )?;
 
-        Ok((local_context, remote_context))
+        // Huddle patch: the local master key and salt, beside the contexts made from them.
+        let local_master = crate::peer_connection::SrtpMaster {
+            profile: srtp_config.profile,
+            key: srtp_config.keys.local_master_key.clone(),
+            salt: srtp_config.keys.local_master_salt.clone(),
+        };
+        Ok((local_context, remote_context, local_master))
     }
 }
 
