@@ -17,7 +17,7 @@ use rtc::peer_connection::configuration::interceptor_registry::{
 };
 use rtc::peer_connection::configuration::media_engine::MediaEngine;
 use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
-use rtc::peer_connection::transport::{CandidateConfig, CandidateHostConfig, RTCIceCandidate};
+use rtc::peer_connection::transport::{CandidateConfig, CandidateHostConfig, RTCDtlsRole, RTCIceCandidate};
 use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
 use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpHeaderExtensionCapability, RtpCodecKind, TYPE_RTCP_FB_TRANSPORT_CC,
@@ -88,6 +88,9 @@ pub(crate) fn new(
             Some(config.ice_keepalive_interval),
         )
         .with_lite(true)
+        // The SFU answers as the DTLS server, so the SRTP profile is its choice: a browser as
+        // the server picks AES-CM, though it offers AES-GCM too.
+        .with_answering_dtls_role(RTCDtlsRole::Server)
         // AES-GCM first: one AEAD pass per packet, where AES-CM needs a cipher pass and an
         // HMAC-SHA1 (browsers offer both); AES-CM stays for peers without it.
         .with_srtp_protection_profiles(vec![

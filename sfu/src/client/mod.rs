@@ -65,6 +65,8 @@ pub struct ClientConfig {
     pub video_codec: VideoCodecChoice,
     /// Take only `SRTP_AES128_CM_HMAC_SHA1_80` for SRTP, as a peer without AES-GCM would.
     pub aes_cm_srtp_only: bool,
+    /// List AES-CM before AES-GCM for SRTP, as Chromium does.
+    pub aes_cm_srtp_first: bool,
     /// How often the client sends its receiver reports: `rtc`'s 1 s by default, one RTCP
     /// packet per received stream. (Browsers report audio every 5 s, video every second.)
     pub report_interval: Duration,
@@ -109,6 +111,7 @@ impl ClientConfig {
             screen: false,
             video_codec: VideoCodecChoice::Vp8,
             aes_cm_srtp_only: false,
+            aes_cm_srtp_first: false,
             report_interval: Duration::from_secs(1),
         }
     }
@@ -221,6 +224,12 @@ impl ClientPeer {
             .with_ice_connection_attempts(Some(Duration::from_millis(50)), Some(28));
         if config.aes_cm_srtp_only {
             settings = settings.with_srtp_protection_profiles(vec![SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_80]);
+        } else if config.aes_cm_srtp_first {
+            settings = settings.with_srtp_protection_profiles(vec![
+                SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_80,
+                SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm,
+                SrtpProtectionProfile::Srtp_Aead_Aes_256_Gcm,
+            ]);
         }
         let settings = settings.build();
         let mut pc = RTCPeerConnectionBuilder::new()

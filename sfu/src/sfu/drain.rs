@@ -101,9 +101,10 @@ impl Sfu {
                 match state {
                     RTCPeerConnectionState::Connected if peer.connected() => {
                         self.events.push_back(SfuEvent::Connected { peer: key });
-                        // Connected means DTLS is done and SRTP keyed (the SFU is the DTLS
-                        // client, which finishes last): tracks already answered for go live
-                        // now.
+                        // Connected means DTLS is done and SRTP keyed here (the SFU is the
+                        // DTLS server: the client is keyed once its last flight arrives,
+                        // before the keyframe asked for now can): tracks already answered
+                        // for go live now.
                         let answered: Vec<TrackId> = peer
                             .downtracks
                             .iter()

@@ -111,9 +111,13 @@ impl Flight for Flight0 {
                         }
                     }
                     Extension::UseSrtp(e) => {
+                        // Huddle patch: the server's preference decides among the profiles
+                        // both ends take (as OpenSSL and BoringSSL servers do), so a server
+                        // that lists AES-GCM first gets it from a client that lists AES-CM
+                        // first.
                         if let Ok(profile) = find_matching_srtp_profile(
-                            &e.protection_profiles,
                             &cfg.local_srtp_protection_profiles,
+                            &e.protection_profiles,
                         ) {
                             state.srtp_protection_profile = profile;
                         } else {
