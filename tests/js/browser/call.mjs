@@ -8,31 +8,30 @@
 
 import { run, launch, newUserData, openUser, signUp, befriend, shot, log, assert, sleep, checkNoErrors } from "./lib.mjs";
 
-/** Inbound video reports of the page's call connection: { trackId → framesDecoded }. */
-function sampleVideo(page) {
-  return page.evaluate(async () => {
+/** Inbound RTP reports of one kind on the page's call connection: { trackId → `field` }.
+ * Chromium counts an audio packet only once SRTP has authenticated and decrypted it. */
+function sampleInbound(page, kind, field) {
+  return page.evaluate(async ([kind, field]) => {
     const pc = window.huddle?.pc;
     if (!pc) return null;
     const out = {};
     (await pc.getStats()).forEach((r) => {
-      if (r.type === "inbound-rtp" && r.kind === "video") out[r.trackIdentifier || r.id] = r.framesDecoded || 0;
+      if (r.type === "inbound-rtp" && r.kind === kind) out[r.trackIdentifier || r.id] = r[field] || 0;
     });
     return out;
-  });
+  }, [kind, field]);
 }
 
-/** Inbound audio reports of the page's call connection: { trackId → packetsReceived }. Chromium
- * counts a packet only once SRTP has authenticated and decrypted it. */
-function sampleAudio(page) {
-  return page.evaluate(async () => {
-    const pc = window.huddle?.pc;
-    if (!pc) return null;
-    const out = {};
-    (await pc.getStats()).forEach((r) => {
-      if (r.type === "inbound-rtp" && r.kind === "audio") out[r.trackIdentifier || r.id] = r.packetsReceived || 0;
-    });
-    return out;
-  });
+/** Samples `kind`'s `field` twice, 1.2 s apart: the remote tracks whose count rose, and whose
+ * they are. */
+async function rising(user, kind, field) {
+  const a = await sampleInbound(user.page, kind, field);
+  await sleep(1200);
+  const b = await sampleInbound(user.page, kind, field);
+  const owners = await trackOwners(user.page);
+  if (!a || !b) return null;
+  const ids = Object.keys(b).filter((id) => (a[id] ?? 0) > 0 && b[id] > a[id]);
+  return { ids, from: new Set(ids.map((id) => owners[id]).filter(Boolean)), stats: b };
 }
 
 /** Waits until `user` receives rising audio from every one of `others` (the SFU seals audio
@@ -41,16 +40,11 @@ async function waitForAudioFrom(user, others, timeoutMs = 20_000) {
   const deadline = Date.now() + timeoutMs;
   let last = "";
   while (Date.now() < deadline) {
-    const a = await sampleAudio(user.page);
-    await sleep(1200);
-    const b = await sampleAudio(user.page);
-    const owners = await trackOwners(user.page);
-    if (a && b) {
-      const rising = Object.keys(b).filter((id) => (a[id] ?? 0) > 0 && b[id] > a[id]);
-      const from = new Set(rising.map((id) => owners[id]).filter(Boolean));
-      last = `rising=${rising.length} from=${[...from]} stats=${JSON.stringify(b)}`;
-      if (others.every((o) => from.has(o.id))) {
-        log(`${user.label} receives audio from ${others.map((o) => o.label).join(" and ")} (${JSON.stringify(b)})`);
+    const r = await rising(user, "audio", "packetsReceived");
+    if (r) {
+      last = `rising=${r.ids.length} from=${[...r.from]} stats=${JSON.stringify(r.stats)}`;
+      if (others.every((o) => r.from.has(o.id))) {
+        log(`${user.label} receives audio from ${others.map((o) => o.label).join(" and ")} (${JSON.stringify(r.stats)})`);
         return;
       }
     }
@@ -91,19 +85,14 @@ async function waitForVideoFrom(user, others, timeoutMs = 30_000) {
   const deadline = Date.now() + timeoutMs;
   let last = "";
   while (Date.now() < deadline) {
-    const a = await sampleVideo(user.page);
-    await sleep(1200);
-    const b = await sampleVideo(user.page);
-    const owners = await trackOwners(user.page);
-    if (a && b) {
-      const rising = Object.keys(b).filter((id) => (a[id] ?? 0) > 0 && b[id] > a[id]);
-      const from = new Set(rising.map((id) => owners[id]).filter(Boolean));
+    const r = await rising(user, "video", "framesDecoded");
+    if (r) {
       const sizes = await user.page.$$eval("#call-grid video[data-user-id][data-source=camera]", (vs) =>
         vs.map((v) => ({ user: v.dataset.userId, w: v.videoWidth, h: v.videoHeight })),
       );
       const shown = new Set(sizes.filter((s) => s.w > 0 && s.h > 0).map((s) => s.user));
-      last = `rising=${rising.length} from=${[...from]} shown=${[...shown]} stats=${JSON.stringify(b)}`;
-      if (rising.length >= others.length && others.every((o) => from.has(o.id) && shown.has(o.id))) {
+      last = `rising=${r.ids.length} from=${[...r.from]} shown=${[...shown]} stats=${JSON.stringify(r.stats)}`;
+      if (r.ids.length >= others.length && others.every((o) => r.from.has(o.id) && shown.has(o.id))) {
         log(`${user.label} decodes video from ${others.map((o) => o.label).join(" and ")} (${JSON.stringify(sizes)})`);
         return;
       }
