@@ -63,6 +63,11 @@ if [ "$mode" = test ] && ! command -v turnserver >/dev/null; then
   apt_install coturn
 fi
 
+# Tests only: Redis, which the several-node tests share between their Huddle processes.
+if [ "$mode" = test ] && ! command -v redis-server >/dev/null; then
+  apt_install redis-server
+fi
+
 if have_secantus; then
   exit 0
 fi

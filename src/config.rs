@@ -157,6 +157,11 @@ pub struct Config {
     pub upload_retention_secs: u64,
     /// The web client's folder, served at `/`; `None` serves no client.
     pub web_dir: Option<PathBuf>,
+    /// Redis, for several nodes serving as one: Socket.IO rooms and emits reach every node's
+    /// sockets through it. `None`: this node alone, with nothing more to run.
+    pub redis_url: Option<Secret>,
+    /// This node's id among the nodes sharing Redis; required with `redis_url`.
+    pub node_id: Option<String>,
 }
 
 impl Default for Config {
@@ -236,6 +241,8 @@ impl Default for Config {
             download_url_ttl_secs: 300,
             upload_retention_secs: 24 * 3600,
             web_dir: Some(PathBuf::from("web/public")),
+            redis_url: None,
+            node_id: None,
         }
     }
 }
@@ -422,6 +429,10 @@ const ENV: &[(&str, Setter)] = &[
     ("HUDDLE_TURN_TTL", |c, v| set(&mut c.turn_ttl_secs, parse(v))),
     ("HUDDLE_MEDIA_UDP_ADDR", |c, v| set(&mut c.media_udp_addr, parse(v))),
     ("HUDDLE_MEDIA_WORKERS", |c, v| set(&mut c.media_workers, parse(v))),
+    ("HUDDLE_REDIS_URL", |c, v| {
+        set(&mut c.redis_url, Ok(non_empty(v).map(Secret)))
+    }),
+    ("HUDDLE_NODE_ID", |c, v| set(&mut c.node_id, Ok(non_empty(v)))),
     ("HUDDLE_MEDIA_PUBLIC_IP", |c, v| {
         set(&mut c.media_public_ip, non_empty(v).map(|v| parse(&v)).transpose())
     }),
@@ -490,6 +501,68 @@ impl Config {
     }
 
     /// Checks values that parse but make no sense.
+    /// What several nodes sharing Redis need: each node is told apart by its id and its media
+    /// address, and everything a client may reach through another node is shared, never
+    /// one node's own (the embedded database and store, a generated signing key).
+    fn validate_cluster(&self) -> Result<(), ConfigError> {
+        if let Some(id) = &self.node_id
+            && (id.is_empty()
+                || id.len() > 64
+                || !id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
+        {
+            return Err(ConfigError::new(
+                "HUDDLE_NODE_ID",
+                "must be 1-64 letters, digits, '-', '_' or '.'",
+            ));
+        }
+        let Some(url) = &self.redis_url else {
+            return Ok(());
+        };
+        if !(url.0.starts_with("redis://") || url.0.starts_with("rediss://")) {
+            return Err(ConfigError::new(
+                "HUDDLE_REDIS_URL",
+                "must start with redis:// or rediss://",
+            ));
+        }
+        let shared = [
+            (
+                "HUDDLE_NODE_ID",
+                self.node_id.is_some(),
+                "is required with HUDDLE_REDIS_URL: each node needs an id of its own",
+            ),
+            (
+                "MONGODB_URI",
+                self.mongodb_uri.is_some(),
+                "is required with HUDDLE_REDIS_URL: the nodes must share one database (the \
+                 embedded one belongs to one node)",
+            ),
+            (
+                "HUDDLE_S3_BUCKET",
+                self.s3_bucket.is_some(),
+                "is required with HUDDLE_REDIS_URL: the nodes must share one store (the embedded \
+                 one belongs to one node)",
+            ),
+            (
+                "HUDDLE_JWT_SECRET",
+                self.jwt_secret.is_some(),
+                "is required with HUDDLE_REDIS_URL: every node must check the tokens the others \
+                 sign (a generated key belongs to one node)",
+            ),
+            (
+                "HUDDLE_MEDIA_PUBLIC_IP",
+                self.media_public_ip.is_some() || !self.media_udp_addr.ip().is_unspecified(),
+                "is required with HUDDLE_REDIS_URL when HUDDLE_MEDIA_UDP_ADDR binds every \
+                 address: each node tells clients its own media address",
+            ),
+        ];
+        match shared.into_iter().find(|(_, given, _)| !given) {
+            Some((setting, _, message)) => Err(ConfigError::new(setting, message)),
+            None => Ok(()),
+        }
+    }
+
     pub fn validate(&self) -> Result<(), ConfigError> {
         fn err(setting: &str, message: impl fmt::Display) -> ConfigError {
             ConfigError::new(setting, message)
@@ -712,6 +785,7 @@ impl Config {
         if self.media_public_ip.is_some_and(|ip| ip.is_unspecified()) {
             return Err(err("HUDDLE_MEDIA_PUBLIC_IP", "must be an address clients can reach"));
         }
+        self.validate_cluster()?;
         if !self.turn_urls.is_empty() && self.turn_secret.is_none() {
             return Err(err("HUDDLE_TURN_SECRET", "is required when HUDDLE_TURN_URLS is set"));
         }
@@ -784,6 +858,59 @@ mod tests {
             std::fs::write(&path, text).unwrap();
         }
         Config::load_from(file.map(|_| path.as_path()), |k| env.get(k).cloned())
+    }
+
+    #[test]
+    fn several_nodes_refuse_what_only_one_node_has_naming_the_setting_to_give() {
+        let cluster = [
+            ("HUDDLE_REDIS_URL", "redis://127.0.0.1:6390/"),
+            ("HUDDLE_NODE_ID", "n1"),
+            ("MONGODB_URI", "mongodb://127.0.0.1:27018/?directConnection=true"),
+            ("HUDDLE_S3_BUCKET", "media"),
+            ("HUDDLE_S3_ENDPOINT", "http://127.0.0.1:9100"),
+            ("HUDDLE_JWT_SECRET", "0123456789abcdef0123456789abcdef-shared"),
+            ("HUDDLE_MEDIA_UDP_ADDR", "127.0.0.1:50010"),
+        ];
+        let c = load(None, &cluster).expect("a whole cluster configuration");
+        assert_eq!(c.node_id.as_deref(), Some("n1"));
+        for (missing, names) in [
+            ("HUDDLE_NODE_ID", "an id of its own"),
+            ("MONGODB_URI", "share one database"),
+            ("HUDDLE_S3_BUCKET", "share one store"),
+            ("HUDDLE_JWT_SECRET", "check the tokens the others sign"),
+            ("HUDDLE_MEDIA_UDP_ADDR", "its own media address"),
+        ] {
+            let without: Vec<(&str, &str)> = cluster
+                .iter()
+                .copied()
+                .filter(|(k, _)| *k != missing && !(missing == "HUDDLE_S3_BUCKET" && *k == "HUDDLE_S3_ENDPOINT"))
+                .collect();
+            let e = load(None, &without).unwrap_err();
+            let expected = if missing == "HUDDLE_MEDIA_UDP_ADDR" {
+                "HUDDLE_MEDIA_PUBLIC_IP"
+            } else {
+                missing
+            };
+            assert_eq!(e.setting, expected, "without {missing}: {e}");
+            assert!(e.to_string().contains(names), "without {missing}: {e}");
+            assert!(e.to_string().contains("HUDDLE_REDIS_URL"), "{e}");
+        }
+        let mut public = cluster.to_vec();
+        public.retain(|(k, _)| *k != "HUDDLE_MEDIA_UDP_ADDR");
+        public.push(("HUDDLE_MEDIA_PUBLIC_IP", "203.0.113.7"));
+        assert!(
+            load(None, &public).is_ok(),
+            "a public IP names the node's media address"
+        );
+        let mut bad = cluster.to_vec();
+        bad[0] = ("HUDDLE_REDIS_URL", "http://127.0.0.1:6390");
+        assert_eq!(load(None, &bad).unwrap_err().setting, "HUDDLE_REDIS_URL");
+        let e = load(None, &[("HUDDLE_NODE_ID", "n 1")]).unwrap_err();
+        assert_eq!(e.setting, "HUDDLE_NODE_ID");
+        assert!(
+            load(None, &[]).unwrap().redis_url.is_none(),
+            "one node needs none of it"
+        );
     }
 
     #[test]

@@ -184,6 +184,21 @@ impl AppState {
                 "assistant: off (set OPENAI_API_KEY or OPENAI_BASE_URL)"
             );
         }
+        let driver = match &config.redis_url {
+            Some(url) => {
+                let driver = crate::realtime::NodeDriver::connect(url.expose())
+                    .await
+                    .context("HUDDLE_REDIS_URL: connecting to Redis")?;
+                tracing::info!(
+                    component = "realtime",
+                    backend = "redis",
+                    node = config.node_id.as_deref().unwrap_or(""),
+                    "Socket.IO across nodes through Redis"
+                );
+                driver
+            }
+            None => crate::realtime::NodeDriver::Alone,
+        };
         let (hub, inbox) = CallHub::channel();
         let (sfu, media_inbox) = MediaServer::bind(&config)?;
         let state = Self {
@@ -197,7 +212,7 @@ impl AppState {
             limiter: RateLimiter::new(Duration::from_secs(config.rate_limit_window_secs)),
             handshakes: RateLimiter::new(Duration::from_secs(60)),
             metrics: crate::telemetry::metrics_handle(),
-            realtime: Realtime::new(),
+            realtime: Realtime::new(driver),
             calls: hub,
             sfu,
             ai: crate::service::ai::AiHub::new(assistant),
@@ -207,7 +222,9 @@ impl AppState {
             ),
             config: Arc::new(config),
         };
-        crate::realtime::register(state.clone());
+        crate::realtime::register(state.clone())
+            .await
+            .context("starting Socket.IO's adapter")?;
         supervise("call_hub", hub::run(state.clone(), inbox));
         supervise("upload_sweeper", crate::service::media::sweep_uploads(state.clone()));
         let resumed = state.clone();

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use futures::FutureExt;
 use huddle_sfu::udp::{RecvBatch, SendBatch};
 
+use crate::realtime::Io;
 use huddle_sfu::{NegotiationReply, ParticipantId, PeerKey, RoomConfig, RoomId, Sfu, SfuConfig, SfuError, SfuEvent};
 use huddle_signaling::protocol::{
     ActiveSpeaker, ParticipantMuted, SfuOffer, SocketEvent, TrackPublished, TrackUnpublished,
@@ -27,7 +28,6 @@ use huddle_signaling::{Layer, TrackKind, TrackSource};
 use mongodb::bson::oid::ObjectId;
 use rtc::peer_connection::transport::RTCIceCandidateInit;
 use serde::Serialize;
-use socketioxide::SocketIo;
 use socketioxide::socket::Sid;
 use tokio::io::Interest;
 use tokio::net::UdpSocket;
@@ -482,7 +482,7 @@ struct Media {
 
 /// Starts every media worker on a thread of its own (`huddle-media-<n>`), each with a
 /// single-threaded runtime; they run until the server stops.
-pub fn start(config: Arc<Config>, io: SocketIo, reports: MediaReports, server: &MediaServer, inbox: MediaInbox) {
+pub fn start(config: Arc<Config>, io: Io, reports: MediaReports, server: &MediaServer, inbox: MediaInbox) {
     for worker in inbox.workers {
         let (config, io, reports) = (config.clone(), io.clone(), reports.clone());
         // Weak: the workers must not keep their own command channels open.
@@ -504,7 +504,7 @@ pub fn start(config: Arc<Config>, io: SocketIo, reports: MediaReports, server: &
 
 /// Runs one worker, restarting it with a fresh SFU when it fails outright: its calls end
 /// (the hub is told), and it is counted (`huddle_media_failures_total{scope="worker"}`).
-async fn supervise(config: Arc<Config>, io: SocketIo, reports: MediaReports, pool: Weak<Pool>, inbox: WorkerInbox) {
+async fn supervise(config: Arc<Config>, io: Io, reports: MediaReports, pool: Weak<Pool>, inbox: WorkerInbox) {
     let WorkerInbox {
         index,
         mut rx,
@@ -550,7 +550,7 @@ struct Port {
 /// A worker's loop, until its command channel closes.
 async fn serve(
     config: &Config,
-    io: &SocketIo,
+    io: &Io,
     reports: &MediaReports,
     index: usize,
     rx: &mut mpsc::Receiver<Command>,

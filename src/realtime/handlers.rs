@@ -11,10 +11,10 @@ use mongodb::bson::oid::ObjectId;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
-use socketioxide::extract::{AckSender, Event, SocketRef, TryData};
+use socketioxide::extract::{AckSender, Event, TryData};
 use socketioxide::handler::ConnectHandler;
 
-use super::{Ack, chat_room, session_room, user_room};
+use super::{Ack, NodeAdapter, Socket, chat_room, session_room, user_room};
 use crate::auth::session::{AuthUser, authenticate, bearer};
 use crate::domain::call::Action;
 use crate::domain::id::parse_id;
@@ -41,8 +41,9 @@ struct Handshake {
 #[error("{0}")]
 struct Refused(String);
 
-/// Installs the namespace handlers. Called once, when the state is built.
-pub fn register(state: AppState) {
+/// Installs the namespace handlers and starts the adapter (with Redis, its subscriptions).
+/// Called once, when the state is built.
+pub async fn register(state: AppState) -> anyhow::Result<()> {
     // One state and one route table for every socket: a socket's handlers hold pointers
     // to them, never copies (idle connections stay small).
     let state = Arc::new(state);
@@ -50,12 +51,12 @@ pub fn register(state: AppState) {
     let io = state.realtime.io.clone();
     let on_connect = {
         let state = state.clone();
-        move |socket: SocketRef| {
+        move |socket: Socket| {
             let state = state.clone();
             async move { connected(state, socket).await }
         }
     };
-    let check = move |socket: SocketRef, TryData(auth): TryData<Handshake>| {
+    let check = move |socket: Socket, TryData(auth): TryData<Handshake>| {
         let state = state.clone();
         // `auth: { token }` in the handshake; tools that cannot send one (Postman) may use
         // the `Authorization: Bearer` header of the connection request instead.
@@ -66,14 +67,16 @@ pub fn register(state: AppState) {
         let routes = routes.clone();
         async move { handshake(&state, &routes, &socket, token).await }
     };
-    io.ns("/", on_connect.with(check));
+    io.ns("/", on_connect.with(check))
+        .await
+        .map_err(|e| anyhow::anyhow!("Socket.IO adapter: {e}"))
 }
 
 /// Verifies `auth: { token }` with the REST token verifier before the socket joins.
 async fn handshake(
     state: &Arc<AppState>,
     routes: &Arc<Routes>,
-    socket: &SocketRef,
+    socket: &Socket,
     token: Option<String>,
 ) -> Result<(), Refused> {
     let Some(token) = token else {
@@ -104,7 +107,10 @@ async fn handshake(
             socket.join(chats.into_iter().map(chat_room).collect::<Vec<_>>());
             let (state, routes) = (state.clone(), routes.clone());
             socket.on_fallback(
-                move |socket: SocketRef, Event(event): Event, TryData(payload): TryData<Value>, ack: AckSender| {
+                move |socket: Socket,
+                      Event(event): Event,
+                      TryData(payload): TryData<Value>,
+                      ack: AckSender<NodeAdapter>| {
                     let (state, routes) = (state.clone(), routes.clone());
                     let payload = payload.map_err(|e| AppError::bad_request(format!("payload: {e}")));
                     async move { routes.dispatch(state, socket, &event, payload, ack).await }
@@ -148,19 +154,19 @@ impl Drop for Slot {
     }
 }
 
-fn auth_of(socket: &SocketRef) -> Option<AuthUser> {
+fn auth_of(socket: &Socket) -> Option<AuthUser> {
     socket.extensions.get::<AuthUser>()
 }
 
 /// Presence bookkeeping once the connection is confirmed.
-async fn connected(state: Arc<AppState>, socket: SocketRef) {
+async fn connected(state: Arc<AppState>, socket: Socket) {
     let Some(auth) = auth_of(&socket) else {
         socket.disconnect().ok();
         return;
     };
     let first = state.realtime.socket_opened(auth.id);
     let state_on_close = state.clone();
-    socket.on_disconnect(move |socket: SocketRef| {
+    socket.on_disconnect(move |socket: Socket| {
         let state = state_on_close.clone();
         async move {
             if let Some(auth) = auth_of(&socket)
@@ -380,7 +386,9 @@ async fn presence(state: &AppState, user: ObjectId, online: bool) {
 }
 
 /// One request event's handler: parses, runs and acks one request.
-type Route = Box<dyn Fn(Arc<AppState>, SocketRef, AppResult<Value>, AckSender) -> BoxFuture<'static, ()> + Send + Sync>;
+type Route = Box<
+    dyn Fn(Arc<AppState>, Socket, AppResult<Value>, AckSender<NodeAdapter>) -> BoxFuture<'static, ()> + Send + Sync,
+>;
 
 /// Every request event by name, built once and shared by all sockets: a socket holds one
 /// fallback handler that looks its events up here, not a handler of its own per event.
@@ -401,10 +409,10 @@ impl Routes {
     async fn dispatch(
         &self,
         state: Arc<AppState>,
-        socket: SocketRef,
+        socket: Socket,
         event: &str,
         payload: AppResult<Value>,
-        ack: AckSender,
+        ack: AckSender<NodeAdapter>,
     ) {
         match self.0.get(event) {
             Some(route) => route(state, socket, payload, ack).await,
@@ -435,7 +443,7 @@ where
 fn on_socket<T, F, Fut, R>(routes: &mut Routes, event: &'static str, handler: F)
 where
     T: DeserializeOwned + Send + 'static,
-    F: Fn(AppState, AuthUser, SocketRef, T) -> Fut + Clone + Send + Sync + 'static,
+    F: Fn(AppState, AuthUser, Socket, T) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = AppResult<R>> + Send + 'static,
     R: serde::Serialize + Send + 'static,
 {

@@ -2,6 +2,7 @@
 //! verifier as REST, the server (never the client) joins each socket to its user, session
 //! and chat rooms, and every request event answers with an ack `{ data }` or `{ error }`.
 
+mod cluster;
 mod handlers;
 
 use std::collections::HashMap;
@@ -16,7 +17,12 @@ use socketioxide::layer::SocketIoLayer;
 use crate::error::{AppError, ErrorDetail};
 use huddle_signaling::protocol::{Event, SocketEvent};
 
+pub use cluster::{NodeAdapter, NodeDriver};
 pub use handlers::register;
+
+/// This server's Socket.IO handle, and a socket of it.
+pub type Io = SocketIo<NodeAdapter>;
+pub type Socket = socketioxide::extract::SocketRef<NodeAdapter>;
 
 /// Largest Socket.IO packet a client may send.
 pub const MAX_PAYLOAD: u64 = 64 * 1024;
@@ -41,8 +47,8 @@ pub fn session_room(session: ObjectId) -> String {
 /// The Socket.IO handle and layer, plus who is online on this node.
 #[derive(Clone)]
 pub struct Realtime {
-    pub io: SocketIo,
-    layer: SocketIoLayer,
+    pub io: Io,
+    layer: SocketIoLayer<NodeAdapter>,
     /// Open sockets per user: a user is online while this is above zero.
     online: Arc<Mutex<HashMap<ObjectId, usize>>>,
 }
@@ -53,14 +59,9 @@ impl std::fmt::Debug for Realtime {
     }
 }
 
-impl Default for Realtime {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl Realtime {
-    pub fn new() -> Self {
+    /// The Socket.IO layer and handle; `driver` links it to the other nodes, if any.
+    pub fn new(driver: NodeDriver) -> Self {
         let (layer, io) = SocketIo::builder()
             .max_payload(MAX_PAYLOAD)
             .ws_max_message_size(MAX_PAYLOAD as usize)
@@ -76,6 +77,7 @@ impl Realtime {
             )
             .ack_timeout(Duration::from_secs(10))
             .connect_timeout(Duration::from_secs(10))
+            .with_adapter::<NodeAdapter>(driver.adapter())
             .build_layer();
         Self {
             io,
@@ -84,7 +86,7 @@ impl Realtime {
         }
     }
 
-    pub fn layer(&self) -> SocketIoLayer {
+    pub fn layer(&self) -> SocketIoLayer<NodeAdapter> {
         self.layer.clone()
     }
 
