@@ -49,6 +49,8 @@ pub fn session_room(session: ObjectId) -> String {
 pub struct Realtime {
     pub io: Io,
     layer: SocketIoLayer<NodeAdapter>,
+    /// No other node: emits skip the adapter's encoding for them.
+    alone: bool,
     /// Open sockets per user: a user is online while this is above zero.
     online: Arc<Mutex<HashMap<ObjectId, usize>>>,
 }
@@ -62,6 +64,7 @@ impl std::fmt::Debug for Realtime {
 impl Realtime {
     /// The Socket.IO layer and handle; `driver` links it to the other nodes, if any.
     pub fn new(driver: NodeDriver) -> Self {
+        let alone = matches!(driver, NodeDriver::Alone);
         let (layer, io) = SocketIo::builder()
             .max_payload(MAX_PAYLOAD)
             .ws_max_message_size(MAX_PAYLOAD as usize)
@@ -82,6 +85,7 @@ impl Realtime {
         Self {
             io,
             layer,
+            alone,
             online: Arc::default(),
         }
     }
@@ -90,9 +94,19 @@ impl Realtime {
         self.layer.clone()
     }
 
+    /// Sockets in `room`: on every node, or, on a node alone, its own (the adapter then
+    /// encodes nothing for other nodes).
+    fn room(&self, room: String) -> socketioxide::operators::BroadcastOperators<NodeAdapter> {
+        if self.alone {
+            self.io.local().to(room)
+        } else {
+            self.io.to(room)
+        }
+    }
+
     /// Emits to a room; failures (a full buffer, a closed socket) are logged, never fatal.
     async fn emit<T: Serialize + ?Sized>(&self, room: String, event: &'static str, data: &T) {
-        if let Err(e) = self.io.to(room).emit(event, data).await {
+        if let Err(e) = self.room(room).emit(event, data).await {
             emit_failed(event, &e);
         }
     }
@@ -118,8 +132,7 @@ impl Realtime {
     /// Emits a payload that names its own event to a chat's room, but not to `user`'s sockets.
     pub async fn send_to_chat_but<E: SocketEvent + Serialize>(&self, chat: ObjectId, user: ObjectId, payload: &E) {
         if let Err(e) = self
-            .io
-            .to(chat_room(chat))
+            .room(chat_room(chat))
             .except(user_room(user))
             .emit(E::EVENT, payload)
             .await
@@ -135,28 +148,28 @@ impl Realtime {
 
     /// Puts every socket of `user` into the chat's room (after a membership change).
     pub async fn join_chat(&self, user: ObjectId, chat: ObjectId) {
-        if let Err(e) = self.io.to(user_room(user)).join(chat_room(chat)).await {
+        if let Err(e) = self.room(user_room(user)).join(chat_room(chat)).await {
             tracing::warn!(error = %e, "could not join sockets to a chat room");
         }
     }
 
     /// Takes every socket of `user` out of the chat's room: events stop at once.
     pub async fn leave_chat(&self, user: ObjectId, chat: ObjectId) {
-        if let Err(e) = self.io.to(user_room(user)).leave(chat_room(chat)).await {
+        if let Err(e) = self.room(user_room(user)).leave(chat_room(chat)).await {
             tracing::warn!(error = %e, "could not remove sockets from a chat room");
         }
     }
 
     /// Disconnects the sockets opened with a session (after logout or a password change).
     pub async fn end_session(&self, session: ObjectId) {
-        if let Err(e) = self.io.to(session_room(session)).disconnect().await {
+        if let Err(e) = self.room(session_room(session)).disconnect().await {
             tracing::debug!(error = %e, "disconnecting a session's sockets");
         }
     }
 
     /// Disconnects every socket of a user (all sessions revoked).
     pub async fn end_user(&self, user: ObjectId) {
-        if let Err(e) = self.io.to(user_room(user)).disconnect().await {
+        if let Err(e) = self.room(user_room(user)).disconnect().await {
             tracing::debug!(error = %e, "disconnecting a user's sockets");
         }
     }
