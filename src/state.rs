@@ -184,21 +184,38 @@ impl AppState {
                 "assistant: off (set OPENAI_API_KEY or OPENAI_BASE_URL)"
             );
         }
-        let driver = match &config.redis_url {
+        let (driver, redis) = match &config.redis_url {
             Some(url) => {
                 let driver = crate::realtime::NodeDriver::connect(url.expose())
+                    .await
+                    .context("HUDDLE_REDIS_URL: connecting to Redis")?;
+                let client = redis::Client::open(url.expose()).context("HUDDLE_REDIS_URL")?;
+                let redis = redis::aio::ConnectionManager::new(client)
                     .await
                     .context("HUDDLE_REDIS_URL: connecting to Redis")?;
                 tracing::info!(
                     component = "realtime",
                     backend = "redis",
                     node = config.node_id.as_deref().unwrap_or(""),
-                    "Socket.IO across nodes through Redis"
+                    "Socket.IO and rate limits across nodes through Redis"
                 );
-                driver
+                (driver, Some(redis))
             }
-            None => crate::realtime::NodeDriver::Alone,
+            None => (crate::realtime::NodeDriver::Alone, None),
         };
+        let shared = |name: &str| {
+            redis
+                .clone()
+                .map(|redis| crate::auth::rate_limit::SharedCounters::new(redis, name))
+        };
+        let with_shared = |limiter: RateLimiter, name: &str| match shared(name) {
+            Some(counters) => limiter.shared(counters),
+            None => limiter,
+        };
+        let mut ai = crate::service::ai::AiHub::new(assistant);
+        if let Some(counters) = shared("ai") {
+            ai = ai.with_shared_limit(counters);
+        }
         let (hub, inbox) = CallHub::channel();
         let (sfu, media_inbox) = MediaServer::bind(&config)?;
         let state = Self {
@@ -209,13 +226,16 @@ impl AppState {
             tokens,
             otp_key: OtpKey::derive(master.expose().as_bytes()),
             device_key: crate::auth::device::DeviceKey::derive(master.expose().as_bytes()),
-            limiter: RateLimiter::new(Duration::from_secs(config.rate_limit_window_secs)),
-            handshakes: RateLimiter::new(Duration::from_secs(60)),
+            limiter: with_shared(
+                RateLimiter::new(Duration::from_secs(config.rate_limit_window_secs)),
+                "auth",
+            ),
+            handshakes: with_shared(RateLimiter::new(Duration::from_secs(60)), "handshakes"),
             metrics: crate::telemetry::metrics_handle(),
             realtime: Realtime::new(driver),
             calls: hub,
             sfu,
-            ai: crate::service::ai::AiHub::new(assistant),
+            ai,
             upload_slots: crate::service::media::UploadSlots::new(
                 config.max_streamed_uploads,
                 config.max_streamed_uploads_per_user,

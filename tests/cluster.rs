@@ -71,6 +71,11 @@ struct Cluster {
 impl Cluster {
     /// `n` nodes on one Redis, one database and one store.
     async fn start(n: usize) -> Self {
+        Self::start_with(n, &[]).await
+    }
+
+    /// [`Cluster::start`], each node with `env` besides.
+    async fn start_with(n: usize, env: &[(&str, &str)]) -> Self {
         let tmp = tempfile::tempdir().unwrap();
         let redis_port = free_loopback_port().unwrap();
         let redis = redis_server(redis_port);
@@ -113,6 +118,7 @@ impl Cluster {
                 .env("HUDDLE_RATE_LIMIT_PER_IP", "1000")
                 .env("HUDDLE_RATE_LIMIT_PER_ACCOUNT", "1000")
                 .env("HUDDLE_SOCKET_HANDSHAKES_PER_IP", "100000")
+                .envs(env.iter().copied())
                 .stdout(std::fs::File::create(dir.join("log")).unwrap())
                 .stderr(std::fs::File::create(dir.join("err")).unwrap())
                 .spawn()
@@ -288,4 +294,44 @@ async fn a_node_on_redis_refuses_to_start_on_what_only_one_node_has() {
         said.contains("MONGODB_URI") && said.contains("HUDDLE_REDIS_URL"),
         "the refusal names the setting to give: {said}"
     );
+}
+
+#[tokio::test]
+async fn sign_in_attempts_spread_over_the_nodes_count_as_one() {
+    let cluster = Cluster::start_with(3, &[("HUDDLE_RATE_LIMIT_PER_ACCOUNT", "4")]).await;
+    let ann = cluster.signed_up(0, "ann").await;
+    let wrong = json!({ "email": ann.email, "password": "not the password at all" });
+    for attempt in 0..4 {
+        let node = Client::new(cluster.nodes[attempt % 3].url.clone());
+        let r = node.post("/api/v1/auth/login", &wrong).await;
+        assert_eq!(r.status, 401, "attempt {attempt} on node {}: {r:?}", attempt % 3 + 1);
+    }
+    // One node alone would have counted only two of them.
+    for node in &cluster.nodes {
+        let node = Client::new(node.url.clone());
+        let r = node.post("/api/v1/auth/login", &wrong).await;
+        assert_eq!(r.status, 429, "the fifth attempt, on any node: {r:?}");
+    }
+}
+
+#[tokio::test]
+async fn shared_counters_fall_back_to_the_nodes_own_while_redis_is_away() {
+    use huddle::auth::rate_limit::{RateLimiter, SharedCounters};
+    let port = free_loopback_port().unwrap();
+    let redis = redis_server(port);
+    let client = redis::Client::open(format!("redis://127.0.0.1:{port}/")).unwrap();
+    let connection = redis::aio::ConnectionManager::new(client).await.unwrap();
+    let window = Duration::from_secs(60);
+    let one = RateLimiter::new(window).shared(SharedCounters::new(connection.clone(), "t"));
+    let other = RateLimiter::new(window).shared(SharedCounters::new(connection, "t"));
+    let now = std::time::Instant::now();
+    one.hit("k", 2, now).await.expect("first");
+    other.hit("k", 2, now).await.expect("second, on the other limiter");
+    let wait = one.hit("k", 2, now).await.expect_err("the third, counted in Redis");
+    assert!(wait > Duration::from_secs(50) && wait <= window, "{wait:?}");
+    drop(redis);
+    // Redis is gone: each limiter counts on its own, from nothing, and still limits.
+    one.hit("k", 2, now).await.expect("first on its own");
+    one.hit("k", 2, now).await.expect("second on its own");
+    assert!(one.hit("k", 2, now).await.is_err(), "the third on its own");
 }

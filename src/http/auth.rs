@@ -165,18 +165,26 @@ fn rule_error(e: rules::RuleError) -> AppError {
 /// Counts an attempt against the caller's IP and, when known, the target account. From one
 /// of the account's trusted devices (`device`), the attempt counts against that device
 /// instead of the account, so others' failures never lock the owner out of it.
-fn limit(state: &AppState, scope: &str, ip: IpAddr, account: Option<&str>, device: Option<&str>) -> AppResult<()> {
+async fn limit(
+    state: &AppState,
+    scope: &str,
+    ip: IpAddr,
+    account: Option<&str>,
+    device: Option<&str>,
+) -> AppResult<()> {
     let now = Instant::now();
     let cfg = &state.config;
     let too_many = |retry_after: Duration| AppError::TooManyRequests { retry_after };
     state
         .limiter
         .hit(&format!("{scope}:ip:{ip}"), cfg.rate_limit_per_ip, now)
+        .await
         .map_err(too_many)?;
     if let Some(device) = device.filter(|_| account.is_some()) {
         return state
             .limiter
             .hit(&format!("{scope}:device:{device}"), cfg.rate_limit_per_account, now)
+            .await
             .map_err(too_many);
     }
     if let Some(account) = account {
@@ -190,6 +198,7 @@ fn limit(state: &AppState, scope: &str, ip: IpAddr, account: Option<&str>, devic
                 cfg.rate_limit_per_account,
                 now,
             )
+            .await
             .map_err(too_many)?;
         state
             .limiter
@@ -198,6 +207,7 @@ fn limit(state: &AppState, scope: &str, ip: IpAddr, account: Option<&str>, devic
                 cfg.rate_limit_per_account.saturating_mul(10),
                 now,
             )
+            .await
             .map_err(too_many)?;
     }
     Ok(())
@@ -394,7 +404,7 @@ async fn register(
     ip: ClientIp,
     ApiJson(req): ApiJson<RegisterRequest>,
 ) -> AppResult<Response> {
-    limit(&state, "register", ip.0, None, None)?;
+    limit(&state, "register", ip.0, None, None).await?;
     let first_name = rules::normalize_name("firstName", &req.first_name).map_err(rule_error)?;
     let last_name = rules::normalize_name("lastName", &req.last_name).map_err(rule_error)?;
     let username = rules::normalize_username(&req.username).map_err(rule_error)?;
@@ -523,7 +533,7 @@ async fn verify(
 ) -> AppResult<Response> {
     let email = lookup_email(&req.email);
     let device = trusted_device(&state, &jar, &email);
-    limit(&state, "otp", ip.0, Some(&email), device.as_deref())?;
+    limit(&state, "otp", ip.0, Some(&email), device.as_deref()).await?;
     let user = state.store.users.by_email(&email).await?;
     let Some(user) = user.filter(|u| !u.email_verified) else {
         return Err(check_no_code(&state, &email, OtpPurpose::VerifyEmail).await);
@@ -567,7 +577,7 @@ async fn send_otp(
     ApiJson(req): ApiJson<EmailRequest>,
 ) -> AppResult<Response> {
     let email = lookup_email(&req.email);
-    limit(&state, "otp-send", ip.0, Some(&email), None)?;
+    limit(&state, "otp-send", ip.0, Some(&email), None).await?;
     if let Some(user) = state.store.users.by_email(&email).await?
         && !user.email_verified
     {
@@ -589,7 +599,7 @@ async fn login(
 ) -> AppResult<Response> {
     let email = lookup_email(&req.email);
     let device = trusted_device(&state, &jar, &email);
-    limit(&state, "login", ip.0, Some(&email), device.as_deref())?;
+    limit(&state, "login", ip.0, Some(&email), device.as_deref()).await?;
     let user = state.store.users.by_email(&email).await?;
     let ok = state
         .passwords
@@ -635,7 +645,7 @@ async fn refresh(
     jar: CookieJar,
     OptionalJson(req): OptionalJson<RefreshRequest>,
 ) -> AppResult<Response> {
-    limit(&state, "refresh", ip.0, None, None)?;
+    limit(&state, "refresh", ip.0, None, None).await?;
     let Some((token, in_body)) = presented_refresh(&req, &jar) else {
         return Err(AppError::Unauthorized("missing refresh token"));
     };
@@ -714,7 +724,7 @@ async fn forgot_password(
 ) -> AppResult<Response> {
     let email = lookup_email(&req.email);
     let device = trusted_device(&state, &jar, &email);
-    limit(&state, "reset-send", ip.0, Some(&email), device.as_deref())?;
+    limit(&state, "reset-send", ip.0, Some(&email), device.as_deref()).await?;
     // The account is looked up, and its code made and mailed, after the answer: a known
     // address is answered exactly as an unknown one, as fast.
     tokio::spawn(async move {
@@ -747,7 +757,7 @@ async fn reset_password(
 ) -> AppResult<Response> {
     let email = lookup_email(&req.email);
     let device = trusted_device(&state, &jar, &email);
-    limit(&state, "otp", ip.0, Some(&email), device.as_deref())?;
+    limit(&state, "otp", ip.0, Some(&email), device.as_deref()).await?;
     rules::check_new_password(&req.password, &req.password_confirm).map_err(rule_error)?;
     let Some(user) = state.store.users.by_email(&email).await? else {
         return Err(check_no_code(&state, &email, OtpPurpose::ResetPassword).await);
@@ -791,7 +801,7 @@ async fn change_password(
     jar: CookieJar,
     ApiJson(req): ApiJson<ChangePasswordRequest>,
 ) -> AppResult<Response> {
-    limit(&state, "password", ip.0, Some(&auth.id.to_hex()), None)?;
+    limit(&state, "password", ip.0, Some(&auth.id.to_hex()), None).await?;
     rules::check_new_password(&req.password, &req.password_confirm).map_err(rule_error)?;
     let Some(user) = state.store.users.by_id(auth.id).await? else {
         return Err(AppError::Unauthorized("invalid or expired token"));

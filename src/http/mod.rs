@@ -244,10 +244,10 @@ pub async fn limit_handshakes(
             }
             other => other.to_canonical().to_string(),
         };
-        if let Err(retry_after) =
-            state
-                .handshakes
-                .hit(&key, state.config.socket_handshakes_per_ip, std::time::Instant::now())
+        if let Err(retry_after) = state
+            .handshakes
+            .hit(&key, state.config.socket_handshakes_per_ip, std::time::Instant::now())
+            .await
         {
             metrics::counter!("huddle_socket_handshakes_refused_total").increment(1);
             return AppError::TooManyRequests { retry_after }.into_response();

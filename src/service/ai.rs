@@ -65,6 +65,12 @@ impl AiHub {
         }
     }
 
+    /// Counts the per-minute rate with every node (see [`RateLimiter::shared`]).
+    pub fn with_shared_limit(mut self, counters: crate::auth::rate_limit::SharedCounters) -> Self {
+        self.limiter = self.limiter.shared(counters);
+        self
+    }
+
     fn table(&self) -> std::sync::MutexGuard<'_, HashMap<ObjectId, InFlight>> {
         self.inflight.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
@@ -292,6 +298,7 @@ async fn check_limits(state: &AppState, user: ObjectId, new_question: bool) -> A
         .ai
         .limiter
         .hit(&user.to_hex(), config.ai_rate_per_minute, Instant::now())
+        .await
         .map_err(|retry_after| AppError::TooManyRequests { retry_after })?;
     if new_question {
         let now = Utc::now();
