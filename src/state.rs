@@ -232,7 +232,12 @@ impl AppState {
             ),
             handshakes: with_shared(RateLimiter::new(Duration::from_secs(60)), "handshakes"),
             metrics: crate::telemetry::metrics_handle(),
-            realtime: Realtime::new(driver),
+            realtime: match (&redis, &config.node_id) {
+                (Some(redis), Some(node)) => Realtime::new(driver).with_presence(
+                    crate::realtime::presence::SharedPresence::new(redis.clone(), node.clone()),
+                ),
+                _ => Realtime::new(driver),
+            },
             calls: hub,
             sfu,
             ai,
@@ -246,6 +251,7 @@ impl AppState {
             .await
             .context("starting Socket.IO's adapter")?;
         supervise("call_hub", hub::run(state.clone(), inbox));
+        supervise("presence", crate::realtime::run_presence(state.clone()));
         supervise("upload_sweeper", crate::service::media::sweep_uploads(state.clone()));
         let resumed = state.clone();
         supervise("notifications_resume", async move {

@@ -58,7 +58,7 @@ fn redis_server(port: u16) -> Process {
 struct Node {
     url: String,
     dir: PathBuf,
-    _process: Process,
+    process: Process,
 }
 
 struct Cluster {
@@ -126,7 +126,7 @@ impl Cluster {
             let node = Node {
                 url: format!("http://127.0.0.1:{port}"),
                 dir,
-                _process: Process(child),
+                process: Process(child),
             };
             ready(&node).await;
             nodes.push(node);
@@ -334,4 +334,49 @@ async fn shared_counters_fall_back_to_the_nodes_own_while_redis_is_away() {
     one.hit("k", 2, now).await.expect("first on its own");
     one.hit("k", 2, now).await.expect("second on its own");
     assert!(one.hit("k", 2, now).await.is_err(), "the third on its own");
+}
+
+/// The next `presence` event `socket` gets: whose, and which status.
+async fn presence(socket: &mut sio::SioClient, within: Duration) -> (String, String) {
+    let event = socket.next_within("presence", within).await;
+    (
+        event["userId"].as_str().unwrap_or_default().to_owned(),
+        event["status"].as_str().unwrap_or_default().to_owned(),
+    )
+}
+
+#[tokio::test]
+async fn a_user_on_two_nodes_is_online_until_both_close_and_a_killed_nodes_users_go_offline() {
+    let mut cluster = Cluster::start(3).await;
+    let ann = cluster.signed_up(0, "ann").await;
+    let ben = cluster.signed_up(1, "ben").await;
+    friends_with_chat(&ann, &ben).await;
+    let mut ann_socket = cluster.socket(0, &ann).await;
+    let ben_id = ben.user_id.clone();
+    let online = (ben_id.clone(), "online".to_owned());
+    let offline = (ben_id.clone(), "offline".to_owned());
+    let quiet = Duration::from_millis(600);
+
+    let ben_on_2 = cluster.socket(1, &ben).await;
+    assert_eq!(presence(&mut ann_socket, Duration::from_secs(10)).await, online);
+    let ben_on_3 = cluster.socket(2, &ben).await;
+    ann_socket.expect_none_within("presence", quiet).await;
+    ben_on_2.disconnect().await;
+    ann_socket.expect_none_within("presence", quiet).await;
+    ben_on_3.disconnect().await;
+    assert_eq!(
+        presence(&mut ann_socket, Duration::from_secs(10)).await,
+        offline,
+        "offline once his last socket, on another node, closed"
+    );
+
+    // Ben on node 3 only; node 3 is killed: the other nodes count him out.
+    let _ben_on_3 = cluster.socket(2, &ben).await;
+    assert_eq!(presence(&mut ann_socket, Duration::from_secs(10)).await, online);
+    cluster.nodes[2].process.0.kill().expect("kill -9 node 3");
+    assert_eq!(
+        presence(&mut ann_socket, Duration::from_secs(20)).await,
+        offline,
+        "a dead node's users go offline once its heartbeat expires"
+    );
 }

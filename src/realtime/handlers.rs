@@ -164,13 +164,13 @@ async fn connected(state: Arc<AppState>, socket: Socket) {
         socket.disconnect().ok();
         return;
     };
-    let first = state.realtime.socket_opened(auth.id);
+    let first = state.realtime.socket_opened(auth.id).await;
     let state_on_close = state.clone();
     socket.on_disconnect(move |socket: Socket| {
         let state = state_on_close.clone();
         async move {
             if let Some(auth) = auth_of(&socket)
-                && state.realtime.socket_closed(auth.id)
+                && state.realtime.socket_closed(auth.id).await
             {
                 presence(&state, auth.id, false).await;
             }
@@ -363,6 +363,45 @@ fn signaling_error(e: huddle_signaling::SignalingError) -> AppError {
 }
 
 /// Tells a user's friends they came online or went offline.
+/// With Redis: keeps this node's heartbeat, and counts out the nodes whose heartbeat
+/// expired, telling their users' friends of those who are then on no node. At start it first
+/// counts out what an earlier run under this node's id left behind.
+pub async fn run_presence(state: AppState) {
+    let Some(shared) = state.realtime.shared_presence().cloned() else {
+        return;
+    };
+    let own = shared.node().to_owned();
+    let mut stale = Some(own);
+    loop {
+        if let Err(e) = shared.heartbeat().await {
+            tracing::warn!(error = %e, "presence: heartbeat not renewed");
+        }
+        let dead = match stale.take() {
+            Some(own) => Ok(vec![own]),
+            None => shared.dead_nodes().await,
+        };
+        match dead {
+            Ok(dead) => {
+                for node in dead {
+                    match shared.drop_node(&node).await {
+                        Ok(gone) => {
+                            if !gone.is_empty() {
+                                tracing::info!(node = %node, users = gone.len(), "presence: a stopped node's users counted out");
+                            }
+                            for user in gone {
+                                presence(&state, user, false).await;
+                            }
+                        }
+                        Err(e) => tracing::warn!(error = %e, node = %node, "presence: cannot count out a node"),
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "presence: cannot look for stopped nodes"),
+        }
+        tokio::time::sleep(super::presence::HEARTBEAT).await;
+    }
+}
+
 async fn presence(state: &AppState, user: ObjectId, online: bool) {
     let friends = match state.store.friends.friend_ids(user).await {
         Ok(friends) => friends,

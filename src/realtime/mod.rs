@@ -4,6 +4,7 @@
 
 mod cluster;
 mod handlers;
+pub mod presence;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -18,7 +19,7 @@ use crate::error::{AppError, ErrorDetail};
 use huddle_signaling::protocol::{Event, SocketEvent};
 
 pub use cluster::{NodeAdapter, NodeDriver};
-pub use handlers::register;
+pub use handlers::{register, run_presence};
 
 /// This server's Socket.IO handle, and a socket of it.
 pub type Io = SocketIo<NodeAdapter>;
@@ -51,6 +52,8 @@ pub struct Realtime {
     layer: SocketIoLayer<NodeAdapter>,
     /// No other node: emits skip the adapter's encoding for them.
     alone: bool,
+    /// Presence counted with the other nodes (with Redis).
+    shared: Option<presence::SharedPresence>,
     /// Open sockets per user: a user is online while this is above zero.
     online: Arc<Mutex<HashMap<ObjectId, usize>>>,
 }
@@ -86,8 +89,19 @@ impl Realtime {
             io,
             layer,
             alone,
+            shared: None,
             online: Arc::default(),
         }
+    }
+
+    /// Counts presence with the other nodes from now on.
+    pub fn with_presence(mut self, shared: presence::SharedPresence) -> Self {
+        self.shared = Some(shared);
+        self
+    }
+
+    pub fn shared_presence(&self) -> Option<&presence::SharedPresence> {
+        self.shared.as_ref()
     }
 
     pub fn layer(&self) -> SocketIoLayer<NodeAdapter> {
@@ -174,27 +188,50 @@ impl Realtime {
         }
     }
 
-    /// Counts a socket in; true when it is the user's first (they just came online).
-    fn socket_opened(&self, user: ObjectId) -> bool {
-        let mut online = self.online.lock().unwrap_or_else(|p| p.into_inner());
-        let count = online.entry(user).or_insert(0);
-        *count += 1;
-        *count == 1
+    /// Counts a socket in; true when it is the user's first on every node (they just came
+    /// online).
+    async fn socket_opened(&self, user: ObjectId) -> bool {
+        let first_here = {
+            let mut online = self.online.lock().unwrap_or_else(|p| p.into_inner());
+            let count = online.entry(user).or_insert(0);
+            *count += 1;
+            *count == 1
+        };
+        self.counted(user, true, first_here).await
     }
 
-    /// Counts a socket out; true when it was the user's last (they just went offline).
-    fn socket_closed(&self, user: ObjectId) -> bool {
-        let mut online = self.online.lock().unwrap_or_else(|p| p.into_inner());
-        match online.get_mut(&user) {
-            Some(count) if *count > 1 => {
-                *count -= 1;
-                false
+    /// Counts a socket out; true when it was the user's last on every node (they just went
+    /// offline).
+    async fn socket_closed(&self, user: ObjectId) -> bool {
+        let last_here = {
+            let mut online = self.online.lock().unwrap_or_else(|p| p.into_inner());
+            match online.get_mut(&user) {
+                Some(count) if *count > 1 => {
+                    *count -= 1;
+                    false
+                }
+                Some(_) => {
+                    online.remove(&user);
+                    true
+                }
+                None => return false,
             }
-            Some(_) => {
-                online.remove(&user);
-                true
+        };
+        self.counted(user, false, last_here).await
+    }
+
+    /// Whether this socket made the user's first (`opened`) or took their last on every node;
+    /// `here` is this node's answer, which stands while Redis is unreachable.
+    async fn counted(&self, user: ObjectId, opened: bool, here: bool) -> bool {
+        let Some(shared) = &self.shared else {
+            return here;
+        };
+        match shared.count(user, opened).await {
+            Ok(total) => total == u64::from(opened),
+            Err(e) => {
+                tracing::warn!(error = %e, "presence: Redis unavailable; counting this node's sockets");
+                here
             }
-            None => false,
         }
     }
 
@@ -208,11 +245,26 @@ impl Realtime {
             .unwrap_or(0)
     }
 
-    pub fn is_online(&self, user: ObjectId) -> bool {
+    /// Whether `user` has a socket open on this node.
+    pub fn is_online_here(&self, user: ObjectId) -> bool {
         self.online
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .contains_key(&user)
+    }
+
+    /// Whether `user` has a socket open on any node.
+    pub async fn is_online(&self, user: ObjectId) -> bool {
+        if self.is_online_here(user) {
+            return true;
+        }
+        let Some(shared) = &self.shared else {
+            return false;
+        };
+        shared.is_online(user).await.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "presence: Redis unavailable; asking this node only");
+            false
+        })
     }
 }
 

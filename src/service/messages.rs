@@ -177,7 +177,8 @@ fn database_unreachable(e: &mongodb::error::Error) -> bool {
 pub async fn append(state: &AppState, draft: Message) -> AppResult<Message> {
     let away = state.clone();
     let prepare: crate::store::append::Prepare<Message> = Box::new(move |message, chat| {
-        message.notify_pending = !super::notifications::away(&away, &chat.participants, message.sender).is_empty();
+        message.notify_pending =
+            !super::notifications::maybe_away(&away, &chat.participants, message.sender).is_empty();
     });
     let appended = state
         .store

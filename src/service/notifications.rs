@@ -43,14 +43,26 @@ pub async fn notify(state: &AppState, user: ObjectId, kind: NotificationKind, co
         .await;
 }
 
-/// Who of `chat` is away when `message` is posted: the members, other than its sender, with
-/// no socket open.
-pub fn away(state: &AppState, participants: &[ObjectId], sender: ObjectId) -> Vec<ObjectId> {
+/// Who of `chat` may be away when `message` is posted: the members, other than its sender,
+/// with no socket open on this node. On several nodes some of them may be online elsewhere:
+/// [`away`] decides, off the send's path.
+pub fn maybe_away(state: &AppState, participants: &[ObjectId], sender: ObjectId) -> Vec<ObjectId> {
     participants
         .iter()
         .copied()
-        .filter(|m| *m != sender && !state.realtime.is_online(*m))
+        .filter(|m| *m != sender && !state.realtime.is_online_here(*m))
         .collect()
+}
+
+/// Who of `chat` is away: the members, other than the sender, with no socket open on any node.
+pub async fn away(state: &AppState, participants: &[ObjectId], sender: ObjectId) -> Vec<ObjectId> {
+    let mut away = Vec::new();
+    for member in maybe_away(state, participants, sender) {
+        if !state.realtime.is_online(member).await {
+            away.push(member);
+        }
+    }
+    away
 }
 
 /// A message notifies the members who have no socket open. The notices are written after
@@ -73,6 +85,7 @@ pub fn message_sent(state: &AppState, participants: Vec<ObjectId>, message: &Mes
 async fn notify_away(state: &AppState, participants: &[ObjectId], message: &Message) -> mongodb::error::Result<()> {
     let preview: String = message.content.chars().take(100).collect();
     let notices = away(state, participants, message.sender)
+        .await
         .into_iter()
         .map(|member| Notification {
             id: crate::store::notifications::notice_id(message.id, member),
