@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::{Client, PASSWORD, Session, friends_with_chat, group_with, register_body, sio, wait_mail_in};
+use common::{Client, Session, friends_with_chat, group_with, sign_up, sio};
 use huddle::embedded::free_loopback_port;
 use huddle::embedded::s3::{EmbeddedS3, PostLimits};
 use serde_json::{Value, json};
@@ -142,22 +142,7 @@ impl Cluster {
     /// Registers and verifies `username` on node `i`.
     async fn signed_up(&self, i: usize, username: &str) -> Session {
         let node = &self.nodes[i];
-        let client = Client::new(node.url.clone());
-        let email = format!("{username}@example.com");
-        let r = client
-            .post("/api/v1/auth/register", &register_body(username, &email))
-            .await;
-        assert_eq!(r.status, 202, "{r:?}");
-        let mail = wait_mail_in(&node.dir.join("outbox"), &email, 1).await;
-        let otp = mail["otp"].as_str().expect("mail carries an otp");
-        let r = client
-            .post(
-                "/api/v1/auth/verify",
-                &json!({ "email": email, "password": PASSWORD, "otp": otp, "includeRefreshToken": true }),
-            )
-            .await;
-        assert_eq!(r.status, 200, "{r:?}");
-        Session::from_auth(client, email, &r.body)
+        sign_up(Client::new(node.url.clone()), &node.dir.join("outbox"), username).await
     }
 
     /// `who`'s socket on node `i`.

@@ -213,22 +213,28 @@ impl TestServer {
 
     /// Registers and verifies `username`; returns the signed-in session.
     pub async fn signed_up(&self, username: &str) -> Session {
-        let client = self.client();
-        let email = format!("{username}@example.com");
-        let r = client
-            .post("/api/v1/auth/register", &register_body(username, &email))
-            .await;
-        assert_eq!(r.status, 202, "{r:?}");
-        let otp = self.otp(&email, 1).await;
-        let r = client
-            .post(
-                "/api/v1/auth/verify",
-                &json!({ "email": email, "password": PASSWORD, "otp": otp, "includeRefreshToken": true }),
-            )
-            .await;
-        assert_eq!(r.status, 200, "{r:?}");
-        Session::from_auth(client, email, &r.body)
+        sign_up(self.client(), &self.data_dir.join("outbox"), username).await
     }
+}
+
+/// Registers and verifies `username` through `client`, with the code from the mail written to
+/// `outbox`; returns the signed-in session.
+pub async fn sign_up(client: Client, outbox: &Path, username: &str) -> Session {
+    let email = format!("{username}@example.com");
+    let r = client
+        .post("/api/v1/auth/register", &register_body(username, &email))
+        .await;
+    assert_eq!(r.status, 202, "{r:?}");
+    let mail = wait_mail_in(outbox, &email, 1).await;
+    let otp = mail["otp"].as_str().expect("mail carries an otp");
+    let r = client
+        .post(
+            "/api/v1/auth/verify",
+            &json!({ "email": email, "password": PASSWORD, "otp": otp, "includeRefreshToken": true }),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    Session::from_auth(client, email, &r.body)
 }
 
 /// Makes `a` and `b` friends over REST and opens their 1:1 chat; returns its id.
