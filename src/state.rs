@@ -251,6 +251,7 @@ impl AppState {
             .await
             .context("starting Socket.IO's adapter")?;
         supervise("call_hub", hub::run(state.clone(), inbox));
+        crate::realtime::start_presence(&state).await;
         supervise("presence", crate::realtime::run_presence(state.clone()));
         supervise("upload_sweeper", crate::service::media::sweep_uploads(state.clone()));
         let resumed = state.clone();

@@ -363,42 +363,54 @@ fn signaling_error(e: huddle_signaling::SignalingError) -> AppError {
 }
 
 /// Tells a user's friends they came online or went offline.
+/// With Redis, before this node serves a socket: renews its heartbeat and counts out what an
+/// earlier run under its id left behind (telling friends of those then on no node).
+pub async fn start_presence(state: &AppState) {
+    let Some(shared) = state.realtime.shared_presence().cloned() else {
+        return;
+    };
+    if let Err(e) = shared.heartbeat().await {
+        tracing::warn!(error = %e, "presence: heartbeat not renewed");
+    }
+    let own = shared.node().to_owned();
+    count_out(state, &shared, &own).await;
+}
+
 /// With Redis: keeps this node's heartbeat, and counts out the nodes whose heartbeat
-/// expired, telling their users' friends of those who are then on no node. At start it first
-/// counts out what an earlier run under this node's id left behind.
+/// expired, telling their users' friends of those who are then on no node.
 pub async fn run_presence(state: AppState) {
     let Some(shared) = state.realtime.shared_presence().cloned() else {
         return;
     };
-    let own = shared.node().to_owned();
-    let mut stale = Some(own);
     loop {
+        tokio::time::sleep(super::presence::HEARTBEAT).await;
         if let Err(e) = shared.heartbeat().await {
             tracing::warn!(error = %e, "presence: heartbeat not renewed");
         }
-        let dead = match stale.take() {
-            Some(own) => Ok(vec![own]),
-            None => shared.dead_nodes().await,
-        };
-        match dead {
+        match shared.dead_nodes().await {
             Ok(dead) => {
                 for node in dead {
-                    match shared.drop_node(&node).await {
-                        Ok(gone) => {
-                            if !gone.is_empty() {
-                                tracing::info!(node = %node, users = gone.len(), "presence: a stopped node's users counted out");
-                            }
-                            for user in gone {
-                                presence(&state, user, false).await;
-                            }
-                        }
-                        Err(e) => tracing::warn!(error = %e, node = %node, "presence: cannot count out a node"),
-                    }
+                    count_out(&state, &shared, &node).await;
                 }
             }
             Err(e) => tracing::warn!(error = %e, "presence: cannot look for stopped nodes"),
         }
-        tokio::time::sleep(super::presence::HEARTBEAT).await;
+    }
+}
+
+/// Removes `node`'s sockets from the shared counts, and tells the friends of the users it
+/// leaves on no node that they went offline.
+async fn count_out(state: &AppState, shared: &super::presence::SharedPresence, node: &str) {
+    match shared.drop_node(node).await {
+        Ok(gone) => {
+            if !gone.is_empty() {
+                tracing::info!(node = %node, users = gone.len(), "presence: a stopped node's users counted out");
+            }
+            for user in gone {
+                presence(state, user, false).await;
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, node = %node, "presence: cannot count out a node"),
     }
 }
 

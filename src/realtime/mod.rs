@@ -19,7 +19,7 @@ use crate::error::{AppError, ErrorDetail};
 use huddle_signaling::protocol::{Event, SocketEvent};
 
 pub use cluster::{NodeAdapter, NodeDriver};
-pub use handlers::{register, run_presence};
+pub use handlers::{register, run_presence, start_presence};
 
 /// This server's Socket.IO handle, and a socket of it.
 pub type Io = SocketIo<NodeAdapter>;
