@@ -1,5 +1,3 @@
-#[cfg(test)]
-mod generic_test;
 
 use unicase::UniCase;
 
