@@ -72,6 +72,14 @@ fn heartbeat_key(node: &str) -> String {
 pub struct SharedPresence {
     redis: ConnectionManager,
     node: String,
+    /// The scripts, hashed once (each open and close runs one).
+    scripts: std::sync::Arc<Scripts>,
+}
+
+struct Scripts {
+    open: redis::Script,
+    close: redis::Script,
+    drop_node: redis::Script,
 }
 
 impl std::fmt::Debug for SharedPresence {
@@ -84,12 +92,26 @@ impl std::fmt::Debug for SharedPresence {
 
 impl SharedPresence {
     pub fn new(redis: ConnectionManager, node: String) -> Self {
-        Self { redis, node }
+        let scripts = Scripts {
+            open: redis::Script::new(OPEN),
+            close: redis::Script::new(CLOSE),
+            drop_node: redis::Script::new(DROP_NODE),
+        };
+        Self {
+            redis,
+            node,
+            scripts: std::sync::Arc::new(scripts),
+        }
     }
 
     /// Counts a socket of `user` in (`opened`) or out; returns their sockets on every node.
     pub async fn count(&self, user: ObjectId, opened: bool) -> redis::RedisResult<u64> {
-        redis::Script::new(if opened { OPEN } else { CLOSE })
+        let script = if opened {
+            &self.scripts.open
+        } else {
+            &self.scripts.close
+        };
+        script
             .key(presence_key(user))
             .key(node_users_key(&self.node))
             .arg(&self.node)
@@ -127,7 +149,9 @@ impl SharedPresence {
 
     /// Removes `node`'s counts; returns the users left on no node.
     pub async fn drop_node(&self, node: &str) -> redis::RedisResult<Vec<ObjectId>> {
-        let gone: Vec<String> = redis::Script::new(DROP_NODE)
+        let gone: Vec<String> = self
+            .scripts
+            .drop_node
             .key(node_users_key(node))
             .key(NODES)
             .arg(PRESENCE_PREFIX)
